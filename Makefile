@@ -1,0 +1,24 @@
+# Two entry points for a fresh machine (see README): `make demo` and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# the CPU build of torch (a CUDA build is several GB); then mixopt and its pinned dependencies
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+.PHONY: install demo test bench
+install: $(VENV)/.installed
+
+demo: $(VENV)/.installed  ## the whole search on the built-in corpus
+	$(VENV)/bin/mixopt run
+
+test: $(VENV)/.installed  ## the test suite
+	$(PY) -m pytest -q
+
+bench: $(VENV)/.installed  ## regressor benchmark on RegMix's public table
+	$(PY) benchmarks/regmix_table.py

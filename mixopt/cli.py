@@ -1,0 +1,186 @@
+"""The `mixopt` command line: run a search, query the warehouse, rebuild the report."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+import typer  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Choose a pretraining data mixture empirically.")
+console = Console()
+err = Console(stderr=True)
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from mixopt.config import ConfigError
+    from mixopt.corpus.readers import CorpusError
+    from mixopt.stages.fit import NotEnoughProxies
+    from mixopt.warehouse import WarehouseError
+
+    return (ConfigError, CorpusError, WarehouseError, NotEnoughProxies)
+
+
+class _HideUserErrorTracebacks(logging.Filter):
+    """Prefect logs a flow's exception with its traceback; for bad input the message is enough."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], _user_errors()):
+            return False
+        return True
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+class Format(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+@app.command()
+def run(
+    config: Optional[Path] = typer.Argument(None, help="Experiment YAML; omit to run the demo on the built-in corpus."),
+    warehouse: Optional[Path] = typer.Option(None, "--warehouse", "-w", help="DuckDB warehouse file (overrides runtime.warehouse)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (overrides runtime.out_dir)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Run the whole search: corpus, proxy swarm, fit, proposal, final comparison, report."""
+    from mixopt.config import ConfigError, load_config
+
+    try:
+        cfg = load_config(config)
+    except ConfigError as e:
+        _fail(str(e))
+    if out is not None:
+        cfg.runtime.out_dir = str(out)
+        if warehouse is None:
+            cfg.runtime.warehouse = str(out / "mixopt.duckdb")
+    if warehouse is not None:
+        cfg.runtime.warehouse = str(warehouse)
+    if quiet:
+        cfg.runtime.progress = False
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    for name in ("prefect", "prefect.flow_runs", "prefect.task_runs"):
+        logging.getLogger(name).addFilter(_HideUserErrorTracebacks())
+
+    from mixopt.flows.search import mixture_search
+
+    try:
+        result = mixture_search(config=cfg)
+    except _user_errors() as e:
+        _fail(str(e))
+    _print_summary(result)
+
+
+def _print_summary(result) -> None:
+    t = Table(title=f"Proposed mixture ({result.fit.method} on {result.fit.regressor}, "
+                    f"{result.fit.n_train} proxies)")
+    t.add_column("domain"); t.add_column("natural", justify="right"); t.add_column("proposed", justify="right")
+    t.add_column("cap", justify="center")
+    for name, p, w, c in zip(result.domains, result.prior, result.fit.weights, result.fit.caps_active):
+        t.add_row(name, f"{p:.3f}", f"{w:.3f}", "active" if c else "")
+    console.print(t)
+    cv = Table(title="Regressors, k-fold CV on the proxies")
+    for col in ("regressor", "spearman", "kendall", "r2"):
+        cv.add_column(col, justify="right" if col != "regressor" else "left")
+    for r in result.fit.cv:
+        cv.add_row(r["regressor"] + (" (chosen)" if r["regressor"] == result.fit.regressor else ""),
+                   *[("–" if r[k] is None else f"{r[k]:.3f}") for k in ("spearman", "kendall", "r2")])
+    console.print(cv)
+    if result.comparison:
+        c = Table(title="Final runs: target loss (lower is better)")
+        for col in ("mixture", "seeds", "mean", "std"):
+            c.add_column(col, justify="right" if col != "mixture" else "left")
+        for r in result.comparison:
+            c.add_row(r["label"], str(r["seeds"]), *[("–" if r[k] is None else f"{r[k]:.4f}") for k in ("mean_target", "std_target")])
+        console.print(c)
+    console.print(result.verdict)
+    s = result.swarm
+    console.print(f"swarm: {s.trained} trained now, {s.reused} reused; {s.ok} ok, {s.failed} failed, {s.diverged} diverged")
+    console.print(f"report: {result.report_path}")
+
+
+@app.command()
+def sql(
+    query: str = typer.Argument(..., help="One SELECT statement, e.g. \"select * from proxy_runs\"."),
+    warehouse: Path = typer.Option(Path("out/mixopt.duckdb"), "--warehouse", "-w", help="DuckDB warehouse file."),
+    format: Format = typer.Option(Format.table, "--format", "-f", help="Output format."),
+) -> None:
+    """Query the warehouse (read-only: statements that change anything are refused)."""
+    from mixopt.warehouse import WarehouseError, read_only_query
+
+    try:
+        cols, rows = read_only_query(warehouse, query)
+    except WarehouseError as e:
+        _fail(str(e))
+    if format is Format.json:
+        typer.echo(json.dumps([dict(zip(cols, r)) for r in rows], default=str, indent=1))
+    elif format is Format.csv:
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(cols)
+        w.writerows(rows)
+        typer.echo(buf.getvalue().rstrip("\n"))
+    else:
+        t = Table(show_lines=False)
+        for c in cols:
+            t.add_column(c, overflow="fold")
+        for r in rows:
+            t.add_row(*[_cell(v) for v in r])
+        console.print(t)
+
+
+def _cell(v: object) -> str:
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    if isinstance(v, list):
+        return "[" + ", ".join(_cell(x) for x in v) + "]"
+    return "" if v is None else str(v)
+
+
+@app.command()
+def report(
+    warehouse: Path = typer.Option(Path("out/mixopt.duckdb"), "--warehouse", "-w", help="DuckDB warehouse file."),
+    experiment: Optional[str] = typer.Option(None, "--experiment", "-e", help="Experiment id (default: the latest)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for report.md and plots (default: next to the warehouse)."),
+) -> None:
+    """Rebuild the markdown report and plots of an experiment from the warehouse."""
+    from mixopt.report import build_report, latest_experiment
+    from mixopt.warehouse import Warehouse
+
+    if not warehouse.exists():
+        _fail(f"{warehouse}: no warehouse here (run `mixopt run` first, or pass --warehouse)")
+    with Warehouse(warehouse) as wh:
+        exp_id = experiment or latest_experiment(wh)
+        if exp_id is None:
+            _fail(f"{warehouse}: no experiment recorded yet")
+        folder = out or warehouse.parent / "reports" / exp_id
+        try:
+            rep = build_report(wh, exp_id, folder)
+        except ValueError as e:
+            _fail(str(e))
+    console.print(rep.markdown)
+    console.print(f"[dim]written to {rep.path}[/]")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

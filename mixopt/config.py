@@ -1,0 +1,323 @@
+"""The experiment config: one YAML file, validated once at the edge.
+
+Every model forbids unknown keys and documents each field with a docstring, so the Prefect UI
+renders the deployment form with help text and a typo in a YAML key is an error, not a silent
+default. `load_config(path)` is the only entry point that reads YAML; errors come back as a
+`ConfigError` naming the file and the field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_assignment=True)
+
+
+class DomainConfig(_Strict):
+    """One data domain: a set of files read with one format."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", max_length=64)
+    """Domain name, used as a column label and in the warehouse (letters, digits, `_ . -`)."""
+    paths: list[str] = Field(min_length=1)
+    """File globs (relative paths resolve against the config file's folder); `**` recurses."""
+    format: Literal["jsonl", "jsonl.gz", "parquet", "txt"] = "jsonl"
+    """File format: one JSON object per line (optionally gzipped), Parquet, or plain text (one document per file)."""
+    text_field: str = "text"
+    """Name of the field (JSON key or Parquet column) that holds the document text."""
+
+
+class CorpusConfig(_Strict):
+    """Where the documents come from and how they are split."""
+
+    source: Literal["builtin", "synthetic", "files"] = "builtin"
+    """`builtin`: real text found in the Python installation (code, C headers, docs, licences, READMEs);
+    `synthetic`: a small generated multi-domain corpus for fast tests; `files`: the `domains` below."""
+    domains: list[DomainConfig] = Field(default_factory=list)
+    """The user's domains (required when `source` is `files`)."""
+    val_fraction: float = Field(0.1, gt=0.0, lt=0.5)
+    """Fraction of each domain's documents held out for validation (chosen by a hash of the text)."""
+    max_bytes_per_domain: int = Field(4_000_000, gt=0)
+    """Read at most this many bytes of text per domain (keeps the demo fast)."""
+    synthetic_domains: int = Field(4, ge=2, le=16)
+    """Number of domains the synthetic generator makes."""
+    synthetic_docs: int = Field(300, ge=10)
+    """Documents per synthetic domain."""
+
+    @model_validator(mode="after")
+    def _check(self) -> "CorpusConfig":
+        if self.source == "files" and not self.domains:
+            raise ValueError("source is 'files' but no domains are listed")
+        names = [d.name for d in self.domains]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"duplicate domain names: {sorted(dup)}")
+        return self
+
+
+class TokenizerConfig(_Strict):
+    """Byte-level BPE trained on a sample of the corpus, or a saved `tokenizer.json`."""
+
+    kind: Literal["bpe", "file"] = "bpe"
+    """`bpe` trains a byte-level BPE on a sample of the corpus; `file` loads `path`."""
+    vocab_size: int = Field(2048, ge=260, le=65535)
+    """Vocabulary size of the trained BPE (token ids are stored as uint16)."""
+    sample_bytes_per_domain: int = Field(500_000, gt=0)
+    """Bytes of training text per domain used to train the BPE."""
+    path: str | None = None
+    """Path to a `tokenizer.json` (for `kind: file`)."""
+
+    @model_validator(mode="after")
+    def _check(self) -> "TokenizerConfig":
+        if self.kind == "file" and not self.path:
+            raise ValueError("kind is 'file' but no path is given")
+        return self
+
+
+class TargetConfig(_Strict):
+    """What to minimise: a weighted combination of per-domain held-out losses."""
+
+    weights: dict[str, float] | None = None
+    """Weight per domain name; omitted domains get 0. Default (null): the mean over all domains."""
+
+    @field_validator("weights")
+    @classmethod
+    def _nonneg(cls, v: dict[str, float] | None) -> dict[str, float] | None:
+        if v is None:
+            return v
+        bad = {k: w for k, w in v.items() if not (w >= 0)}
+        if bad:
+            raise ValueError(f"target weights must be >= 0, got {bad}")
+        if sum(v.values()) <= 0:
+            raise ValueError("target weights must not all be zero")
+        return v
+
+
+class ModelConfig(_Strict):
+    """A small decoder-only transformer (GPT)."""
+
+    n_layer: int = Field(2, ge=1, le=48)
+    """Number of transformer blocks."""
+    n_embd: int = Field(64, ge=8, le=4096)
+    """Width of the residual stream."""
+    n_head: int = Field(4, ge=1, le=64)
+    """Number of attention heads (must divide `n_embd`)."""
+
+    @model_validator(mode="after")
+    def _check(self) -> "ModelConfig":
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_head ({self.n_head}) must divide n_embd ({self.n_embd})")
+        return self
+
+
+class TrainConfig(_Strict):
+    """How one model is trained."""
+
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    """Model shape."""
+    tokens: int = Field(100_000, gt=0)
+    """Training tokens per run (steps = tokens / (batch_size * seq_len), rounded up)."""
+    seq_len: int = Field(128, ge=8, le=8192)
+    """Context length in tokens."""
+    batch_size: int = Field(16, ge=1)
+    """Sequences per optimizer step."""
+    lr: float = Field(3e-3, gt=0, lt=1)
+    """Peak learning rate (AdamW, linear warm-up then cosine decay to 10%)."""
+    weight_decay: float = Field(0.1, ge=0)
+    """AdamW weight decay on matrices."""
+    grad_clip: float = Field(1.0, ge=0)
+    """Gradient-norm clip (0 disables)."""
+    eval_batches: int = Field(8, ge=1)
+    """Held-out batches per domain when measuring validation loss."""
+
+
+class SwarmConfig(TrainConfig):
+    """The swarm of proxy models, one per sampled mixture."""
+
+    n_proxies: int = Field(16, ge=2)
+    """Number of proxy runs (mixtures) in the swarm."""
+    seed: int = 0
+    """Seed for the design and every proxy's data stream and initialisation."""
+    workers: int = Field(1, ge=1)
+    """Proxies trained at the same time (threads in the flow's process)."""
+
+
+class DesignConfig(_Strict):
+    """How mixtures are sampled around the token prior (RegMix style)."""
+
+    concentration_min: float = Field(0.1, gt=0)
+    """Smallest Dirichlet concentration multiplier of the sweep (spiky mixtures)."""
+    concentration_max: float = Field(5.0, gt=0)
+    """Largest Dirichlet concentration multiplier of the sweep (close to the prior)."""
+    max_epochs: float = Field(4.0, gt=0)
+    """A proxy may read each domain's training tokens at most this many times."""
+    min_weight: float = Field(0.005, ge=0, lt=0.5)
+    """Weights below this are set to zero and the mixture renormalised."""
+
+    @model_validator(mode="after")
+    def _check(self) -> "DesignConfig":
+        if self.concentration_min > self.concentration_max:
+            raise ValueError("concentration_min must be <= concentration_max")
+        return self
+
+
+class RegressorConfig(_Strict):
+    """Regressors from mixture to target loss, judged by k-fold cross-validation on the proxies."""
+
+    kind: Literal["auto", "linear", "lightgbm", "mixing_law", "gp"] = "auto"
+    """`auto` fits every candidate and keeps the best by CV Spearman rho; otherwise only this one."""
+    candidates: list[Literal["linear", "lightgbm", "mixing_law", "gp"]] = Field(
+        default_factory=lambda: ["linear", "lightgbm", "mixing_law", "gp"]
+    )
+    """Regressors that `auto` chooses from."""
+    cv_folds: int = Field(5, ge=2)
+    """Folds of the cross-validation (at most the number of finished proxies)."""
+
+
+class ProposerConfig(_Strict):
+    """How the proposed mixture is chosen from the fitted regressor."""
+
+    kind: Literal["regmix", "exact", "best_seen"] = "regmix"
+    """`regmix`: simulate many Dirichlet samples, average the top-k; `exact`: minimise the fitted
+    mixing law + lambda*KL to the prior; `best_seen`: the best mixture actually trained."""
+    n_samples: int = Field(100_000, ge=1000)
+    """Candidate mixtures drawn by the RegMix simulation."""
+    top_k: int = Field(100, ge=1)
+    """The proposal is the mean of the top-k predicted candidates."""
+    max_epochs: float = Field(4.0, gt=0)
+    """Cap: the final run may read each domain at most this many times at its token budget."""
+    kl_weight: float = Field(0.0, ge=0)
+    """lambda of the KL(mixture || prior) penalty in the exact proposer."""
+
+
+class FinalConfig(TrainConfig):
+    """The full-scale run on the proposal, and the baselines it is compared with."""
+
+    model: ModelConfig = Field(default_factory=lambda: ModelConfig(n_layer=4, n_embd=160, n_head=4))
+    """Model shape of the final run (default about 10x the proxy's parameters)."""
+    tokens: int = Field(500_000, gt=0)
+    """Training tokens of each final run (default 5x the proxy's)."""
+    lr: float = Field(2e-3, gt=0, lt=1)
+    """Peak learning rate."""
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    """Seeds; every mixture is trained once per seed."""
+    baselines: list[Literal["natural", "stratified"]] = Field(default_factory=lambda: ["natural", "stratified"])
+    """Baseline mixtures trained at the same budget and seeds: token-proportional and uniform."""
+    enabled: bool = True
+    """Set false to stop after the proposal."""
+
+
+class RuntimeConfig(_Strict):
+    """Where things run and where they are written."""
+
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """`auto` uses CUDA when available, else CPU."""
+    warehouse: str = "out/mixopt.duckdb"
+    """Path of the DuckDB warehouse file."""
+    out_dir: str = "out"
+    """Output folder: corpus shards, tokenizer, spooled results, reports, plots, wandb."""
+    wandb_mode: Literal["offline", "online", "disabled"] = "offline"
+    """Weights & Biases logging mode for every run (offline writes under `out_dir/wandb`)."""
+    threads: int = Field(0, ge=0)
+    """torch intra-op threads per training (0: leave torch's default)."""
+    progress: bool = True
+    """Show progress bars (swarm bar and Lightning's bar)."""
+
+
+class ExperimentConfig(_Strict):
+    """A whole mixture search: corpus, tokenizer, target, swarm, design, fit, proposal and final run."""
+
+    name: str = Field("demo", pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", max_length=64)
+    """Experiment name (letters, digits, `_ . -`)."""
+    corpus: CorpusConfig = Field(default_factory=CorpusConfig)
+    """The corpus and its domains."""
+    tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig)
+    """The tokenizer."""
+    target: TargetConfig = Field(default_factory=TargetConfig)
+    """The loss to minimise."""
+    swarm: SwarmConfig = Field(default_factory=SwarmConfig)
+    """The proxy swarm."""
+    design: DesignConfig = Field(default_factory=DesignConfig)
+    """The mixture design."""
+    regressor: RegressorConfig = Field(default_factory=RegressorConfig)
+    """The regressor."""
+    proposer: ProposerConfig = Field(default_factory=ProposerConfig)
+    """The proposer."""
+    final: FinalConfig = Field(default_factory=FinalConfig)
+    """The final run and its baselines."""
+    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
+    """Runtime settings."""
+
+    @model_validator(mode="after")
+    def _check_target(self) -> "ExperimentConfig":
+        w = self.target.weights
+        if w and self.corpus.source == "files":
+            known = {d.name for d in self.corpus.domains}
+            unknown = sorted(set(w) - known)
+            if unknown:
+                raise ValueError(f"target.weights names unknown domains {unknown}; known: {sorted(known)}")
+        return self
+
+    def config_hash(self) -> str:
+        """Hash of what defines the experiment's results (runtime settings excluded)."""
+        payload = self.model_dump(mode="json", exclude={"runtime"})
+        blob = json.dumps(payload, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; the message names the file and the field."""
+
+
+def _format_validation_error(source: str, err: ValidationError) -> str:
+    lines = [f"{source}: invalid config"]
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        lines.append(f"  {loc}: {msg}")
+    return "\n".join(lines)
+
+
+def parse_config(data: object, source: str = "<config>", base_dir: Path | None = None) -> ExperimentConfig:
+    """Validate a parsed mapping; relative domain globs resolve against `base_dir`."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the config must be a mapping of keys to values, got {type(data).__name__}")
+    try:
+        cfg = ExperimentConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(source, err)) from None
+    if base_dir is not None:
+        for d in cfg.corpus.domains:
+            d.paths = [p if Path(p).is_absolute() else str(base_dir / p) for p in d.paths]
+    return cfg
+
+
+def load_config(path: str | Path | None) -> ExperimentConfig:
+    """Read and validate a YAML config; None gives the defaults (the built-in demo)."""
+    if path is None:
+        return ExperimentConfig()
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: config file not found") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{p}: not UTF-8 text (byte {e.start})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{p}:{mark.line + 1}" if mark is not None else str(p)
+        raise ConfigError(f"{where}: not valid YAML ({getattr(e, 'problem', e)})") from None
+    return parse_config(data, source=str(p), base_dir=p.parent.resolve())

@@ -1,0 +1,230 @@
+"""The built-in corpus: real text found in any Python installation, no network needed.
+
+Five domains, each written as one JSONL file (`{"text": ..., "source": ...}` per line):
+
+- `python_stdlib`: `.py` files of the standard library (no site-packages, no test folders), in the
+  order of a hash of their relative path, so a byte cap keeps a representative sample rather than
+  the alphabetically first packages;
+- `c_headers`: the C headers of the Python installation;
+- `python_docs`: the reference-manual topics shipped in `pydoc_data.topics`, one per topic;
+- `licenses`: LICENSE / LICENCE / COPYING / NOTICE files of installed distributions and Python's
+  own LICENSE.txt (exact duplicates dropped);
+- `package_descriptions`: the long description (README) in each distribution's METADATA.
+
+Everything is sorted, so the same installation always gives the same bytes. A domain with less
+than `MIN_DOMAIN_BYTES` of text is skipped with a warning; fewer than `MIN_DOMAINS` domains is an
+error. A file whose bytes are unchanged is not rewritten (its mtime stays, so shards are reused).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata as md
+import json
+import logging
+import os
+import re
+import sysconfig
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from mixopt.config import DomainConfig
+from mixopt.corpus.readers import CorpusError, truncate_utf8
+
+log = logging.getLogger(__name__)
+
+MIN_DOMAIN_BYTES = 50_000
+MIN_DOMAINS = 4
+_TEST_DIRS = {"test", "tests", "idle_test", "testing"}
+_SKIP_DIRS = {"site-packages", "dist-packages", "__pycache__"} | _TEST_DIRS
+_LICENSE_NAME = re.compile(r"^(LICEN[CS]E|COPYING|NOTICE)([-_. ].*)?$", re.IGNORECASE)
+_NOT_TEXT = {".py", ".pyc", ".pyi", ".so", ".pyd", ".dll", ".json", ".js", ".html", ".h", ".c"}
+
+Doc = tuple[str, str]  # (source label, text)
+
+
+def _read_text(path: Path) -> str | None:
+    """A file's UTF-8 text, or None if it cannot be read or decoded."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _path_hash(rel: str) -> str:
+    return hashlib.sha256(rel.encode("utf-8")).hexdigest()
+
+
+def stdlib_docs() -> Iterator[Doc]:
+    """Standard-library `.py` files, ordered by a hash of their relative path."""
+    root = sysconfig.get_paths().get("stdlib")
+    if not root or not os.path.isdir(root):
+        return
+    rels: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS and not d.startswith("."))
+        for name in filenames:
+            if name.endswith(".py") and not name.startswith("test_"):
+                rels.append(Path(os.path.relpath(os.path.join(dirpath, name), root)).as_posix())
+    for rel in sorted(rels, key=lambda r: (_path_hash(r), r)):
+        text = _read_text(Path(root) / rel)
+        if text:
+            yield f"stdlib/{rel}", text
+
+
+def header_docs() -> Iterator[Doc]:
+    """C headers (`**/*.h`) under the installation's include folder, sorted by path."""
+    root = sysconfig.get_paths().get("include")
+    if not root or not os.path.isdir(root):
+        return
+    for path in sorted(Path(root).rglob("*.h")):
+        text = _read_text(path)
+        if text:
+            yield f"include/{path.relative_to(root).as_posix()}", text
+
+
+def pydoc_docs() -> Iterator[Doc]:
+    """The reference-manual topics of `pydoc_data.topics`, one document per topic."""
+    try:
+        from pydoc_data.topics import topics
+    except ImportError:
+        return
+    for key in sorted(topics):
+        text = topics[key]
+        if isinstance(text, str) and text.strip():
+            yield f"pydoc/{key}", text
+
+
+def _distributions() -> list[md.Distribution]:
+    """Installed distributions, one per normalised name, sorted by name then version."""
+    by_name: dict[str, md.Distribution] = {}
+    for dist in md.distributions():
+        try:
+            name = (dist.metadata["Name"] or "").strip()
+        except Exception:  # a broken METADATA file
+            continue
+        key = re.sub(r"[-_.]+", "-", name).lower()
+        if key and key not in by_name:
+            by_name[key] = dist
+    return [by_name[k] for k in sorted(by_name)]
+
+
+def license_docs() -> Iterator[Doc]:
+    """Licence texts of installed distributions plus Python's own LICENSE.txt, duplicates dropped."""
+    seen: set[str] = set()
+
+    def fresh(text: str) -> bool:
+        digest = hashlib.sha256(text.strip().encode("utf-8", "replace")).hexdigest()
+        if digest in seen:
+            return False
+        seen.add(digest)
+        return True
+
+    stdlib = sysconfig.get_paths().get("stdlib")
+    if stdlib:
+        text = _read_text(Path(stdlib) / "LICENSE.txt")
+        if text and text.strip() and fresh(text):
+            yield "python/LICENSE.txt", text
+    for dist in _distributions():
+        files = sorted(str(f) for f in (dist.files or []))
+        for rel in files:
+            base = rel.rsplit("/", 1)[-1]
+            if not _LICENSE_NAME.match(base) or os.path.splitext(base)[1].lower() in _NOT_TEXT:
+                continue
+            path = Path(str(dist.locate_file(rel)))
+            text = _read_text(path) if path.is_file() else None
+            if text and text.strip() and fresh(text):
+                yield f"{dist.metadata['Name']}/{rel}", text
+
+
+def _description(dist: md.Distribution) -> str:
+    """The long description of a distribution: the METADATA body, else the Description header."""
+    meta = dist.metadata
+    body = meta.get_payload() if hasattr(meta, "get_payload") else None  # type: ignore[attr-defined]
+    if isinstance(body, str) and body.strip():
+        return body
+    desc = meta.get("Description") or ""
+    return re.sub(r"\n {7}\|", "\n", desc) if desc.strip() not in ("", "UNKNOWN") else ""
+
+
+def description_docs() -> Iterator[Doc]:
+    """Package descriptions (READMEs) from installed distributions' METADATA."""
+    for dist in _distributions():
+        try:
+            text = _description(dist)
+        except Exception:  # a malformed METADATA file is just skipped
+            continue
+        if text.strip():
+            yield f"{dist.metadata['Name']}/METADATA", text
+
+
+SOURCES: dict[str, Callable[[], Iterator[Doc]]] = {
+    "python_stdlib": stdlib_docs,
+    "c_headers": header_docs,
+    "python_docs": pydoc_docs,
+    "licenses": license_docs,
+    "package_descriptions": description_docs,
+}
+
+
+def _write_domain(docs: Iterator[Doc], tmp: Path, max_bytes: int) -> int:
+    """Write documents as JSONL until `max_bytes` bytes of text; return the bytes of text written."""
+    total = 0
+    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+        for source, text in docs:
+            room = max_bytes - total
+            if room <= 0:
+                break
+            text = truncate_utf8(text, room)
+            if not text.strip():
+                continue
+            total += len(text.encode("utf-8"))
+            f.write(json.dumps({"text": text, "source": source}, ensure_ascii=False) + "\n")
+    return total
+
+
+def replace_if_changed(tmp: Path, dest: Path) -> None:
+    """Move `tmp` onto `dest` unless `dest` already holds the same bytes (then keep its mtime)."""
+    if dest.is_file() and dest.stat().st_size == tmp.stat().st_size and dest.read_bytes() == tmp.read_bytes():
+        tmp.unlink()
+    else:
+        os.replace(tmp, dest)
+
+
+def write_builtin_corpus(folder: str | Path, max_bytes_per_domain: int = 4_000_000) -> list[DomainConfig]:
+    """Write the built-in domains as `<folder>/<name>.jsonl` and return their configs.
+
+    Domains with less than `min(MIN_DOMAIN_BYTES, max_bytes_per_domain)` bytes of text are skipped
+    with a warning; fewer than `MIN_DOMAINS` usable domains raise `CorpusError`.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    threshold = min(MIN_DOMAIN_BYTES, max_bytes_per_domain)
+    written: list[tuple[str, Path, Path]] = []
+    skipped: list[str] = []
+    tmp = folder / ".unused"
+    try:
+        for name, source in SOURCES.items():
+            tmp = folder / f".{name}.jsonl.{os.getpid()}.tmp"
+            size = _write_domain(source(), tmp, max_bytes_per_domain)
+            if size < threshold:
+                tmp.unlink()
+                log.warning("built-in corpus: skipping domain %s (%d bytes of text, need %d)", name, size, threshold)
+                skipped.append(f"{name} ({size} bytes)")
+                continue
+            written.append((name, tmp, folder / f"{name}.jsonl"))
+        if len(written) < MIN_DOMAINS:
+            raise CorpusError(
+                f"the built-in corpus needs at least {MIN_DOMAINS} domains with >= {threshold} bytes of text, "
+                f"found {len(written)}; too small: {', '.join(skipped)}. Use corpus.source 'files' or 'synthetic'."
+            )
+    except BaseException as e:
+        tmp.unlink(missing_ok=True)
+        for _, done, _ in written:
+            done.unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise CorpusError(f"built-in corpus: cannot write under {folder} ({e})") from None
+        raise
+    for _, done, dest in written:
+        replace_if_changed(done, dest)
+    return [DomainConfig(name=name, paths=[str(dest)], format="jsonl") for name, _, dest in written]

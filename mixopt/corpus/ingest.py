@@ -1,0 +1,280 @@
+"""Turn the configured corpus into token shards: `prepare_corpus(cfg, out_dir) -> CorpusInfo`.
+
+Layout under `<out_dir>/corpus/`:
+
+    source/<domain>.jsonl        generated text of the builtin / synthetic corpus
+    tokenizer.json               the tokenizer (trained or copied)
+    <domain>/train.bin, val.bin  flat uint16 tokens, EOT after each document
+    manifest.json                fingerprint, shard sizes and checksums (written last)
+
+Two passes over each domain: the first validates every input, splits it and picks the tokenizer
+sample (`split.scan_domain`); only then are the tokenizer and the shards built, in a staging folder
+that is renamed into place at the end, so bad input never touches earlier output. A later call whose
+fingerprint (corpus + tokenizer config, input file names / sizes / mtimes) matches the manifest,
+and whose shards still match their checksums, reuses them without reading the corpus.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import sys
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from mixopt.config import DomainConfig, ExperimentConfig
+from mixopt.corpus.builtin import write_builtin_corpus
+from mixopt.corpus.readers import CorpusError, _detail, expand_globs, iter_documents
+from mixopt.corpus.shards import ShardWriter, file_sha256, verify_shards
+from mixopt.corpus.split import DomainPlan, scan_domain
+from mixopt.corpus.synthetic import write_synthetic_corpus
+from mixopt.corpus.tokenizer import TokenizerBundle, build_tokenizer, load_tokenizer
+from mixopt.runspec import DomainShard, atomic_write_text
+
+__all__ = ["CorpusInfo", "prepare_corpus", "verify_shards", "resolve_domains", "FORMAT_VERSION"]
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+"""Bump when the shard format or the split / sampling rules change (invalidates old manifests)."""
+SYNTHETIC_SEED = 0
+RESERVED_NAMES = frozenset({"source", "tokenizer.json", "manifest.json"})
+_BATCH_DOCS = 512
+_BATCH_BYTES = 2_000_000
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+
+
+@dataclass
+class CorpusInfo:
+    """The prepared corpus: tokenizer, vocabulary, EOT id, per-domain shards and a fingerprint."""
+
+    tokenizer_path: str
+    vocab_size: int
+    eot_id: int
+    domains: list[DomainShard]
+    fingerprint: str
+
+
+def _say(progress: bool, message: str) -> None:
+    """Log a progress message, and print it to stderr when `progress` is on."""
+    log.info(message)
+    if progress:
+        print(f"corpus: {message}", file=sys.stderr, flush=True)
+
+
+def resolve_domains(cfg: ExperimentConfig, corpus_dir: Path) -> list[DomainConfig]:
+    """The domains to read: the built-in or synthetic ones (written under `source/`) or the user's."""
+    source = corpus_dir / "source"
+    c = cfg.corpus
+    if c.source == "builtin":
+        domains = write_builtin_corpus(source, c.max_bytes_per_domain)
+    elif c.source == "synthetic":
+        domains = write_synthetic_corpus(source, c.synthetic_domains, c.synthetic_docs, SYNTHETIC_SEED)
+    else:
+        domains = list(c.domains)
+    for d in domains:
+        if d.name in RESERVED_NAMES:
+            raise CorpusError(f"domain name '{d.name}' is reserved (it is a file or folder in the corpus output)")
+    return domains
+
+
+def _stat(path: Path) -> list[object]:
+    st = path.stat()
+    return [str(path.resolve()), st.st_size, st.st_mtime_ns]
+
+
+def compute_fingerprint(cfg: ExperimentConfig, domains: list[DomainConfig]) -> str:
+    """Hash of the corpus and tokenizer config and of every input file's name, size and mtime."""
+    inputs = []
+    for d in domains:
+        try:
+            files = [_stat(p) for p in expand_globs(d)]
+        except OSError as e:
+            raise CorpusError(f"domain '{d.name}': cannot stat input ({_detail(e)})") from None
+        inputs.append({"domain": d.model_dump(mode="json", exclude={"paths"}), "files": files})
+    tok = cfg.tokenizer
+    tok_file = _stat(Path(tok.path)) if tok.kind == "file" and tok.path and Path(tok.path).is_file() else None
+    payload = {
+        "format_version": FORMAT_VERSION,
+        "corpus": cfg.corpus.model_dump(mode="json"),
+        "tokenizer": tok.model_dump(mode="json"),
+        "tokenizer_file": tok_file,
+        "inputs": inputs,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def _absolute(corpus_dir: Path, shard: dict) -> DomainShard:
+    """A DomainShard from a manifest entry, with paths made absolute."""
+    d = DomainShard(**shard)
+    d.train_path = str((corpus_dir / d.train_path).resolve())
+    d.val_path = str((corpus_dir / d.val_path).resolve())
+    return d
+
+
+def _read_manifest(corpus_dir: Path) -> dict | None:
+    """The manifest's contents, or None if there is none or it is unreadable."""
+    try:
+        data = json.loads((corpus_dir / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _try_reuse(corpus_dir: Path, fingerprint: str, progress: bool) -> CorpusInfo | None:
+    """The existing corpus if its manifest matches `fingerprint` and every checksum still matches."""
+    m = _read_manifest(corpus_dir)
+    if m is None or m.get("fingerprint") != fingerprint or m.get("format_version") != FORMAT_VERSION:
+        return None
+    try:
+        tok_path = corpus_dir / m["tokenizer"]["path"]
+        if not tok_path.is_file() or file_sha256(tok_path) != m["tokenizer"]["sha256"]:
+            raise CorpusError(f"{tok_path}: missing or changed")
+        domains = [_absolute(corpus_dir, s) for s in m["domains"]]
+        verify_shards(domains)
+        info = CorpusInfo(str(tok_path.resolve()), int(m["vocab_size"]), int(m["eot_id"]), domains, fingerprint)
+    except (CorpusError, KeyError, TypeError, OSError) as e:
+        log.warning("corpus manifest matches but the output is damaged (%s); rebuilding", e)
+        return None
+    _say(progress, f"reusing {len(domains)} domains from {corpus_dir} (fingerprint {fingerprint[:12]})")
+    return info
+
+
+def _tokenize_domain(plan: DomainPlan, bundle: TokenizerBundle, max_bytes: int, dest: Path) -> DomainShard:
+    """Second pass over one domain: encode in batches and write its train and val shards."""
+    dest.mkdir(parents=True, exist_ok=True)
+    writers = (ShardWriter(dest / "train.bin", bundle.eot_id), ShardWriter(dest / "val.bin", bundle.eot_id))
+    encode = getattr(bundle.tokenizer, "encode_batch_fast", bundle.tokenizer.encode_batch)
+    batch: list[str] = []
+    flags: list[int] = []
+    batch_bytes = 0
+    count = 0
+
+    def flush() -> None:
+        encodings = encode(batch, add_special_tokens=False)
+        for split, writer in enumerate(writers):
+            writer.write_docs([e.ids for e, f in zip(encodings, flags) if f == split])
+        batch.clear()
+        flags.clear()
+
+    name = plan.config.name
+    try:
+        for text in iter_documents(plan.config, max_bytes):
+            if count >= plan.n_docs:
+                raise CorpusError(f"domain '{name}': the input files changed while reading")
+            batch.append(text)
+            flags.append(plan.is_val[count])
+            count += 1
+            batch_bytes += len(text)
+            if len(batch) >= _BATCH_DOCS or batch_bytes >= _BATCH_BYTES:
+                flush()
+                batch_bytes = 0
+        if batch:
+            flush()
+        if count != plan.n_docs:
+            raise CorpusError(f"domain '{name}': the input files changed while reading")
+    finally:
+        train_sha, val_sha = (w.close() for w in writers)
+    train, val = writers
+    return DomainShard(
+        name=name,
+        train_path=str(dest / "train.bin"),
+        val_path=str(dest / "val.bin"),
+        train_tokens=train.tokens,
+        val_tokens=val.tokens,
+        train_docs=train.docs,
+        val_docs=val.docs,
+        train_sha256=train_sha,
+        val_sha256=val_sha,
+    )
+
+
+def _install(staging: Path, corpus_dir: Path, names: list[str], old: dict | None) -> None:
+    """Move the staged domains and tokenizer into place (old ones go to a trash folder, then away)."""
+    (corpus_dir / "manifest.json").unlink(missing_ok=True)
+    trash = corpus_dir / f".trash-{uuid.uuid4().hex[:8]}"
+    trash.mkdir()
+    stale: set[str] = set()
+    if old and isinstance(old.get("domains"), list):
+        listed = {s.get("name") for s in old["domains"] if isinstance(s, dict)}
+        stale = {n for n in listed if isinstance(n, str) and _NAME.fullmatch(n)} - set(names) - RESERVED_NAMES
+    for name in [*names, *sorted(stale)]:
+        target = corpus_dir / name
+        if target.exists():
+            os.replace(target, trash / name)
+        if name in names:
+            os.replace(staging / name, target)
+    os.replace(staging / "tokenizer.json", corpus_dir / "tokenizer.json")
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def _relative(shard: DomainShard, corpus_dir: Path) -> dict:
+    d = asdict(shard)
+    d["train_path"] = os.path.relpath(shard.train_path, corpus_dir)
+    d["val_path"] = os.path.relpath(shard.val_path, corpus_dir)
+    return d
+
+
+def prepare_corpus(cfg: ExperimentConfig, out_dir: str | Path, progress: bool = False) -> CorpusInfo:
+    """Read, split, tokenise and shard the configured corpus under `<out_dir>/corpus/`.
+
+    Reuses the existing shards when the fingerprint matches and their checksums verify. Raises
+    `CorpusError` (a `ValueError`) with a one-line message on any bad input; earlier output is then
+    left as it was.
+    """
+    t0 = time.perf_counter()
+    corpus_dir = Path(out_dir) / "corpus"
+    domains = resolve_domains(cfg, corpus_dir)
+    fingerprint = compute_fingerprint(cfg, domains)
+    reused = _try_reuse(corpus_dir, fingerprint, progress)
+    if reused is not None:
+        return reused
+    if cfg.tokenizer.kind == "file":
+        assert cfg.tokenizer.path is not None
+        load_tokenizer(cfg.tokenizer.path)  # fail before the long read
+    c = cfg.corpus
+    plans = []
+    for d in domains:
+        plan = scan_domain(d, c.val_fraction, c.max_bytes_per_domain, cfg.tokenizer.sample_bytes_per_domain)
+        _say(progress, f"read {d.name}: {plan.n_docs} documents, {plan.text_bytes:,} bytes, {plan.n_val} held out")
+        plans.append(plan)
+    corpus_dir.mkdir(parents=True, exist_ok=True)
+    staging = corpus_dir / f".staging-{uuid.uuid4().hex[:8]}"
+    try:
+        staging.mkdir()
+        samples = (text for plan in plans for text in plan.sample)
+        bundle = build_tokenizer(cfg.tokenizer, samples, staging)
+        _say(progress, f"tokenizer: {bundle.vocab_size} tokens, EOT id {bundle.eot_id}")
+        shards = []
+        for plan in plans:
+            shard = _tokenize_domain(plan, bundle, c.max_bytes_per_domain, staging / plan.config.name)
+            _say(progress, f"tokenised {shard.name}: {shard.train_tokens:,} train / {shard.val_tokens:,} val tokens")
+            shards.append(shard)
+        tok_sha = file_sha256(staging / "tokenizer.json")
+        old = _read_manifest(corpus_dir)
+        _install(staging, corpus_dir, [s.name for s in shards], old)
+    except OSError as e:
+        raise CorpusError(f"cannot write the corpus under {corpus_dir} ({_detail(e)})") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    for s in shards:
+        s.train_path = str((corpus_dir / s.name / "train.bin").resolve())
+        s.val_path = str((corpus_dir / s.name / "val.bin").resolve())
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "fingerprint": fingerprint,
+        "tokenizer": {"path": "tokenizer.json", "sha256": tok_sha},
+        "vocab_size": bundle.vocab_size,
+        "eot_id": bundle.eot_id,
+        "domains": [_relative(s, corpus_dir) for s in shards],
+    }
+    atomic_write_text(corpus_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+    _say(progress, f"prepared {len(shards)} domains in {time.perf_counter() - t0:.1f} s")
+    tok_path = str((corpus_dir / "tokenizer.json").resolve())
+    return CorpusInfo(tok_path, bundle.vocab_size, bundle.eot_id, shards, fingerprint)

@@ -1,0 +1,162 @@
+"""The identity of an experiment and of each run in it, and the specs the trainers receive.
+
+An experiment is defined by what changes its proxies' results: the corpus (its fingerprint), the
+tokenizer, the target, the design and the proxy training settings. The swarm's size, the fit, the
+proposer and the final run are not part of it, so growing the swarm or refitting reuses every proxy
+already trained. A run's id is a hash of its experiment, mixture, seed, training settings and the
+code version: the same run is never trained twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+import mixopt
+from mixopt.config import ConfigError, ExperimentConfig, TrainConfig
+from mixopt.runspec import DomainShard, RunSpec
+
+CODE_VERSION = mixopt.__version__
+_TRAIN_KEYS = set(TrainConfig.model_fields)
+
+
+def _hash(obj: object, n: int = 12) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:n]
+
+
+def train_settings(train: TrainConfig) -> dict:
+    """The fields of a TrainConfig (or subclass) that change a trained model."""
+    return {k: v for k, v in train.model_dump(mode="json").items() if k in _TRAIN_KEYS}
+
+
+def mixture_id(weights: Sequence[float]) -> str:
+    """Content address of a mixture (weights rounded to 6 decimals)."""
+    return "m" + _hash([round(float(w), 6) for w in weights])
+
+
+@dataclass
+class Experiment:
+    """What every stage needs to know about the experiment being run (JSON-serialisable)."""
+
+    experiment_id: str
+    name: str
+    config_hash: str
+    config: dict
+    domains: list[DomainShard]
+    vocab_size: int
+    fingerprint: str
+    out_dir: str
+    warehouse: str
+
+    @classmethod
+    def create(cls, cfg: ExperimentConfig, domains: list[DomainShard], vocab_size: int, fingerprint: str) -> "Experiment":
+        identity = {
+            "corpus": fingerprint,
+            "tokenizer": cfg.tokenizer.model_dump(mode="json"),
+            "target": cfg.target.model_dump(mode="json"),
+            "design": cfg.design.model_dump(mode="json"),
+            "proxy": train_settings(cfg.swarm),
+            "seed": cfg.swarm.seed,
+        }
+        exp = cls(
+            experiment_id=f"{cfg.name}-{_hash(identity, 10)}",
+            name=cfg.name,
+            config_hash=cfg.config_hash(),
+            config=cfg.model_dump(mode="json"),
+            domains=domains,
+            vocab_size=vocab_size,
+            fingerprint=fingerprint,
+            out_dir=cfg.runtime.out_dir,
+            warehouse=cfg.runtime.warehouse,
+        )
+        exp.target_weights()  # fail early on unknown target domains
+        return exp
+
+    @property
+    def cfg(self) -> ExperimentConfig:
+        return ExperimentConfig.model_validate(self.config)
+
+    @property
+    def domain_names(self) -> list[str]:
+        return [d.name for d in self.domains]
+
+    @property
+    def train_tokens(self) -> np.ndarray:
+        return np.array([d.train_tokens for d in self.domains], dtype=float)
+
+    @property
+    def prior(self) -> np.ndarray:
+        """The natural (token-proportional) distribution over domains."""
+        t = self.train_tokens
+        return t / t.sum()
+
+    def target_weights(self) -> np.ndarray:
+        """Normalised weights of the per-domain losses in the target (default: the mean)."""
+        names = self.domain_names
+        w = self.cfg.target.weights
+        if not w:
+            return np.full(len(names), 1.0 / len(names))
+        unknown = sorted(set(w) - set(names))
+        if unknown:
+            raise ConfigError(f"target.weights: unknown domains {unknown}; the corpus has {names}")
+        v = np.array([float(w.get(n, 0.0)) for n in names])
+        return v / v.sum()
+
+    def target_loss(self, val_losses: dict[str, float]) -> float | None:
+        """The target for one run's per-domain losses, or None if a needed domain is missing."""
+        tw = self.target_weights()
+        total = 0.0
+        for name, weight in zip(self.domain_names, tw):
+            if weight == 0:
+                continue
+            if name not in val_losses or not np.isfinite(val_losses[name]):
+                return None
+            total += weight * val_losses[name]
+        return float(total)
+
+    def run_spec(self, role: str, label: str, weights: Sequence[float], seed: int, train: TrainConfig) -> RunSpec:
+        """The spec of one run; its id hashes everything that makes the run unique."""
+        cfg = self.cfg
+        settings = train_settings(train)
+        key = _hash({
+            "experiment": self.experiment_id, "role": role, "weights": [round(float(w), 6) for w in weights],
+            "seed": seed, "train": settings, "code": CODE_VERSION,
+        }, 24)
+        spec = RunSpec(
+            run_id=f"{role[0]}{key[:12]}",
+            role=role,
+            label=label,
+            domains=self.domains,
+            weights=[float(w) for w in weights],
+            train=settings,
+            vocab_size=self.vocab_size,
+            seed=seed,
+            device=cfg.runtime.device,
+            out_dir=str(Path(self.out_dir)),
+            experiment=self.experiment_id,
+            wandb_mode=cfg.runtime.wandb_mode,
+            threads=cfg.runtime.threads,
+            progress=cfg.runtime.progress,
+            save_checkpoint=(role == "final"),
+        )
+        return spec
+
+    def spool_dir(self) -> Path:
+        return Path(self.out_dir) / "spool" / self.experiment_id
+
+    def report_dir(self) -> Path:
+        return Path(self.out_dir) / "reports" / self.experiment_id
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Experiment":
+        d = dict(d)
+        d["domains"] = [x if isinstance(x, DomainShard) else DomainShard(**x) for x in d["domains"]]
+        return cls(**d)

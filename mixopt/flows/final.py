@@ -1,0 +1,43 @@
+"""The final flow: train the proposal and the baselines at the same budget and seeds, compare."""
+
+from __future__ import annotations
+
+from prefect import flow
+
+from mixopt.config import ExperimentConfig
+from mixopt.experiment import Experiment
+from mixopt.stages import swarm
+from mixopt.tasks.corpus import prepare_experiment_task
+from mixopt.tasks.final import final_run_task, plan_final_task
+from mixopt.tasks.report import report_task
+from mixopt.warehouse import close_writer, writer
+
+
+def run_final(exp: Experiment, proposal: list[float]) -> int:
+    """Train the unfinished final runs one after another (each its own process); returns how many."""
+    specs = plan_final_task(exp, proposal)
+    wh = writer(exp.warehouse)
+    for spec in specs:
+        result = final_run_task(exp, spec)
+        swarm.record_result(exp, wh, spec, result)
+    return len(specs)
+
+
+def latest_proposal(exp: Experiment) -> list[float]:
+    rows = writer(exp.warehouse).query(
+        """SELECT m.weights FROM proposals p JOIN mixtures m USING (mixture_id)
+           WHERE p.experiment_id = ? ORDER BY p.created_at DESC LIMIT 1""", [exp.experiment_id])
+    if not rows:
+        raise RuntimeError(f"experiment {exp.experiment_id} has no proposal yet: run fit-and-propose first")
+    return list(rows[0]["weights"])
+
+
+@flow(name="final-run", log_prints=True)
+def final_run(config: ExperimentConfig = ExperimentConfig()) -> str:
+    """Train the latest proposal and the baselines; returns the report's verdict."""
+    try:
+        exp = prepare_experiment_task(config)
+        run_final(exp, latest_proposal(exp))
+        return report_task(exp).verdict
+    finally:
+        close_writer(config.runtime.warehouse)

@@ -1,0 +1,24 @@
+"""The fit flow: cross-validate regressors on the finished proxies and propose a mixture."""
+
+from __future__ import annotations
+
+from prefect import flow
+
+from mixopt.config import ExperimentConfig
+from mixopt.stages.fit import FitOutcome
+from mixopt.tasks.corpus import prepare_experiment_task
+from mixopt.tasks.fit import fit_and_propose_task
+from mixopt.tasks.report import report_task
+from mixopt.warehouse import close_writer
+
+
+@flow(name="fit-and-propose", log_prints=True)
+def fit_and_propose(config: ExperimentConfig = ExperimentConfig()) -> FitOutcome:
+    """Refit on every proxy finished so far, store the fits and a new proposal, refresh the report."""
+    try:
+        exp = prepare_experiment_task(config)
+        outcome = fit_and_propose_task(exp)
+        report_task(exp)
+        return outcome
+    finally:
+        close_writer(config.runtime.warehouse)

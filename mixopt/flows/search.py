@@ -1,0 +1,48 @@
+"""The parent flow: corpus → swarm → fit and propose → final comparison → report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prefect import flow
+
+from mixopt.config import ExperimentConfig
+from mixopt.flows.final import run_final
+from mixopt.flows.swarm import SwarmSummary, run_swarm
+from mixopt.stages.fit import FitOutcome
+from mixopt.tasks.corpus import prepare_experiment_task
+from mixopt.tasks.fit import fit_and_propose_task
+from mixopt.tasks.report import report_task
+from mixopt.warehouse import close_writer
+
+
+@dataclass
+class SearchResult:
+    """What `mixture_search` returns (and the CLI prints)."""
+
+    experiment_id: str
+    domains: list[str]
+    prior: list[float]
+    swarm: SwarmSummary
+    fit: FitOutcome
+    comparison: list[dict] = field(default_factory=list)
+    verdict: str = ""
+    report_path: str = ""
+
+
+@flow(name="mixture-search", log_prints=True)
+def mixture_search(config: ExperimentConfig = ExperimentConfig()) -> SearchResult:
+    """The whole search: tokenise the corpus, train the proxy swarm, fit and propose, run the final comparison."""
+    try:
+        exp = prepare_experiment_task(config)
+        summary = run_swarm(exp)
+        outcome = fit_and_propose_task(exp)
+        if config.final.enabled:
+            run_final(exp, outcome.weights)
+        rep = report_task(exp)
+        return SearchResult(
+            experiment_id=exp.experiment_id, domains=exp.domain_names, prior=[float(p) for p in exp.prior],
+            swarm=summary, fit=outcome, comparison=rep.comparison, verdict=rep.verdict, report_path=str(rep.path),
+        )
+    finally:
+        close_writer(config.runtime.warehouse)

@@ -1,0 +1,163 @@
+"""Training batches drawn from a mixture of token shards, and held-out windows per domain.
+
+Each training sequence picks its domain by the current mixture weights and a uniformly random window
+of `seq_len + 1` tokens in that domain's train shard. The random stream is a numpy generator seeded
+by the run's seed, so the same seed and weights give the same batches. Sampling happens inside an
+`IterableDataset` that reads the weights when each batch is drawn, so `set_weights` changes the
+mixture during training (the DataLoader runs in the main process; with Lightning's one-batch
+prefetch, a change takes effect from the next batch but one). Domains with weight 0 are never read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, IterableDataset
+
+from mixopt.runspec import DomainShard
+
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # inputs, targets, domain index per sequence
+
+
+def open_tokens(path: str, expected: int, what: str) -> np.memmap:
+    """Memory-map a flat uint16 token file and check its length against the shard's metadata."""
+    if expected < 2:
+        raise ValueError(f"{what} ({path}) has {expected} tokens; at least 2 are needed")
+    mm = np.memmap(path, dtype=np.uint16, mode="r")
+    if len(mm) != expected:
+        raise ValueError(f"{what} ({path}) holds {len(mm)} tokens but its metadata says {expected}")
+    return mm
+
+
+def check_weights(weights: Sequence[float], n_domains: int) -> np.ndarray:
+    """Validate mixture weights (one per domain, finite, >= 0, not all 0) and normalise them."""
+    w = np.asarray(weights, dtype=np.float64)
+    if w.shape != (n_domains,):
+        raise ValueError(f"expected {n_domains} mixture weights, got {w.shape[0] if w.ndim == 1 else w.shape}")
+    if not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise ValueError(f"mixture weights must be finite and >= 0, got {w.tolist()}")
+    if w.sum() <= 0:
+        raise ValueError("mixture weights must not all be zero")
+    return w / w.sum()
+
+
+class MixtureStream(IterableDataset):
+    """Yields `total_steps` batches `(x, y, domain)`; reads the owner's weights for every batch."""
+
+    def __init__(self, owner: "MixtureDataModule") -> None:
+        super().__init__()
+        self.owner = owner
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return self.owner.total_steps
+
+    def __iter__(self) -> Iterator[Batch]:
+        # A re-iteration (a second epoch) continues with fresh, still reproducible randomness.
+        rng = np.random.default_rng([self.owner.seed, self.epoch])
+        self.epoch += 1
+        for _ in range(self.owner.total_steps):
+            yield self.owner.sample_batch(rng)
+
+
+class MixtureDataModule(pl.LightningDataModule):
+    """Mixture-weighted training batches and deterministic per-domain validation windows."""
+
+    def __init__(
+        self,
+        domains: list[DomainShard],
+        weights: Sequence[float],
+        seq_len: int,
+        batch_size: int,
+        seed: int,
+        total_steps: int,
+        eval_batches: int = 8,
+    ) -> None:
+        super().__init__()
+        if not domains:
+            raise ValueError("no domains given")
+        names = [d.name for d in domains]
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate domain names: {names}")
+        self.domains = list(domains)
+        self.seq_len = int(seq_len)
+        self.batch_size = int(batch_size)
+        self.seed = int(seed)
+        self.total_steps = int(total_steps)
+        self.eval_batches = int(eval_batches)
+        self._train: dict[int, np.memmap] = {}  # opened lazily: weight-0 domains are never opened
+        self.sampled_sequences = np.zeros(len(domains), dtype=np.int64)
+        self.weights = np.zeros(len(domains))
+        self.set_weights(weights)
+
+    @property
+    def names(self) -> list[str]:
+        """Domain names, in the order of the weights."""
+        return [d.name for d in self.domains]
+
+    def set_weights(self, weights: Sequence[float]) -> None:
+        """Change the mixture; batches drawn from now on use the new (normalised) weights."""
+        w = check_weights(weights, len(self.domains))
+        for i in np.flatnonzero(w > 0):
+            d = self.domains[i]
+            if d.train_tokens < self.seq_len + 1:
+                raise ValueError(
+                    f"domain {d.name!r} has weight {w[i]:.4g} but its train shard has only "
+                    f"{d.train_tokens} tokens, fewer than seq_len + 1 = {self.seq_len + 1}"
+                )
+        self.weights = w
+
+    def _train_tokens(self, i: int) -> np.memmap:
+        if i not in self._train:
+            d = self.domains[i]
+            self._train[i] = open_tokens(d.train_path, d.train_tokens, f"train shard of {d.name!r}")
+        return self._train[i]
+
+    def sample_batch(self, rng: np.random.Generator) -> Batch:
+        """Draw one batch with the current weights: a domain and a random window per sequence."""
+        w = self.weights
+        n = self.seq_len + 1
+        live = np.flatnonzero(w > 0)  # weight-0 domains cannot be drawn, even by rounding
+        dom = live[rng.choice(len(live), size=self.batch_size, p=w[live])]
+        highs = np.array([self.domains[i].train_tokens - n + 1 for i in dom])
+        offsets = rng.integers(0, highs)
+        buf = np.empty((self.batch_size, n), dtype=np.int64)
+        for row, (i, off) in enumerate(zip(dom, offsets)):
+            buf[row] = self._train_tokens(int(i))[off : off + n]
+        np.add.at(self.sampled_sequences, dom, 1)
+        t = torch.from_numpy(buf)
+        return t[:, :-1], t[:, 1:], torch.from_numpy(dom.astype(np.int64))
+
+    def train_dataloader(self) -> DataLoader:
+        """Batches come ready-made from the stream, in the main process (weights live here)."""
+        return DataLoader(MixtureStream(self), batch_size=None, num_workers=0)
+
+    def _domain_index(self, domain: str | int) -> int:
+        if isinstance(domain, int):
+            if not 0 <= domain < len(self.domains):
+                raise IndexError(f"domain index {domain} out of range")
+            return domain
+        try:
+            return self.names.index(domain)
+        except ValueError:
+            raise KeyError(f"unknown domain {domain!r}; known: {self.names}") from None
+
+    def val_batches(self, domain: str | int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Deterministic held-out batches `(x, y)` of one domain (by name or index).
+
+        Windows of `seq_len + 1` tokens start at evenly spaced offsets over the val shard, at most
+        `eval_batches * batch_size` of them; a shard shorter than that gives one shorter window.
+        """
+        d = self.domains[self._domain_index(domain)]
+        tokens = open_tokens(d.val_path, d.val_tokens, f"val shard of {d.name!r}")
+        n = min(self.seq_len + 1, len(tokens))
+        last = len(tokens) - n
+        count = min(self.eval_batches * self.batch_size, last + 1)
+        offsets = np.unique(np.linspace(0, last, count).round().astype(np.int64))
+        windows = np.stack([np.asarray(tokens[o : o + n], dtype=np.int64) for o in offsets])
+        t = torch.from_numpy(windows)
+        b = self.batch_size
+        return [(t[i : i + b, :-1], t[i : i + b, 1:]) for i in range(0, len(t), b)]

@@ -1,0 +1,84 @@
+"""Run one training in its own process.
+
+`python -m mixopt.models.launch SPEC_JSON RESULT_JSON` trains the `RunSpec` in SPEC_JSON and writes
+its `RunResult` to RESULT_JSON atomically. `run_in_subprocess` does that from a parent process and
+turns a child that died without a result (killed, crashed, timed out) into a "failed" RunResult.
+Final runs start this way, so that they could later use several devices (DDP).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from mixopt.runspec import RunResult, RunSpec, atomic_write_text
+
+STDERR_TAIL_LINES = 20
+
+
+def _tail(path: Path, lines: int = STDERR_TAIL_LINES) -> str:
+    """The last `lines` lines of a text file ("" if it cannot be read)."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def run_in_subprocess(spec: RunSpec, work_dir: str | Path, timeout_s: float | None = None) -> RunResult:
+    """Train `spec` in a fresh Python process (same interpreter) and return its result.
+
+    Writes `<work_dir>/<run_id>.spec.json`, the child writes `<run_id>.result.json`, and the child's
+    stderr goes to `<run_id>.stderr.log` (stdout, e.g. a progress bar, is inherited). Never raises
+    for a failure of the child.
+    """
+    work = Path(work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    spec_path = work / f"{spec.run_id}.spec.json"
+    result_path = work / f"{spec.run_id}.result.json"
+    err_path = work / f"{spec.run_id}.stderr.log"
+    atomic_write_text(spec_path, spec.to_json())
+    result_path.unlink(missing_ok=True)  # a stale result must not pass for this run's
+
+    cmd = [sys.executable, "-m", "mixopt.models.launch", str(spec_path), str(result_path)]
+    why = ""
+    try:
+        with open(err_path, "w", encoding="utf-8") as err:
+            proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stderr=err, timeout=timeout_s, check=False)
+        code = proc.returncode
+    except subprocess.TimeoutExpired:
+        code, why = None, f"timed out after {timeout_s} s (killed)"
+    except OSError as exc:
+        return RunResult(run_id=spec.run_id, status="failed", error=f"could not start the training process: {exc}")
+
+    if result_path.exists():
+        try:
+            return RunResult.from_json(result_path.read_text(encoding="utf-8"))
+        except (ValueError, TypeError) as exc:
+            why = f"unreadable result file {result_path}: {exc}"
+    if not why:
+        why = f"training process exited with code {code} without writing a result"
+        if code is not None and code < 0:
+            why += f" (killed by signal {-code})"
+    tail = _tail(err_path)
+    error = f"{why}; stderr tail:\n{tail}" if tail else f"{why}; no stderr output"
+    return RunResult(run_id=spec.run_id, status="failed", error=error)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: `SPEC_JSON RESULT_JSON`."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2:
+        print("usage: python -m mixopt.models.launch SPEC_JSON RESULT_JSON", file=sys.stderr)
+        return 2
+    spec = RunSpec.from_json(Path(args[0]).read_text(encoding="utf-8"))
+    from mixopt.models.train import train_run  # heavy imports only once the arguments are good
+
+    result = train_run(spec)
+    atomic_write_text(args[1], result.to_json())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

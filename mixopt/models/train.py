@@ -1,0 +1,266 @@
+"""Train and evaluate one GPT on one mixture: `train_run(RunSpec) -> RunResult`.
+
+`train_run` never raises for a training failure: an exception gives status "failed" with a short
+error, a non-finite loss stops training and gives status "diverged". The loss curve (step, tokens
+seen, loss, lr) is recorded every step; after training every domain's held-out loss is measured.
+
+Model initialisation and the data stream are seeded from `spec.seed` with their own generators, so a
+run is reproducible even when several runs share a process (torch's global RNG is also seeded).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+import traceback
+import warnings
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+
+from mixopt.config import TrainConfig
+from mixopt.models.data import MixtureDataModule
+from mixopt.models.gpt import count_params
+from mixopt.models.module import GPTModule
+from mixopt.runspec import RunResult, RunSpec
+
+_QUIET_LOGGERS = (
+    "lightning.pytorch.utilities.rank_zero",
+    "lightning.pytorch.accelerators.cuda",
+    "lightning.fabric",
+)
+_QUIET_WARNINGS = (
+    r".*does not have many workers.*",
+    r".*Your `IterableDataset` has `__len__` defined.*",
+    r".*There is a wandb run already in progress.*",
+    r".*Starting from v1\.9\.0, `tensorboardX` has been removed.*",
+    r".*isinstance\(treespec, LeafSpec\)` is deprecated.*",
+)
+
+
+def quiet_lightning() -> None:
+    """Keep Lightning's console noise (device banners, known-harmless warnings) out of the output."""
+    for name in _QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    for pattern in _QUIET_WARNINGS:
+        warnings.filterwarnings("ignore", message=pattern)
+
+
+def parse_fault(fault: str | None) -> tuple[str, int] | None:
+    """`"nan@3"` -> `("nan", 3)`; None or "" -> None; anything else is a ValueError."""
+    if not fault:
+        return None
+    kind, _, step = fault.partition("@")
+    if kind not in ("nan", "raise", "exit") or not step.isdigit():
+        raise ValueError(f"bad fault {fault!r}: expected 'nan@STEP', 'raise@STEP' or 'exit@STEP'")
+    return kind, int(step)
+
+
+def describe_exception(exc: BaseException, limit: int = 500) -> str:
+    """`Type: message (at file:line in function)`, naming the last traceback frame."""
+    msg = str(exc)
+    if len(msg) > limit:
+        msg = msg[:limit] + "..."
+    text = f"{type(exc).__name__}: {msg}"
+    frames = traceback.extract_tb(exc.__traceback__)
+    if frames:
+        f = frames[-1]
+        text += f" (at {Path(f.filename).name}:{f.lineno} in {f.name})"
+    return text
+
+
+def train_config(spec: RunSpec) -> TrainConfig:
+    """The spec's `TrainConfig`, ignoring keys that subclasses (swarm, final) add."""
+    return TrainConfig.model_validate({k: v for k, v in spec.train.items() if k in TrainConfig.model_fields})
+
+
+def resolve_device(device: str) -> str:
+    """"auto" -> "cuda" when available, else "cpu"; "cpu"/"cuda" as given."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"unknown device {device!r}; expected 'auto', 'cpu' or 'cuda'")
+    return device
+
+
+class CurveRecorder(pl.Callback):
+    """Records (step, tokens, loss, lr) every step and stops training on a non-finite loss."""
+
+    def __init__(self, tokens_per_step: int) -> None:
+        self.tokens_per_step = tokens_per_step
+        self.curve: list[list[float]] = []
+        self.last_good_step = -1
+        self.diverged_at: int | None = None
+        self.train_s = 0.0
+        self._lr = 0.0
+        self._t0 = 0.0
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._t0 = time.perf_counter()
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.train_s = time.perf_counter() - self._t0
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int) -> None:
+        self._lr = float(trainer.optimizers[0].param_groups[0]["lr"])  # the LR this step uses
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        value = float(loss.detach().float().item())
+        step = trainer.global_step - 1  # global_step already counts this step's optimizer update
+        if not math.isfinite(value):
+            self.diverged_at = step
+            trainer.should_stop = True
+            return
+        self.last_good_step = step
+        self.curve.append([step, (step + 1) * self.tokens_per_step, value, self._lr])
+
+
+class FaultInjector(pl.Callback):
+    """Test-only faults at a given step: raise RuntimeError, or kill the process (`os._exit(137)`)."""
+
+    def __init__(self, kind: str, step: int) -> None:
+        self.kind, self.step = kind, step
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int) -> None:
+        if trainer.global_step != self.step:
+            return
+        if self.kind == "raise":
+            raise RuntimeError(f"injected fault at step {self.step}")
+        if self.kind == "exit":
+            os._exit(137)
+
+
+def _make_logger(spec: RunSpec, cfg: TrainConfig) -> Any:
+    """A WandbLogger for this run, or False when wandb is disabled."""
+    if spec.wandb_mode == "disabled":
+        return False
+    os.environ.setdefault("WANDB_SILENT", "true")
+    from lightning.pytorch.loggers import WandbLogger
+
+    save_dir = Path(spec.out_dir) / "wandb"
+    save_dir.mkdir(parents=True, exist_ok=True)
+    config = {
+        "role": spec.role,
+        "label": spec.label,
+        "seed": spec.seed,
+        "vocab_size": spec.vocab_size,
+        "weights": {d.name: w for d, w in zip(spec.domains, spec.weights)},
+        "train": cfg.model_dump(),
+    }
+    # create_new: each run is its own wandb run, even with several trainings in one process.
+    return WandbLogger(
+        project="mixopt",
+        group=spec.experiment,
+        name=spec.run_id,
+        mode=spec.wandb_mode,
+        save_dir=str(save_dir),
+        config=config,
+        reinit="create_new",
+    )
+
+
+def _finish_wandb(logger: Any, result: RunResult) -> None:
+    """Log the held-out losses and close the run (its own run, not the process-global one)."""
+    run = getattr(logger, "_experiment", None)
+    if run is None:
+        return
+    try:
+        if result.val_losses:
+            run.log({f"val_loss/{k}": v for k, v in result.val_losses.items()})
+        run.summary.update({"status": result.status, "tokens": result.tokens, "tokens_per_s": result.tokens_per_s})
+        run.finish(exit_code=0 if result.status == "ok" else 1)
+    except Exception as exc:  # logging must not turn a finished training into a failure
+        logging.getLogger(__name__).warning("wandb finish failed: %s", describe_exception(exc))
+
+
+def train_run(spec: RunSpec) -> RunResult:
+    """Train `spec`'s model on its mixture and measure every domain's held-out loss."""
+    t_start = time.perf_counter()
+    result = RunResult(run_id=spec.run_id, status="failed")
+    logger: Any = False
+    recorder: CurveRecorder | None = None
+    try:
+        quiet_lightning()
+        cfg = train_config(spec)
+        fault = parse_fault(spec.fault)
+        device = resolve_device(spec.device)
+        if spec.threads > 0:
+            torch.set_num_threads(spec.threads)
+        pl.seed_everything(spec.seed, verbose=False)
+        tokens_per_step = cfg.batch_size * cfg.seq_len
+        steps = math.ceil(cfg.tokens / tokens_per_step)
+
+        data = MixtureDataModule(
+            spec.domains, spec.weights, cfg.seq_len, cfg.batch_size, spec.seed, steps, cfg.eval_batches
+        )
+        module = GPTModule.from_config(cfg, spec.vocab_size, steps, spec.seed)
+        result.n_params, result.n_params_non_embedding = count_params(module.model)
+
+        recorder = CurveRecorder(tokens_per_step)
+        callbacks: list[pl.Callback] = [recorder]
+        if fault and fault[0] == "nan":
+            module.nan_at_step = fault[1]
+        elif fault:
+            callbacks.append(FaultInjector(*fault))
+        ckpt_dir = Path(spec.out_dir) / "checkpoints"
+        if spec.save_checkpoint:
+            from lightning.pytorch.callbacks import ModelCheckpoint
+
+            callbacks.append(ModelCheckpoint(dirpath=ckpt_dir, filename=spec.run_id, enable_version_counter=False))
+        if device == "cuda":
+            torch.set_float32_matmul_precision("high")
+
+        logger = _make_logger(spec, cfg)
+        trainer = pl.Trainer(
+            max_steps=steps,
+            accelerator=device,
+            devices=1,
+            precision="bf16-mixed" if device == "cuda" else "32-true",
+            enable_checkpointing=spec.save_checkpoint,
+            enable_progress_bar=spec.progress,
+            enable_model_summary=False,
+            logger=logger,
+            log_every_n_steps=max(1, steps // 100),
+            callbacks=callbacks,
+            gradient_clip_val=cfg.grad_clip or None,
+            num_sanity_val_steps=0,
+            limit_val_batches=0,
+            default_root_dir=spec.out_dir,
+        )
+        trainer.fit(module, datamodule=data)
+
+        result.steps = trainer.global_step
+        result.tokens = trainer.global_step * tokens_per_step
+        result.tokens_per_s = result.tokens / recorder.train_s if recorder.train_s > 0 else 0.0
+        if recorder.diverged_at is not None:
+            result.status = "diverged"
+            result.error = f"non-finite loss at step {recorder.diverged_at}"
+        else:
+            module.to(torch.device(device))
+            result.val_losses = {d.name: module.mean_loss(data.val_batches(d.name)) for d in spec.domains}
+            if spec.save_checkpoint:
+                path = ckpt_dir / f"{spec.run_id}.ckpt"
+                trainer.save_checkpoint(path)
+                result.checkpoint = str(path)
+            result.status = "ok"
+    except Exception as exc:
+        result.status = "failed"
+        result.error = describe_exception(exc)
+    finally:
+        if recorder is not None:
+            result.curve = recorder.curve
+            result.last_good_step = recorder.last_good_step
+            if result.status == "failed" and recorder.curve:  # what was trained before the failure
+                result.steps = recorder.last_good_step + 1
+                result.tokens = int(recorder.curve[-1][1])
+        if logger:
+            _finish_wandb(logger, result)
+        result.wall_s = time.perf_counter() - t_start
+    return result

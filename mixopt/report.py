@@ -1,0 +1,182 @@
+"""The experiment report: markdown and PNG plots, built from the warehouse alone.
+
+`build_report` reads what the warehouse holds for one experiment, so `mixopt report` can rebuild
+it at any time; the flow also publishes parts of it as Prefect artifacts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mixopt.warehouse import Warehouse
+
+
+@dataclass
+class Report:
+    experiment_id: str
+    markdown: str
+    path: Path
+    plots: list[Path] = field(default_factory=list)
+    top_mixtures: list[dict[str, Any]] = field(default_factory=list)
+    comparison: list[dict[str, Any]] = field(default_factory=list)
+    verdict: str = ""
+
+
+def _fmt(x: Any, digits: int = 4) -> str:
+    if x is None or (isinstance(x, float) and not np.isfinite(x)):
+        return "–"
+    if isinstance(x, float):
+        return f"{x:.{digits}f}"
+    return str(x)
+
+
+def _table(rows: list[dict[str, Any]], cols: list[str]) -> str:
+    if not rows:
+        return "_(none)_\n"
+    out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    out += ["| " + " | ".join(_fmt(r.get(c)) for c in cols) + " |" for r in rows]
+    return "\n".join(out) + "\n"
+
+
+def latest_experiment(wh: Warehouse) -> str | None:
+    rows = wh.query("SELECT experiment_id FROM experiments ORDER BY created_at DESC LIMIT 1")
+    return rows[0]["experiment_id"] if rows else None
+
+
+def comparison_rows(wh: Warehouse, experiment_id: str) -> list[dict[str, Any]]:
+    """Final runs grouped by mixture label: mean and spread of the target over seeds."""
+    return wh.query(
+        """SELECT label, count(*) FILTER (WHERE status = 'ok') AS seeds,
+                  avg(target_loss) AS mean_target, stddev_samp(target_loss) AS std_target,
+                  min(target_loss) AS best, max(target_loss) AS worst
+           FROM final_runs WHERE experiment_id = ? GROUP BY label
+           ORDER BY CASE label WHEN 'proposed' THEN 0 ELSE 1 END, label""",
+        [experiment_id],
+    )
+
+
+def verdict_text(rows: list[dict[str, Any]]) -> str:
+    """An honest sentence on the proposal against each baseline."""
+    by = {r["label"]: r for r in rows}
+    prop = by.get("proposed")
+    if not prop or prop["mean_target"] is None:
+        return "No finished final run of the proposed mixture: nothing to compare."
+    parts = []
+    for r in rows:
+        if r["label"] == "proposed" or r["mean_target"] is None:
+            continue
+        diff = r["mean_target"] - prop["mean_target"]
+        spread = max(prop["std_target"] or 0.0, r["std_target"] or 0.0)
+        word = "beats" if diff > 0 else "is worse than" if diff < 0 else "ties with"
+        sure = prop["seeds"] > 1 and r["seeds"] > 1 and abs(diff) > 2 * spread
+        note = "" if sure else " — one seed or within 2x the seed spread, so not conclusive"
+        parts.append(f"the proposal {word} **{r['label']}** by {abs(diff):.4f} nats "
+                     f"({prop['mean_target']:.4f} vs {r['mean_target']:.4f}){note}")
+    return ("On the target loss, " + "; ".join(parts) + ".") if parts else "No baseline finished."
+
+
+def build_report(wh: Warehouse, experiment_id: str, out_dir: str | Path) -> Report:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    exp = wh.query("SELECT * FROM experiments WHERE experiment_id = ?", [experiment_id])
+    if not exp:
+        raise ValueError(f"no experiment {experiment_id!r} in the warehouse")
+    domains = wh.query("SELECT domain, train_tokens, val_tokens, prior FROM domains WHERE experiment_id = ? ORDER BY idx", [experiment_id])
+    names = [d["domain"] for d in domains]
+    status = wh.query("SELECT status, count(*) AS n FROM proxy_runs WHERE experiment_id = ? GROUP BY status ORDER BY status", [experiment_id])
+    bad = wh.query("SELECT run_id, status, last_good_step, error FROM proxy_runs WHERE experiment_id = ? AND status <> 'ok' ORDER BY run_id", [experiment_id])
+    speed = wh.query("SELECT count(*) AS n, sum(wall_s) AS wall_s, avg(tokens_per_s) AS tokens_per_s, any_value(n_params) AS n_params FROM proxy_runs WHERE experiment_id = ? AND status = 'ok'", [experiment_id])[0]
+    fits = wh.query("SELECT fit_id, regressor, chosen, n_train, folds, cv_spearman, cv_kendall, cv_r2, cv_rmse FROM fits WHERE experiment_id = ? AND created_at = (SELECT max(created_at) FROM fits f2 WHERE f2.experiment_id = fits.experiment_id AND f2.regressor = fits.regressor) ORDER BY cv_spearman DESC NULLS LAST", [experiment_id])
+    prop = wh.query("SELECT p.*, m.weights FROM proposals p JOIN mixtures m USING (mixture_id) WHERE p.experiment_id = ? ORDER BY p.created_at DESC LIMIT 1", [experiment_id])
+    chosen = next((f for f in fits if f["chosen"]), None)
+    top = wh.query(
+        """SELECT r.run_id, r.target_loss AS measured, fp.predicted AS predicted_cv, m.weights
+           FROM proxy_runs r JOIN mixtures m USING (mixture_id)
+           LEFT JOIN fit_predictions fp ON fp.run_id = r.run_id AND fp.fit_id = ?
+           WHERE r.experiment_id = ? AND r.status = 'ok' ORDER BY r.target_loss LIMIT 10""",
+        [chosen["fit_id"] if chosen else "", experiment_id],
+    )
+    for t in top:
+        t["mixture"] = ", ".join(f"{n} {w:.2f}" for n, w in zip(names, t.pop("weights")) if w > 0)
+    comp = comparison_rows(wh, experiment_id)
+    verdict = verdict_text(comp)
+
+    md = [f"# mixopt report — {experiment_id}\n"]
+    md.append("## Domains (the prior is the token distribution)\n")
+    md.append(_table(domains, ["domain", "train_tokens", "val_tokens", "prior"]))
+    md.append("## Swarm\n")
+    md.append(", ".join(f"{s['n']} {s['status']}" for s in status) + " proxy runs"
+              + (f"; {speed['n_params']:,} parameters each, {_fmt(speed['tokens_per_s'], 0)} tokens/s on average, "
+                 f"{_fmt(speed['wall_s'], 1)} s of training in all.\n" if speed["n"] else ".\n"))
+    if bad:
+        md.append("\nExcluded from every fit:\n\n" + _table(bad, ["run_id", "status", "last_good_step", "error"]))
+    md.append("\n## Fits (k-fold cross-validation on the proxies only)\n")
+    md.append(_table(fits, ["regressor", "chosen", "n_train", "folds", "cv_spearman", "cv_kendall", "cv_r2", "cv_rmse"]))
+    md.append("\n## Top proxy mixtures (measured, and the chosen fit's out-of-fold prediction)\n")
+    md.append(_table(top, ["run_id", "measured", "predicted_cv", "mixture"]))
+    if prop:
+        p = prop[0]
+        prior = {d["domain"]: d["prior"] for d in domains}
+        rows = [{"domain": n, "proposed": w, "natural": prior[n], "cap_active": c}
+                for n, w, c in zip(names, p["weights"], p["caps_active"])]
+        md.append(f"\n## Proposal ({p['method']} on the {p['regressor']} fit `{p['fit_id']}`)\n")
+        md.append(f"Predicted target: {p['predicted_target']:.4f}\n\n")
+        md.append(_table(rows, ["domain", "proposed", "natural", "cap_active"]))
+    md.append("\n## Final comparison (same model, tokens and seeds)\n")
+    md.append(_table(comp, ["label", "seeds", "mean_target", "std_target", "best", "worst"]))
+    md.append(f"\n{verdict}\n")
+
+    plots = _plots(wh, experiment_id, names, chosen, prop[0] if prop else None, domains, out)
+    if plots:
+        md.append("\n## Plots\n\n" + "\n".join(f"![{p.stem}]({p.name})" for p in plots) + "\n")
+    text = "\n".join(md)
+    path = out / "report.md"
+    path.write_text(text, encoding="utf-8")
+    return Report(experiment_id, text, path, plots, top, comp, verdict)
+
+
+def _plots(wh: Warehouse, experiment_id: str, names: list[str], chosen: dict | None, prop: dict | None,
+           domains: list[dict], out: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    if chosen:
+        pts = wh.query("SELECT actual, predicted FROM fit_predictions WHERE fit_id = ?", [chosen["fit_id"]])
+        if pts:
+            a = np.array([p["actual"] for p in pts]); q = np.array([p["predicted"] for p in pts])
+            fig, ax = plt.subplots(figsize=(4.5, 4.5))
+            ax.scatter(a, q, s=18)
+            lo, hi = float(min(a.min(), q.min())), float(max(a.max(), q.max()))
+            ax.plot([lo, hi], [lo, hi], "k--", lw=1)
+            ax.set(xlabel="measured target loss", ylabel="predicted (out-of-fold)",
+                   title=f"{chosen['regressor']}: CV Spearman {_fmt(chosen['cv_spearman'], 3)}")
+            fig.tight_layout(); paths.append(out / "cv_predicted_vs_actual.png"); fig.savefig(paths[-1], dpi=110); plt.close(fig)
+    if prop:
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        x = np.arange(len(names))
+        ax.bar(x - 0.2, [d["prior"] for d in domains], 0.4, label="natural (prior)")
+        ax.bar(x + 0.2, prop["weights"], 0.4, label="proposed")
+        ax.set_xticks(x, names, rotation=30, ha="right"); ax.set_ylabel("weight"); ax.legend()
+        fig.tight_layout(); paths.append(out / "mixture_proposed_vs_natural.png"); fig.savefig(paths[-1], dpi=110); plt.close(fig)
+    curves = wh.query(
+        """SELECT r.label, r.seed, m.tokens, m.loss FROM final_runs r JOIN metrics m USING (run_id)
+           WHERE r.experiment_id = ? ORDER BY r.label, r.seed, m.step""", [experiment_id])
+    if curves:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        keys = sorted({(c["label"], c["seed"]) for c in curves})
+        for label, seed in keys:
+            pts = [(c["tokens"], c["loss"]) for c in curves if c["label"] == label and c["seed"] == seed]
+            t, l = np.array(pts).T
+            k = max(1, len(l) // 50)  # light smoothing for readability
+            ax.plot(t[k - 1:], np.convolve(l, np.ones(k) / k, mode="valid"), label=f"{label} (seed {seed})")
+        ax.set(xlabel="training tokens", ylabel="training loss (smoothed)", title="Final runs")
+        ax.legend(fontsize=8); fig.tight_layout()
+        paths.append(out / "final_loss_curves.png"); fig.savefig(paths[-1], dpi=110); plt.close(fig)
+    return paths

@@ -1,0 +1,98 @@
+"""What one training run needs and what it gives back, as plain JSON-serialisable dataclasses.
+
+These cross process boundaries (a final run is its own process; a Dask worker may train a proxy),
+so they hold only numbers, strings and lists, and round-trip through `to_json` / `from_json`.
+Neither torch nor prefect is imported here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class DomainShard:
+    """One domain's tokenised data: two flat uint16 token files (documents separated by EOT)."""
+
+    name: str
+    train_path: str
+    val_path: str
+    train_tokens: int
+    val_tokens: int
+    train_docs: int = 0
+    val_docs: int = 0
+    train_sha256: str = ""
+    val_sha256: str = ""
+
+
+@dataclass
+class RunSpec:
+    """Everything needed to train and evaluate one model on one mixture."""
+
+    run_id: str
+    role: str  # "proxy" or "final"
+    label: str  # "design", "proposed", "natural", "stratified", ...
+    domains: list[DomainShard]
+    weights: list[float]  # one per domain, sums to 1
+    train: dict[str, Any]  # a TrainConfig dumped to a dict
+    vocab_size: int
+    seed: int
+    device: str = "cpu"
+    out_dir: str = "out"
+    experiment: str = "demo"
+    wandb_mode: str = "disabled"
+    threads: int = 0
+    progress: bool = False
+    save_checkpoint: bool = False
+    fault: str | None = None  # test-only fault injection: "nan@STEP", "raise@STEP" or "exit@STEP"
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> "RunSpec":
+        d = json.loads(text)
+        d["domains"] = [DomainShard(**x) for x in d["domains"]]
+        return cls(**d)
+
+
+@dataclass
+class RunResult:
+    """The outcome of one run. `status` is "ok", "failed" or "diverged"; failures carry `error`."""
+
+    run_id: str
+    status: str
+    error: str | None = None
+    n_params: int = 0
+    n_params_non_embedding: int = 0
+    tokens: int = 0
+    steps: int = 0
+    wall_s: float = 0.0
+    tokens_per_s: float = 0.0
+    last_good_step: int = -1
+    curve: list[list[float]] = field(default_factory=list)  # [step, tokens, loss, lr]
+    val_losses: dict[str, float] = field(default_factory=dict)  # domain -> held-out loss
+    checkpoint: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> "RunResult":
+        return cls(**json.loads(text))
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write a file so that readers see either nothing or the whole text (rename is atomic)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)

@@ -1,0 +1,47 @@
+"""The final comparison: the proposal and the baselines, trained at the same budget and seeds.
+
+Each final run is its own process (`mixopt.models.launch`), so it can later be started with
+Lightning's DDP on several devices; the flow only waits for its result file.
+"""
+
+from __future__ import annotations
+
+from mixopt.experiment import Experiment
+from mixopt.mixtures.design import natural_mixture, stratified_mixture, token_caps
+from mixopt.runspec import RunResult, RunSpec
+from mixopt.stages.swarm import DONE, ingest_spool, spool_result
+from mixopt.warehouse import Warehouse
+
+
+def final_mixtures(exp: Experiment, proposal: list[float]) -> dict[str, list[float]]:
+    cfg = exp.cfg
+    caps = token_caps(exp.train_tokens, cfg.final.tokens, cfg.proposer.max_epochs)
+    mixes = {"proposed": [float(w) for w in proposal]}
+    if "natural" in cfg.final.baselines:
+        mixes["natural"] = [float(w) for w in natural_mixture(exp.train_tokens, caps)]
+    if "stratified" in cfg.final.baselines:
+        mixes["stratified"] = [float(w) for w in stratified_mixture(len(exp.domains), caps)]
+    return mixes
+
+
+def plan_final(exp: Experiment, wh: Warehouse, proposal: list[float]) -> list[RunSpec]:
+    """Specs of the final runs not yet finished."""
+    ingest_spool(exp, wh)
+    cfg = exp.cfg
+    specs = [
+        exp.run_spec("final", label, w, seed, cfg.final)
+        for seed in cfg.final.seeds
+        for label, w in final_mixtures(exp, proposal).items()
+    ]
+    status = wh.run_status([s.run_id for s in specs])
+    return [s for s in specs if status.get(s.run_id) not in DONE]
+
+
+def train_final(exp: Experiment, spec: RunSpec) -> RunResult:
+    """Train one final run in its own process and spool the result."""
+    from mixopt.models.launch import run_in_subprocess
+
+    work = exp.spool_dir().parent / "launch" / spec.run_id
+    result = run_in_subprocess(spec, work)
+    spool_result(exp, spec, result)
+    return result

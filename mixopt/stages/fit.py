@@ -1,0 +1,104 @@
+"""Fit regressors from mixture to target loss on the finished proxies, and propose a mixture.
+
+Regressors are judged only by k-fold cross-validation on the proxies (out-of-fold predictions);
+the chosen one is refitted on all proxies and handed to the proposer, whose token caps are set
+at the final run's budget. Every fit and the proposal are stored with their ids.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from mixopt.experiment import Experiment, mixture_id
+from mixopt.mixtures.cv import cross_validate
+from mixopt.mixtures.design import token_caps
+from mixopt.mixtures.proposers import propose_best_seen, propose_exact, propose_regmix
+from mixopt.mixtures.regressors import make_regressor
+from mixopt.warehouse import Warehouse
+
+MIN_PROXIES = 4
+
+
+class NotEnoughProxies(RuntimeError):
+    """Fewer finished proxies than a fit needs."""
+
+
+@dataclass
+class FitOutcome:
+    """The chosen fit and the proposal made from it (JSON-friendly)."""
+
+    fit_id: str
+    regressor: str
+    n_train: int
+    cv: list[dict]
+    proposal_id: str
+    method: str
+    weights: list[float]
+    predicted: float
+    caps_active: list[bool]
+
+
+def _id(*parts: object) -> str:
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:12]
+
+
+def training_data(exp: Experiment, wh: Warehouse) -> tuple[list[str], np.ndarray, np.ndarray]:
+    rows = wh.training_table(exp.experiment_id)
+    ids = [r["run_id"] for r in rows]
+    X = np.array([r["weights"] for r in rows], dtype=float).reshape(len(rows), len(exp.domains))
+    y = np.array([r["target_loss"] for r in rows], dtype=float)
+    return ids, X, y
+
+
+def fit_and_propose(exp: Experiment, wh: Warehouse) -> FitOutcome:
+    cfg = exp.cfg
+    ids, X, y = training_data(exp, wh)
+    if len(y) < MIN_PROXIES:
+        raise NotEnoughProxies(
+            f"only {len(y)} proxies finished with a finite target loss; a fit needs at least {MIN_PROXIES}"
+        )
+    names = cfg.regressor.candidates if cfg.regressor.kind == "auto" else [cfg.regressor.kind]
+    folds = min(cfg.regressor.cv_folds, len(y))
+    reports = [cross_validate(name, X, y, folds=folds, seed=cfg.swarm.seed) for name in names]
+    best = max(reports, key=lambda r: (np.nan_to_num(r.spearman, nan=-2), np.nan_to_num(r.r2, nan=-1e9)))
+    fit_ids = {}
+    for rep in reports:
+        fit_id = "f" + _id(exp.experiment_id, rep.name, tuple(ids), folds)
+        fit_ids[rep.name] = fit_id
+        wh.record_fit(
+            fit_id, exp.experiment_id,
+            {"name": rep.name, "n": len(y), "folds": folds, "spearman": _f(rep.spearman),
+             "kendall": _f(rep.kendall), "r2": _f(rep.r2), "rmse": _f(rep.rmse)},
+            chosen=rep is best,
+            predictions=list(zip(ids, y, rep.oof_pred)),
+        )
+    model = make_regressor(best.name, seed=cfg.swarm.seed).fit(X, y)
+    caps = token_caps(exp.train_tokens, cfg.final.tokens, cfg.proposer.max_epochs)
+    p = cfg.proposer
+    if p.kind == "regmix":
+        prop = propose_regmix(model, exp.prior, caps, n_samples=p.n_samples, top_k=p.top_k, seed=cfg.swarm.seed)
+    elif p.kind == "exact":
+        prop = propose_exact(model, exp.prior, caps, kl_weight=p.kl_weight)
+    else:
+        prop = propose_best_seen(X, y, caps=caps)
+    weights = [float(w) for w in prop.weights]
+    mid = mixture_id(weights)
+    proposal_id = "p" + _id(fit_ids[best.name], p.kind, mid)
+    wh.record_proposal(
+        proposal_id, exp.experiment_id, fit_ids[best.name], p.kind, best.name, mid, weights,
+        float(prop.predicted), list(prop.caps_active), dict(prop.details),
+    )
+    return FitOutcome(
+        fit_id=fit_ids[best.name], regressor=best.name, n_train=len(y),
+        cv=[{"regressor": r.name, "spearman": _f(r.spearman), "kendall": _f(r.kendall), "r2": _f(r.r2),
+             "rmse": _f(r.rmse)} for r in reports],
+        proposal_id=proposal_id, method=p.kind, weights=weights, predicted=float(prop.predicted),
+        caps_active=[bool(c) for c in prop.caps_active],
+    )
+
+
+def _f(x: float) -> float | None:
+    return None if x is None or not np.isfinite(x) else float(x)

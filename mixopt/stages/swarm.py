@@ -1,0 +1,99 @@
+"""The swarm stage without Prefect: plan the proxies, train one, spool and record results.
+
+`plan_swarm` extends the experiment's design to `n_proxies` mixtures (earlier mixtures are kept,
+so growing the swarm never changes what was trained) and returns the specs of the proxies that
+still need training. `train_and_spool` runs in a worker and writes the result next to the
+warehouse, never into it; `record_result` is the flow's single write path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from mixopt.experiment import CODE_VERSION, Experiment, mixture_id
+from mixopt.mixtures.design import sample_design, token_caps
+from mixopt.runspec import RunResult, RunSpec, atomic_write_text
+from mixopt.warehouse import Warehouse
+
+DONE = ("ok", "diverged")  # outcomes that retraining would not change
+
+
+def design_mixtures(exp: Experiment, wh: Warehouse) -> list[tuple[str, list[float]]]:
+    """The experiment's first `n_proxies` design mixtures, sampling and storing new ones as needed."""
+    cfg = exp.cfg
+    existing = wh.mixtures(exp.experiment_id, "design")
+    missing = cfg.swarm.n_proxies - len(existing)
+    if missing > 0:
+        caps = token_caps(exp.train_tokens, cfg.swarm.tokens, cfg.design.max_epochs)
+        new = sample_design(
+            exp.prior, missing, caps, seed=cfg.swarm.seed + len(existing),
+            concentration_min=cfg.design.concentration_min, concentration_max=cfg.design.concentration_max,
+            min_weight=cfg.design.min_weight,
+            existing=np.array([w for _, w in existing]) if existing else None,
+        )
+        for w in new:
+            wh.record_mixture(mixture_id(w), exp.experiment_id, "design", w)
+        existing = wh.mixtures(exp.experiment_id, "design")
+    return existing[: cfg.swarm.n_proxies]
+
+
+def plan_swarm(exp: Experiment, wh: Warehouse) -> tuple[list[RunSpec], int]:
+    """Specs of the proxies still to train, and how many of the swarm are already done."""
+    ingest_spool(exp, wh)
+    cfg = exp.cfg
+    specs = [exp.run_spec("proxy", "design", w, cfg.swarm.seed, cfg.swarm) for _, w in design_mixtures(exp, wh)]
+    status = wh.run_status([s.run_id for s in specs])
+    todo = [s for s in specs if status.get(s.run_id) not in DONE]
+    return todo, len(specs) - len(todo)
+
+
+def spool_path(exp: Experiment, run_id: str) -> Path:
+    return exp.spool_dir() / f"{run_id}.json"
+
+
+def spool_result(exp: Experiment, spec: RunSpec, result: RunResult) -> None:
+    """Keep the result on disk until the warehouse has it (survives a crash of the flow)."""
+    atomic_write_text(spool_path(exp, result.run_id), '{"spec": %s, "result": %s}' % (spec.to_json(), result.to_json()))
+
+
+def record_result(exp: Experiment, wh: Warehouse, spec: RunSpec, result: RunResult) -> float | None:
+    """Store one finished run (the flow's single write path); returns its target loss."""
+    target = exp.target_loss(result.val_losses) if result.status == "ok" else None
+    if result.status == "ok" and target is None:
+        result.status, result.error = "failed", "no finite held-out loss for a target domain"
+    wh.record_mixture(mixture_id(spec.weights), exp.experiment_id, spec.label if spec.role == "final" else "design", spec.weights)
+    wh.record_run(
+        result, experiment_id=exp.experiment_id, role=spec.role, label=spec.label,
+        mixture_id=mixture_id(spec.weights), seed=spec.seed, target_loss=target, code_version=CODE_VERSION,
+    )
+    spool_path(exp, result.run_id).unlink(missing_ok=True)
+    return target
+
+
+def ingest_spool(exp: Experiment, wh: Warehouse) -> int:
+    """Record results that workers finished but the flow did not store (e.g. it crashed)."""
+    import json
+
+    n = 0
+    for path in sorted(exp.spool_dir().glob("*.json")):
+        try:
+            blob = json.loads(path.read_text(encoding="utf-8"))
+            spec = RunSpec.from_json(json.dumps(blob["spec"]))
+            result = RunResult(**blob["result"])
+        except (ValueError, KeyError, TypeError):
+            path.rename(path.with_suffix(".corrupt"))
+            continue
+        record_result(exp, wh, spec, result)
+        n += 1
+    return n
+
+
+def train_and_spool(exp: Experiment, spec: RunSpec) -> RunResult:
+    """Train one proxy in this process and spool its result (runs in a worker thread or process)."""
+    from mixopt.models.train import train_run  # torch is imported only where training happens
+
+    result = train_run(spec)
+    spool_result(exp, spec, result)
+    return result

@@ -1,0 +1,22 @@
+"""Prefect task: write the report and publish it as artifacts in the Prefect UI."""
+
+from __future__ import annotations
+
+from prefect import task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NONE
+
+from mixopt.experiment import Experiment
+from mixopt.report import Report, build_report
+from mixopt.warehouse import writer
+
+
+@task(name="report", cache_policy=NONE)
+def report_task(exp: Experiment) -> Report:
+    """Markdown + PNG plots in the output folder; the summary and top mixtures as artifacts."""
+    rep = build_report(writer(exp.warehouse), exp.experiment_id, exp.report_dir())
+    create_table_artifact(key="top-mixtures", table=rep.top_mixtures, description=f"Best proxy mixtures of {exp.experiment_id}")
+    if rep.comparison:
+        create_table_artifact(key="final-comparison", table=rep.comparison, description=rep.verdict)
+    create_markdown_artifact(key="mixopt-report", markdown=rep.markdown, description=f"Report of {exp.experiment_id}")
+    return rep

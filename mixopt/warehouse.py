@@ -1,0 +1,282 @@
+"""The DuckDB warehouse: the one module that reads and writes mixopt's results.
+
+Write path. DuckDB allows one writing process per file, so nothing but the flow's own process
+writes here. Workers (threads, Dask workers, child processes) never open the file: they spool each
+finished run as one JSON file (atomic rename) under `<out>/spool/`, and return it. The flow then
+records it through `Warehouse`, whose writes are serialised by a lock inside the process and by
+an exclusive file lock across processes (two `mixopt run` on one warehouse wait for each other).
+Every record is one transaction and idempotent (keyed by run id), so a crash mid-write leaves the
+previous state and re-ingesting the spool completes it.
+
+Reads. `read_only_query` opens the file read-only with external access disabled and accepts
+only SELECT-like statements; it is what `mixopt sql` uses.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import threading
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import duckdb
+
+from mixopt.runspec import DomainShard, RunResult
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS experiments (
+    experiment_id VARCHAR PRIMARY KEY, name VARCHAR, config_hash VARCHAR, corpus_fingerprint VARCHAR,
+    config_json JSON, created_at TIMESTAMPTZ);
+CREATE TABLE IF NOT EXISTS domains (
+    experiment_id VARCHAR, domain VARCHAR, idx INTEGER, train_tokens BIGINT, val_tokens BIGINT,
+    train_docs BIGINT, val_docs BIGINT, prior DOUBLE, train_sha256 VARCHAR, val_sha256 VARCHAR,
+    PRIMARY KEY (experiment_id, domain));
+CREATE TABLE IF NOT EXISTS mixtures (
+    mixture_id VARCHAR PRIMARY KEY, experiment_id VARCHAR, kind VARCHAR, weights DOUBLE[],
+    created_at TIMESTAMPTZ);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id VARCHAR PRIMARY KEY, experiment_id VARCHAR, role VARCHAR, label VARCHAR, mixture_id VARCHAR,
+    seed INTEGER, status VARCHAR, error VARCHAR, n_params BIGINT, n_params_non_embedding BIGINT,
+    tokens BIGINT, steps INTEGER, wall_s DOUBLE, tokens_per_s DOUBLE, last_good_step INTEGER,
+    target_loss DOUBLE, code_version VARCHAR, created_at TIMESTAMPTZ);
+CREATE TABLE IF NOT EXISTS metrics (
+    run_id VARCHAR, step INTEGER, tokens BIGINT, loss DOUBLE, lr DOUBLE);
+CREATE TABLE IF NOT EXISTS evals (
+    run_id VARCHAR, domain VARCHAR, loss DOUBLE, PRIMARY KEY (run_id, domain));
+CREATE TABLE IF NOT EXISTS fits (
+    fit_id VARCHAR PRIMARY KEY, experiment_id VARCHAR, regressor VARCHAR, chosen BOOLEAN,
+    n_train INTEGER, folds INTEGER, cv_spearman DOUBLE, cv_kendall DOUBLE, cv_r2 DOUBLE,
+    cv_rmse DOUBLE, created_at TIMESTAMPTZ);
+CREATE TABLE IF NOT EXISTS fit_predictions (
+    fit_id VARCHAR, run_id VARCHAR, actual DOUBLE, predicted DOUBLE);
+CREATE TABLE IF NOT EXISTS proposals (
+    proposal_id VARCHAR PRIMARY KEY, experiment_id VARCHAR, fit_id VARCHAR, method VARCHAR,
+    regressor VARCHAR, mixture_id VARCHAR, predicted_target DOUBLE, caps_active BOOLEAN[],
+    details JSON, created_at TIMESTAMPTZ);
+CREATE OR REPLACE VIEW proxy_runs AS SELECT * FROM runs WHERE role = 'proxy';
+CREATE OR REPLACE VIEW final_runs AS SELECT * FROM runs WHERE role = 'final';
+CREATE OR REPLACE VIEW mixture_weights AS
+    SELECT m.mixture_id, m.experiment_id, m.kind, d.domain, m.weights[d.idx + 1] AS weight
+    FROM mixtures m JOIN domains d USING (experiment_id);
+"""
+
+_ALLOWED_STATEMENTS = {"SELECT", "EXPLAIN"}
+
+
+class WarehouseError(RuntimeError):
+    """A warehouse problem the user can act on (wrong path, refused statement, ...)."""
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Warehouse:
+    """Single writer of one DuckDB file. Use as a context manager or call `close()`."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._lock_file = open(self.path.with_name(self.path.name + ".lock"), "a+")
+        fcntl.flock(self._lock_file, fcntl.LOCK_EX)
+        try:
+            self.con = duckdb.connect(str(self.path))
+            self.con.execute(SCHEMA)
+        except Exception:
+            self._release_file_lock()
+            raise
+
+    def _release_file_lock(self) -> None:
+        if self._lock_file is not None:
+            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+            self._lock_file.close()
+            self._lock_file = None
+
+    def close(self) -> None:
+        with self._lock:
+            self.con.close()
+            self._release_file_lock()
+
+    def __enter__(self) -> "Warehouse":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One all-or-nothing write; concurrent callers in this process take turns."""
+        with self._lock:
+            self.con.execute("BEGIN TRANSACTION")
+            try:
+                yield self.con
+            except BaseException:
+                self.con.execute("ROLLBACK")
+                raise
+            self.con.execute("COMMIT")
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        with self._lock:
+            cur = self.con.execute(sql, list(params))
+            cols = [d[0] for d in cur.description]
+            return [dict(zip(cols, row)) for row in cur.fetchall()]
+
+    # ---------------------------------------------------------------- experiments and corpus
+    def record_experiment(
+        self, experiment_id: str, name: str, config_hash: str, fingerprint: str, config: dict,
+        domains: list[DomainShard], prior: Sequence[float],
+    ) -> None:
+        with self.transaction() as con:
+            con.execute(
+                "INSERT INTO experiments VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                [experiment_id, name, config_hash, fingerprint, json.dumps(config), _now()],
+            )
+            for i, (d, p) in enumerate(zip(domains, prior)):
+                con.execute(
+                    "INSERT OR REPLACE INTO domains VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [experiment_id, d.name, i, d.train_tokens, d.val_tokens, d.train_docs, d.val_docs,
+                     float(p), d.train_sha256, d.val_sha256],
+                )
+
+    def record_mixture(self, mixture_id: str, experiment_id: str, kind: str, weights: Sequence[float]) -> None:
+        with self.transaction() as con:
+            con.execute(
+                "INSERT INTO mixtures VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                [mixture_id, experiment_id, kind, [float(w) for w in weights], _now()],
+            )
+
+    def mixtures(self, experiment_id: str, kind: str) -> list[tuple[str, list[float]]]:
+        rows = self.query(
+            "SELECT mixture_id, weights FROM mixtures WHERE experiment_id = ? AND kind = ? ORDER BY created_at, mixture_id",
+            [experiment_id, kind],
+        )
+        return [(r["mixture_id"], list(r["weights"])) for r in rows]
+
+    # ---------------------------------------------------------------- runs
+    def record_run(
+        self, result: RunResult, *, experiment_id: str, role: str, label: str, mixture_id: str,
+        seed: int, target_loss: float | None, code_version: str,
+    ) -> None:
+        """Store one run with its curve and per-domain losses, replacing an earlier attempt."""
+        r = result
+        with self.transaction() as con:
+            for table in ("runs", "metrics", "evals"):
+                con.execute(f"DELETE FROM {table} WHERE run_id = ?", [r.run_id])
+            con.execute(
+                "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [r.run_id, experiment_id, role, label, mixture_id, seed, r.status, r.error, r.n_params,
+                 r.n_params_non_embedding, r.tokens, r.steps, r.wall_s, r.tokens_per_s, r.last_good_step,
+                 target_loss, code_version, _now()],
+            )
+            if r.curve:
+                con.executemany(
+                    "INSERT INTO metrics VALUES (?, ?, ?, ?, ?)",
+                    [[r.run_id, int(s), int(t), float(l), float(lr)] for s, t, l, lr in r.curve],
+                )
+            if r.val_losses:
+                con.executemany(
+                    "INSERT INTO evals VALUES (?, ?, ?)",
+                    [[r.run_id, d, float(v)] for d, v in r.val_losses.items()],
+                )
+
+    def run_status(self, run_ids: Sequence[str]) -> dict[str, str]:
+        if not run_ids:
+            return {}
+        rows = self.query("SELECT run_id, status FROM runs WHERE run_id IN (SELECT unnest(?))", [list(run_ids)])
+        return {r["run_id"]: r["status"] for r in rows}
+
+    def training_table(self, experiment_id: str) -> list[dict[str, Any]]:
+        """Finished (status ok) proxy runs with their mixture weights and target loss."""
+        return self.query(
+            """SELECT r.run_id, r.target_loss, m.weights FROM proxy_runs r JOIN mixtures m USING (mixture_id)
+               WHERE r.experiment_id = ? AND r.status = 'ok' AND r.target_loss IS NOT NULL
+               AND isfinite(r.target_loss) ORDER BY r.run_id""",
+            [experiment_id],
+        )
+
+    # ---------------------------------------------------------------- fits and proposals
+    def record_fit(self, fit_id: str, experiment_id: str, report: dict[str, Any], chosen: bool,
+                   predictions: Sequence[tuple[str, float, float]]) -> None:
+        with self.transaction() as con:
+            con.execute("DELETE FROM fit_predictions WHERE fit_id = ?", [fit_id])
+            con.execute(
+                "INSERT OR REPLACE INTO fits VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [fit_id, experiment_id, report["name"], chosen, report["n"], report["folds"],
+                 report["spearman"], report["kendall"], report["r2"], report["rmse"], _now()],
+            )
+            if predictions:
+                con.executemany(
+                    "INSERT INTO fit_predictions VALUES (?, ?, ?, ?)",
+                    [[fit_id, rid, float(a), float(p)] for rid, a, p in predictions],
+                )
+
+    def record_proposal(self, proposal_id: str, experiment_id: str, fit_id: str, method: str, regressor: str,
+                        mixture_id: str, weights: Sequence[float], predicted: float,
+                        caps_active: Sequence[bool], details: dict[str, Any]) -> None:
+        with self.transaction() as con:
+            con.execute(
+                "INSERT INTO mixtures VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                [mixture_id, experiment_id, "proposal", [float(w) for w in weights], _now()],
+            )
+            con.execute(
+                "INSERT OR REPLACE INTO proposals VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [proposal_id, experiment_id, fit_id, method, regressor, mixture_id, float(predicted),
+                 [bool(c) for c in caps_active], json.dumps(details, default=float), _now()],
+            )
+
+
+def read_only_query(path: str | Path, sql: str) -> tuple[list[str], list[tuple]]:
+    """Run one read-only statement on the warehouse; refuses anything that writes or reaches outside it."""
+    path = Path(path)
+    if not path.exists():
+        raise WarehouseError(f"{path}: no warehouse here (run `mixopt run` first, or pass --warehouse)")
+    try:
+        statements = duckdb.extract_statements(sql)
+    except duckdb.Error as e:
+        raise WarehouseError(f"could not parse the query: {e}") from None
+    if len(statements) != 1:
+        raise WarehouseError(f"give exactly one statement, got {len(statements)}")
+    kind = statements[0].type.name
+    if kind not in _ALLOWED_STATEMENTS:
+        raise WarehouseError(f"refused: `mixopt sql` is read-only and runs SELECT queries only (got {kind})")
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.IOException as e:
+        raise WarehouseError(f"{path}: cannot open read-only ({e}); is a run writing to it right now?") from None
+    try:
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
+        cur = con.execute(sql)
+        cols = [d[0] for d in cur.description] if cur.description else []
+        return cols, cur.fetchall()
+    except duckdb.Error as e:
+        raise WarehouseError(f"query failed: {e}") from None
+    finally:
+        con.close()
+
+
+_writers: dict[str, Warehouse] = {}
+_writers_lock = threading.Lock()
+
+
+def writer(path: str | Path) -> Warehouse:
+    """The process's single writer for `path` (opened on first use, shared by every task thread)."""
+    key = str(Path(path).resolve())
+    with _writers_lock:
+        wh = _writers.get(key)
+        if wh is None or wh._lock_file is None:
+            wh = _writers[key] = Warehouse(path)
+        return wh
+
+
+def close_writer(path: str | Path) -> None:
+    """Close the process's writer for `path` so that readers (e.g. `mixopt sql`) can open the file."""
+    key = str(Path(path).resolve())
+    with _writers_lock:
+        wh = _writers.pop(key, None)
+    if wh is not None:
+        wh.close()

@@ -1,0 +1,126 @@
+"""The mixture data module: reproducible sampling, weights, and held-out windows."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+import torch
+
+from mixopt.models.data import MixtureDataModule
+from mixopt.runspec import DomainShard
+
+
+def make_dm(shards: list[DomainShard], weights: list[float], seed: int = 0, steps: int = 20) -> MixtureDataModule:
+    return MixtureDataModule(shards, weights, seq_len=16, batch_size=8, seed=seed, total_steps=steps, eval_batches=2)
+
+
+def batches(dm: MixtureDataModule) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    return list(dm.train_dataloader())
+
+
+def test_batches_have_shape_and_shifted_targets(shards: list[DomainShard]) -> None:
+    out = batches(make_dm(shards, [0.5, 0.5], steps=5))
+    assert len(out) == 5
+    x, y, dom = out[0]
+    assert x.shape == y.shape == (8, 16) and x.dtype == torch.long and dom.shape == (8,)
+    assert torch.equal(x[:, 1:], y[:, :-1])
+
+
+def test_same_seed_same_batches_different_seed_different(shards: list[DomainShard]) -> None:
+    a, b = batches(make_dm(shards, [0.3, 0.7])), batches(make_dm(shards, [0.3, 0.7]))
+    c = batches(make_dm(shards, [0.3, 0.7], seed=1))
+    assert all(torch.equal(p[0], q[0]) and torch.equal(p[2], q[2]) for p, q in zip(a, b))
+    assert not all(torch.equal(p[0], q[0]) for p, q in zip(a, c))
+
+
+def test_windows_come_from_the_sampled_domain(shards: list[DomainShard]) -> None:
+    """Domain a uses ids < 32 (plus EOT 0), domain b ids >= 32 (plus EOT)."""
+    for x, y, dom in batches(make_dm(shards, [0.5, 0.5])):
+        for row, d in zip(x, dom):
+            toks = row[row != 0]
+            assert bool((toks < 32).all()) if d == 0 else bool((toks >= 32).all())
+
+
+def test_weight_zero_domain_is_never_sampled_or_opened(shards: list[DomainShard]) -> None:
+    dm = make_dm(shards, [1.0, 0.0], steps=50)
+    out = batches(dm)
+    assert dm.sampled_sequences.tolist() == [50 * 8, 0]
+    assert all(bool((dom == 0).all()) for _, _, dom in out)
+    assert all(bool((x < 32).all()) for x, _, _ in out)
+    assert 1 not in dm._train  # the train shard of the weight-0 domain was never opened
+
+
+def test_weights_are_followed(shards: list[DomainShard]) -> None:
+    dm = make_dm(shards, [0.2, 0.8], steps=100)
+    batches(dm)
+    frac = dm.sampled_sequences / dm.sampled_sequences.sum()
+    assert frac[1] == pytest.approx(0.8, abs=0.05)
+
+
+def test_set_weights_changes_the_mixture_during_iteration(shards: list[DomainShard]) -> None:
+    dm = make_dm(shards, [1.0, 0.0], steps=10)
+    doms = []
+    for i, (_, _, dom) in enumerate(dm.train_dataloader()):
+        doms.append(dom)
+        if i == 4:
+            dm.set_weights([0.0, 1.0])
+    assert all(bool((d == 0).all()) for d in doms[:5])
+    assert all(bool((d == 1).all()) for d in doms[5:])
+
+
+@pytest.mark.parametrize("weights", [[1.0], [0.0, 0.0], [-0.1, 1.1], [float("nan"), 1.0]])
+def test_bad_weights_are_rejected(shards: list[DomainShard], weights: list[float]) -> None:
+    with pytest.raises(ValueError):
+        make_dm(shards, weights)
+
+
+def test_weights_are_normalised(shards: list[DomainShard]) -> None:
+    assert make_dm(shards, [1.0, 3.0]).weights.tolist() == [0.25, 0.75]
+
+
+def test_short_train_shard_with_positive_weight_is_an_error(
+    shard_writer: Callable[..., DomainShard], shards: list[DomainShard]
+) -> None:
+    short = shard_writer("short", np.arange(1, 10), np.arange(1, 10))
+    make_dm([shards[0], short], [1.0, 0.0])  # fine while never sampled
+    with pytest.raises(ValueError, match="short"):
+        make_dm([shards[0], short], [0.5, 0.5])
+
+
+def test_val_batches_are_deterministic_evenly_spaced_and_capped(shards: list[DomainShard]) -> None:
+    dm = make_dm(shards, [0.5, 0.5])
+    a, b = dm.val_batches("a"), dm.val_batches(0)
+    assert len(a) == 2 and all(x.shape == (8, 16) for x, _ in a)  # eval_batches * batch_size windows
+    assert all(torch.equal(p[0], q[0]) for p, q in zip(a, b))
+    val = np.fromfile(shards[0].val_path, dtype=np.uint16)
+    x0, y0 = a[0]
+    assert x0[0].tolist() == val[:16].tolist() and y0[0].tolist() == val[1:17].tolist()
+    assert a[-1][1][-1].tolist() == val[-16:].tolist()  # the last window ends at the shard's end
+
+
+def test_short_val_shard_gives_one_shorter_window(
+    shard_writer: Callable[..., DomainShard], shards: list[DomainShard]
+) -> None:
+    short = shard_writer("tiny", np.arange(1, 40), np.array([5, 6, 7, 8, 9]))
+    dm = make_dm([shards[0], short], [1.0, 0.0])
+    (x, y), = dm.val_batches("tiny")
+    assert x.tolist() == [[5, 6, 7, 8]] and y.tolist() == [[6, 7, 8, 9]]
+
+
+def test_val_shard_with_fewer_than_two_tokens_is_an_error(
+    shard_writer: Callable[..., DomainShard], shards: list[DomainShard]
+) -> None:
+    one = shard_writer("one", np.arange(1, 40), np.array([5]))
+    dm = make_dm([shards[0], one], [1.0, 0.0])
+    with pytest.raises(ValueError, match="at least 2"):
+        dm.val_batches("one")
+    with pytest.raises(KeyError):
+        dm.val_batches("nope")
+
+
+def test_shard_length_mismatch_is_an_error(shards: list[DomainShard]) -> None:
+    bad = DomainShard(**{**shards[0].__dict__, "val_tokens": shards[0].val_tokens + 1})
+    with pytest.raises(ValueError, match="metadata"):
+        make_dm([bad, shards[1]], [0.5, 0.5]).val_batches(0)

@@ -1,0 +1,81 @@
+"""The experiment config: strict keys, clear messages naming the file and the field."""
+
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel
+
+from mixopt.config import ConfigError, ExperimentConfig, load_config, parse_config
+
+
+def _all_models(model: type[BaseModel], seen=None):
+    seen = seen if seen is not None else set()
+    if model in seen:
+        return seen
+    seen.add(model)
+    for f in model.model_fields.values():
+        for t in getattr(f.annotation, "__args__", ()) + (f.annotation,):
+            if isinstance(t, type) and issubclass(t, BaseModel):
+                _all_models(t, seen)
+    return seen
+
+
+def test_defaults_are_valid_and_hash_is_stable():
+    a, b = ExperimentConfig(), ExperimentConfig()
+    assert a.config_hash() == b.config_hash()
+    b.swarm.lr = 1e-3
+    assert a.config_hash() != b.config_hash()
+    b2 = ExperimentConfig()
+    b2.runtime.out_dir = "elsewhere"  # runtime settings do not change results
+    assert a.config_hash() == b2.config_hash()
+
+
+def test_every_field_has_a_docstring():
+    for model in _all_models(ExperimentConfig):
+        for name, f in model.model_fields.items():
+            assert f.description, f"{model.__name__}.{name} has no docstring"
+
+
+@pytest.mark.parametrize(
+    "data, needle",
+    [
+        ({"swarm": {"n_proxy": 3}}, "swarm.n_proxy: unknown key"),
+        ({"bogus": 1}, "bogus: unknown key"),
+        ({"swarm": {"lr": -1}}, "swarm.lr"),
+        ({"swarm": {"n_proxies": "many"}}, "swarm.n_proxies"),
+        ({"target": {"weights": {"a": -0.5}}}, "target.weights"),
+        ({"target": {"weights": {"a": 0.0}}}, "must not all be zero"),
+        ({"corpus": {"source": "files"}}, "no domains are listed"),
+        ({"corpus": {"source": "files", "domains": [{"name": "a", "paths": ["x"]}, {"name": "a", "paths": ["y"]}]}}, "duplicate domain names"),
+        ({"corpus": {"source": "files", "domains": [{"name": "a", "paths": ["x"], "format": "csv"}]}}, "corpus.domains.0.format"),
+        ({"corpus": {"source": "files", "domains": [{"name": "a", "paths": ["x"]}]}, "target": {"weights": {"b": 1}}}, "unknown domains ['b']"),
+        ({"swarm": {"model": {"n_embd": 30, "n_head": 4}}}, "must divide"),
+        ({"design": {"concentration_min": 9, "concentration_max": 1}}, "concentration_min"),
+        ([1, 2], "must be a mapping"),
+    ],
+)
+def test_bad_configs_name_the_field(data, needle):
+    with pytest.raises(ConfigError) as e:
+        parse_config(data, source="exp.yaml")
+    assert "exp.yaml" in str(e.value)
+    assert needle in str(e.value)
+
+
+def test_yaml_errors_name_file_and_line(tmp_path: Path):
+    p = tmp_path / "bad.yaml"
+    p.write_text("name: x\nswarm:\n  lr: [1,\n  n_proxies: 3\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml:\d+: not valid YAML"):
+        load_config(p)
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "missing.yaml")
+    p.write_bytes(b"name: \xff\xfe\n")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_config(p)
+
+
+def test_relative_globs_resolve_against_the_config_folder(tmp_path: Path):
+    p = tmp_path / "exp.yaml"
+    p.write_text("corpus:\n  source: files\n  domains:\n    - {name: web, paths: ['data/*.jsonl']}\n")
+    cfg = load_config(p)
+    assert cfg.corpus.domains[0].paths == [str(tmp_path.resolve() / "data/*.jsonl")]
+    assert load_config(None) == ExperimentConfig()

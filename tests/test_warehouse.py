@@ -1,0 +1,136 @@
+"""The warehouse: idempotent, transactional writes through one writer; a read-only SQL surface."""
+
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from mixopt.runspec import DomainShard, RunResult
+from mixopt.warehouse import Warehouse, WarehouseError, read_only_query
+
+
+def _setup(path: Path) -> Warehouse:
+    wh = Warehouse(path)
+    doms = [DomainShard("web", "a", "b", 300, 30), DomainShard("code", "c", "d", 100, 10)]
+    wh.record_experiment("e1", "demo", "h", "fp", {"k": 1}, doms, [0.75, 0.25])
+    wh.record_mixture("m1", "e1", "design", [0.5, 0.5])
+    return wh
+
+
+def _result(run_id: str, loss: float = 2.0, status: str = "ok") -> RunResult:
+    return RunResult(run_id=run_id, status=status, curve=[[0, 16, 4.0, 1e-3], [1, 32, 3.5, 1e-3]],
+                     val_losses={"web": loss, "code": loss + 1})
+
+
+def _record(wh: Warehouse, r: RunResult, target: float | None = 2.5) -> None:
+    wh.record_run(r, experiment_id="e1", role="proxy", label="design", mixture_id="m1", seed=0,
+                  target_loss=target, code_version="t")
+
+
+def test_record_run_is_idempotent(tmp_path):
+    with _setup(tmp_path / "w.duckdb") as wh:
+        _record(wh, _result("r1", 2.0))
+        _record(wh, _result("r1", 1.5))  # a retry replaces the earlier attempt
+        assert wh.query("SELECT count(*) AS n FROM runs")[0]["n"] == 1
+        assert wh.query("SELECT count(*) AS n FROM metrics")[0]["n"] == 2
+        assert wh.query("SELECT loss FROM evals WHERE domain = 'web'")[0]["loss"] == 1.5
+        rows = wh.query("SELECT domain, weight FROM mixture_weights WHERE mixture_id = 'm1' ORDER BY domain")
+        assert rows == [{"domain": "code", "weight": 0.5}, {"domain": "web", "weight": 0.5}]
+
+
+def test_failed_and_diverged_runs_are_not_training_data(tmp_path):
+    with _setup(tmp_path / "w.duckdb") as wh:
+        _record(wh, _result("ok1"))
+        _record(wh, RunResult("bad", "failed", error="boom"), target=None)
+        _record(wh, RunResult("nan", "diverged", last_good_step=3), target=None)
+        assert [r["run_id"] for r in wh.training_table("e1")] == ["ok1"]
+        assert wh.run_status(["ok1", "bad", "nan", "zzz"]) == {"ok1": "ok", "bad": "failed", "nan": "diverged"}
+
+
+def test_a_failed_write_leaves_the_previous_state(tmp_path):
+    with _setup(tmp_path / "w.duckdb") as wh:
+        _record(wh, _result("r1", 2.0))
+        broken = _result("r1", 9.9)
+        broken.curve = [[0, 1, "not-a-number", 0.0]]  # fails half-way through the transaction
+        with pytest.raises(Exception):
+            _record(wh, broken)
+        assert wh.query("SELECT loss FROM evals WHERE domain = 'web'")[0]["loss"] == 2.0
+        assert wh.query("SELECT count(*) AS n FROM metrics")[0]["n"] == 2
+
+
+def test_concurrent_writers_in_one_process_lose_nothing(tmp_path):
+    with _setup(tmp_path / "w.duckdb") as wh:
+        barrier = threading.Barrier(8)
+
+        def work(i: int) -> None:
+            barrier.wait()
+            for j in range(5):
+                _record(wh, _result(f"r{i}-{j}", 2.0 + i))
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert wh.query("SELECT count(DISTINCT run_id) AS n, count(*) AS m FROM runs")[0] == {"n": 40, "m": 40}
+        assert wh.query("SELECT count(*) AS n FROM evals")[0]["n"] == 80
+
+
+def test_a_second_writer_process_waits_for_the_first(tmp_path):
+    path = tmp_path / "w.duckdb"
+    wh = _setup(path)
+    code = (
+        "import sys; from mixopt.warehouse import Warehouse\n"
+        f"w = Warehouse({str(path)!r}); print(w.query('SELECT count(*) AS n FROM runs')[0]['n']); w.close()"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    with pytest.raises(subprocess.TimeoutExpired):
+        proc.wait(timeout=3)  # blocked on the writer lock, not failing
+    _record(wh, _result("r1"))
+    wh.close()
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and out.strip() == "1"
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "INSERT INTO runs (run_id) VALUES ('x')",
+        "UPDATE runs SET status = 'ok'",
+        "DELETE FROM runs",
+        "DROP TABLE runs",
+        "CREATE TABLE t (a INT)",
+        "COPY runs TO '{tmp}/out.csv'",
+        "ATTACH '{tmp}/other.duckdb'",
+        "INSTALL httpfs",
+        "LOAD httpfs",
+        "SET threads = 1",
+        "SELECT * FROM read_csv('/etc/passwd')",
+        "SELECT * FROM read_text('/etc/hostname')",
+        "SELECT 1; DROP TABLE runs",
+        "PRAGMA enable_profiling",
+    ],
+)
+def test_sql_surface_refuses_writes_and_outside_access(tmp_path, query):
+    path = tmp_path / "w.duckdb"
+    with _setup(path) as wh:
+        _record(wh, _result("r1"))
+    with pytest.raises(WarehouseError):
+        read_only_query(path, query.format(tmp=tmp_path))
+    assert not (tmp_path / "out.csv").exists()
+    con = duckdb.connect(str(path), read_only=True)
+    assert con.execute("SELECT count(*) FROM runs").fetchone()[0] == 1
+    con.close()
+
+
+def test_sql_surface_answers_selects(tmp_path):
+    path = tmp_path / "w.duckdb"
+    with _setup(path) as wh:
+        _record(wh, _result("r1"))
+    cols, rows = read_only_query(path, "select run_id, status, target_loss from proxy_runs")
+    assert cols == ["run_id", "status", "target_loss"] and rows == [("r1", "ok", 2.5)]
+    with pytest.raises(WarehouseError, match="no warehouse here"):
+        read_only_query(tmp_path / "nope.duckdb", "select 1")
