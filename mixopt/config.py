@@ -72,7 +72,7 @@ class TokenizerConfig(_Strict):
     sample_bytes_per_domain: int = Field(500_000, gt=0)
     """Bytes of training text per domain used to train the BPE."""
     path: str | None = None
-    """Path to a `tokenizer.json` (for `kind: file`)."""
+    """Path to a `tokenizer.json` (for `kind: file`); relative paths resolve against the config file's folder."""
 
     @model_validator(mode="after")
     def _check(self) -> "TokenizerConfig":
@@ -300,6 +300,8 @@ def parse_config(data: object, source: str = "<config>", base_dir: Path | None =
     if base_dir is not None:
         for d in cfg.corpus.domains:
             d.paths = [p if Path(p).is_absolute() else str(base_dir / p) for p in d.paths]
+        if cfg.tokenizer.path and not Path(cfg.tokenizer.path).is_absolute():
+            cfg.tokenizer.path = str(base_dir / cfg.tokenizer.path)
     return cfg
 
 

@@ -18,6 +18,7 @@ error. A file whose bytes are unchanged is not rewritten (its mtime stays, so sh
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import importlib.metadata as md
 import json
@@ -38,6 +39,7 @@ MIN_DOMAINS = 4
 _TEST_DIRS = {"test", "tests", "idle_test", "testing"}
 _SKIP_DIRS = {"site-packages", "dist-packages", "__pycache__"} | _TEST_DIRS
 _LICENSE_NAME = re.compile(r"^(LICEN[CS]E|COPYING|NOTICE)([-_. ].*)?$", re.IGNORECASE)
+_LICENSE_HINT = re.compile(r"licen[cs]e|copying|notice", re.IGNORECASE)
 _NOT_TEXT = {".py", ".pyc", ".pyi", ".so", ".pyd", ".dll", ".json", ".js", ".html", ".h", ".c"}
 
 Doc = tuple[str, str]  # (source label, text)
@@ -52,6 +54,7 @@ def _read_text(path: Path) -> str | None:
 
 
 def _path_hash(rel: str) -> str:
+    """Hex sha256 of a relative path: the (deterministic, well-mixed) order of stdlib files."""
     return hashlib.sha256(rel.encode("utf-8")).hexdigest()
 
 
@@ -95,18 +98,38 @@ def pydoc_docs() -> Iterator[Doc]:
             yield f"pydoc/{key}", text
 
 
-def _distributions() -> list[md.Distribution]:
-    """Installed distributions, one per normalised name, sorted by name then version."""
-    by_name: dict[str, md.Distribution] = {}
+def _distributions() -> list[tuple[str, md.Distribution, md.PackageMetadata]]:
+    """(name, distribution, metadata) of installed distributions, sorted by normalised name.
+
+    When a name is installed twice, the first one found on `sys.path` wins (the one Python imports).
+    """
+    by_name: dict[str, tuple[str, md.Distribution, md.PackageMetadata]] = {}
     for dist in md.distributions():
         try:
-            name = (dist.metadata["Name"] or "").strip()
-        except Exception:  # a broken METADATA file
+            meta = dist.metadata
+            name = (meta["Name"] or "").strip()
+        except Exception:  # a broken METADATA file is just skipped
             continue
         key = re.sub(r"[-_.]+", "-", name).lower()
         if key and key not in by_name:
-            by_name[key] = dist
+            by_name[key] = (name, dist, meta)
     return [by_name[k] for k in sorted(by_name)]
+
+
+def _license_files(dist: md.Distribution) -> list[str]:
+    """Relative paths of a distribution's licence files, from RECORD (fast) or `dist.files`."""
+    record = dist.read_text("RECORD")
+    if record is not None:
+        hits = [line for line in record.splitlines() if _LICENSE_HINT.search(line)]
+        rels = [row[0] for row in csv.reader(hits) if row]
+    else:
+        rels = [str(f) for f in (dist.files or [])]
+    out = []
+    for rel in sorted(set(rels)):
+        base = rel.rsplit("/", 1)[-1]
+        if _LICENSE_NAME.match(base) and os.path.splitext(base)[1].lower() not in _NOT_TEXT:
+            out.append(rel)
+    return out
 
 
 def license_docs() -> Iterator[Doc]:
@@ -114,6 +137,7 @@ def license_docs() -> Iterator[Doc]:
     seen: set[str] = set()
 
     def fresh(text: str) -> bool:
+        """True the first time a (stripped) text is seen."""
         digest = hashlib.sha256(text.strip().encode("utf-8", "replace")).hexdigest()
         if digest in seen:
             return False
@@ -125,37 +149,32 @@ def license_docs() -> Iterator[Doc]:
         text = _read_text(Path(stdlib) / "LICENSE.txt")
         if text and text.strip() and fresh(text):
             yield "python/LICENSE.txt", text
-    for dist in _distributions():
-        files = sorted(str(f) for f in (dist.files or []))
-        for rel in files:
-            base = rel.rsplit("/", 1)[-1]
-            if not _LICENSE_NAME.match(base) or os.path.splitext(base)[1].lower() in _NOT_TEXT:
-                continue
+    for name, dist, _ in _distributions():
+        for rel in _license_files(dist):
             path = Path(str(dist.locate_file(rel)))
             text = _read_text(path) if path.is_file() else None
             if text and text.strip() and fresh(text):
-                yield f"{dist.metadata['Name']}/{rel}", text
+                yield f"{name}/{rel}", text
 
 
-def _description(dist: md.Distribution) -> str:
-    """The long description of a distribution: the METADATA body, else the Description header."""
-    meta = dist.metadata
+def _description(meta: md.PackageMetadata) -> str:
+    """The long description: the METADATA body, else the (indented) Description header."""
     body = meta.get_payload() if hasattr(meta, "get_payload") else None  # type: ignore[attr-defined]
     if isinstance(body, str) and body.strip():
         return body
     desc = meta.get("Description") or ""
-    return re.sub(r"\n {7}\|", "\n", desc) if desc.strip() not in ("", "UNKNOWN") else ""
+    return re.sub(r"\n {7,8}\|?", "\n", desc) if desc.strip() not in ("", "UNKNOWN") else ""
 
 
 def description_docs() -> Iterator[Doc]:
     """Package descriptions (READMEs) from installed distributions' METADATA."""
-    for dist in _distributions():
+    for name, _, meta in _distributions():
         try:
-            text = _description(dist)
+            text = _description(meta)
         except Exception:  # a malformed METADATA file is just skipped
             continue
         if text.strip():
-            yield f"{dist.metadata['Name']}/METADATA", text
+            yield f"{name}/METADATA", text
 
 
 SOURCES: dict[str, Callable[[], Iterator[Doc]]] = {

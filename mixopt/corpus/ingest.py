@@ -85,6 +85,7 @@ def resolve_domains(cfg: ExperimentConfig, corpus_dir: Path) -> list[DomainConfi
 
 
 def _stat(path: Path) -> list[object]:
+    """[absolute path, size, mtime in ns] of an input file, for the fingerprint."""
     st = path.stat()
     return [str(path.resolve()), st.st_size, st.st_mtime_ns]
 
@@ -157,6 +158,7 @@ def _tokenize_domain(plan: DomainPlan, bundle: TokenizerBundle, max_bytes: int, 
     count = 0
 
     def flush() -> None:
+        """Encode the pending batch and append each document to its split's shard."""
         encodings = encode(batch, add_special_tokens=False)
         for split, writer in enumerate(writers):
             writer.write_docs([e.ids for e, f in zip(encodings, flags) if f == split])
@@ -204,20 +206,23 @@ def _install(staging: Path, corpus_dir: Path, names: list[str], old: dict | None
     if old and isinstance(old.get("domains"), list):
         listed = {s.get("name") for s in old["domains"] if isinstance(s, dict)}
         stale = {n for n in listed if isinstance(n, str) and _NAME.fullmatch(n)} - set(names) - RESERVED_NAMES
-    for name in [*names, *sorted(stale)]:
-        target = corpus_dir / name
-        if target.exists():
-            os.replace(target, trash / name)
-        if name in names:
-            os.replace(staging / name, target)
-    os.replace(staging / "tokenizer.json", corpus_dir / "tokenizer.json")
-    shutil.rmtree(trash, ignore_errors=True)
+    try:
+        for name in [*names, *sorted(stale)]:
+            target = corpus_dir / name
+            if target.exists():
+                os.replace(target, trash / name)
+            if name in names:
+                os.replace(staging / name, target)
+        os.replace(staging / "tokenizer.json", corpus_dir / "tokenizer.json")
+    finally:
+        shutil.rmtree(trash, ignore_errors=True)
 
 
-def _relative(shard: DomainShard, corpus_dir: Path) -> dict:
+def _manifest_entry(shard: DomainShard) -> dict:
+    """A shard as stored in the manifest: paths relative to the corpus folder."""
     d = asdict(shard)
-    d["train_path"] = os.path.relpath(shard.train_path, corpus_dir)
-    d["val_path"] = os.path.relpath(shard.val_path, corpus_dir)
+    d["train_path"] = f"{shard.name}/train.bin"
+    d["val_path"] = f"{shard.name}/val.bin"
     return d
 
 
@@ -230,7 +235,10 @@ def prepare_corpus(cfg: ExperimentConfig, out_dir: str | Path, progress: bool = 
     """
     t0 = time.perf_counter()
     corpus_dir = Path(out_dir) / "corpus"
-    domains = resolve_domains(cfg, corpus_dir)
+    try:
+        domains = resolve_domains(cfg, corpus_dir)
+    except OSError as e:
+        raise CorpusError(f"cannot write the corpus sources under {corpus_dir} ({_detail(e)})") from None
     fingerprint = compute_fingerprint(cfg, domains)
     reused = _try_reuse(corpus_dir, fingerprint, progress)
     if reused is not None:
@@ -244,10 +252,9 @@ def prepare_corpus(cfg: ExperimentConfig, out_dir: str | Path, progress: bool = 
         plan = scan_domain(d, c.val_fraction, c.max_bytes_per_domain, cfg.tokenizer.sample_bytes_per_domain)
         _say(progress, f"read {d.name}: {plan.n_docs} documents, {plan.text_bytes:,} bytes, {plan.n_val} held out")
         plans.append(plan)
-    corpus_dir.mkdir(parents=True, exist_ok=True)
     staging = corpus_dir / f".staging-{uuid.uuid4().hex[:8]}"
     try:
-        staging.mkdir()
+        staging.mkdir(parents=True)
         samples = (text for plan in plans for text in plan.sample)
         bundle = build_tokenizer(cfg.tokenizer, samples, staging)
         _say(progress, f"tokenizer: {bundle.vocab_size} tokens, EOT id {bundle.eot_id}")
@@ -257,24 +264,23 @@ def prepare_corpus(cfg: ExperimentConfig, out_dir: str | Path, progress: bool = 
             _say(progress, f"tokenised {shard.name}: {shard.train_tokens:,} train / {shard.val_tokens:,} val tokens")
             shards.append(shard)
         tok_sha = file_sha256(staging / "tokenizer.json")
-        old = _read_manifest(corpus_dir)
-        _install(staging, corpus_dir, [s.name for s in shards], old)
+        _install(staging, corpus_dir, [s.name for s in shards], _read_manifest(corpus_dir))
+        for s in shards:
+            s.train_path = str((corpus_dir / s.name / "train.bin").resolve())
+            s.val_path = str((corpus_dir / s.name / "val.bin").resolve())
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "fingerprint": fingerprint,
+            "tokenizer": {"path": "tokenizer.json", "sha256": tok_sha},
+            "vocab_size": bundle.vocab_size,
+            "eot_id": bundle.eot_id,
+            "domains": [_manifest_entry(s) for s in shards],
+        }
+        atomic_write_text(corpus_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
     except OSError as e:
         raise CorpusError(f"cannot write the corpus under {corpus_dir} ({_detail(e)})") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    for s in shards:
-        s.train_path = str((corpus_dir / s.name / "train.bin").resolve())
-        s.val_path = str((corpus_dir / s.name / "val.bin").resolve())
-    manifest = {
-        "format_version": FORMAT_VERSION,
-        "fingerprint": fingerprint,
-        "tokenizer": {"path": "tokenizer.json", "sha256": tok_sha},
-        "vocab_size": bundle.vocab_size,
-        "eot_id": bundle.eot_id,
-        "domains": [_relative(s, corpus_dir) for s in shards],
-    }
-    atomic_write_text(corpus_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
     _say(progress, f"prepared {len(shards)} domains in {time.perf_counter() - t0:.1f} s")
     tok_path = str((corpus_dir / "tokenizer.json").resolve())
     return CorpusInfo(tok_path, bundle.vocab_size, bundle.eot_id, shards, fingerprint)

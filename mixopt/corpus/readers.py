@@ -31,6 +31,11 @@ def _detail(err: BaseException) -> str:
     return text if len(text) <= _MAX_DETAIL else text[: _MAX_DETAIL - 3] + "..."
 
 
+def _one_line(message: str) -> str:
+    """Escape line breaks (a file name may contain one) so a message stays on one line."""
+    return message.replace("\r", "\\r").replace("\n", "\\n")
+
+
 def truncate_utf8(text: str, max_bytes: int) -> str:
     """The longest prefix of `text` whose UTF-8 encoding has at most `max_bytes` bytes."""
     data = text.encode("utf-8")
@@ -50,7 +55,7 @@ def expand_globs(domain: DomainConfig) -> list[Path]:
         expanded = os.path.expanduser(pattern)
         matches = [m for m in sorted(glob.glob(expanded, recursive=True)) if os.path.isfile(m)]
         if not matches:
-            raise CorpusError(f"domain '{domain.name}': no files match '{pattern}'")
+            raise CorpusError(_one_line(f"domain '{domain.name}': no files match '{pattern}'"))
         for m in matches:
             key = os.path.abspath(m)
             if key not in seen:
@@ -78,7 +83,7 @@ def _text_of_json_line(line: str, where: str, field: str) -> str:
     if not isinstance(obj, dict):
         raise CorpusError(f"{where}: expected a JSON object, got {_json_type(obj)}")
     if field not in obj:
-        keys = ", ".join(sorted(str(k) for k in obj)[:8]) or "none"
+        keys = ", ".join(json.dumps(k[:30]) for k in sorted(obj)[:8]) or "none"
         raise CorpusError(f"{where}: no '{field}' field (keys: {keys})")
     text = obj[field]
     if not isinstance(text, str):
@@ -230,10 +235,10 @@ def iter_documents(domain: DomainConfig, max_bytes: int | None = None) -> Iterat
                 count += 1
                 yield text
         except CorpusError as e:
-            raise CorpusError(f"domain '{domain.name}': {e}") from None
+            raise CorpusError(_one_line(f"domain '{domain.name}': {e}")) from None
     if count == 0:
         shown = ", ".join(domain.paths[:3])
-        raise CorpusError(f"domain '{domain.name}' is empty: no non-empty documents in {shown}")
+        raise CorpusError(_one_line(f"domain '{domain.name}' is empty: no non-empty documents in {shown}"))
 
 
 def read_documents(domain: DomainConfig, max_bytes: int | None = None) -> list[str]:

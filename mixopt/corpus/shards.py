@@ -33,6 +33,7 @@ class ShardWriter:
     """Append documents' token ids (each followed by EOT) to one shard file."""
 
     def __init__(self, path: Path, eot_id: int) -> None:
+        """Create (truncate) `path`; `eot_id` is appended after every document."""
         self.path = path
         self.eot_id = eot_id
         self.tokens = 0

@@ -46,10 +46,12 @@ class DomainPlan:
 
     @property
     def n_docs(self) -> int:
+        """Number of documents read."""
         return len(self.is_val)
 
     @property
     def n_val(self) -> int:
+        """Number of validation documents (after any forced move)."""
         return sum(self.is_val)
 
 

@@ -31,6 +31,7 @@ class _Chain:
     """One domain's generative model: a vocabulary and a sparse word-to-word Markov chain."""
 
     def __init__(self, rng: np.random.Generator, vocab_size: int, branching: int, end_prob: float) -> None:
+        """Draw `vocab_size` distinct words and, for each, `branching` weighted successors."""
         onsets = list(rng.choice(_ONSETS, size=8, replace=False))
         vowels = list(rng.choice(_VOWELS, size=4, replace=False))
         codas = list(rng.choice(_CODAS, size=4, replace=False))

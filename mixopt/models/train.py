@@ -105,7 +105,9 @@ class CurveRecorder(pl.Callback):
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.train_s = time.perf_counter() - self._t0
 
-    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         self._lr = float(trainer.optimizers[0].param_groups[0]["lr"])  # the LR this step uses
 
     def on_train_batch_end(
@@ -128,7 +130,9 @@ class FaultInjector(pl.Callback):
     def __init__(self, kind: str, step: int) -> None:
         self.kind, self.step = kind, step
 
-    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         if trainer.global_step != self.step:
             return
         if self.kind == "raise":
@@ -155,7 +159,7 @@ def _make_logger(spec: RunSpec, cfg: TrainConfig) -> Any:
         "train": cfg.model_dump(),
     }
     # create_new: each run is its own wandb run, even with several trainings in one process.
-    return WandbLogger(
+    logger = WandbLogger(
         project="mixopt",
         group=spec.experiment,
         name=spec.run_id,
@@ -164,6 +168,9 @@ def _make_logger(spec: RunSpec, cfg: TrainConfig) -> Any:
         config=config,
         reinit="create_new",
     )
+    # Lightning passes `anonymous=None`, which wandb >= 0.2x answers with a deprecation warning.
+    getattr(logger, "_wandb_init", {}).pop("anonymous", None)
+    return logger
 
 
 def _finish_wandb(logger: Any, result: RunResult) -> None:
@@ -220,6 +227,7 @@ def train_run(spec: RunSpec) -> RunResult:
         logger = _make_logger(spec, cfg)
         trainer = pl.Trainer(
             max_steps=steps,
+            max_epochs=1,  # the stream yields exactly `steps` batches (also keeps the bar's "Epoch 0/1" sane)
             accelerator=device,
             devices=1,
             precision="bf16-mixed" if device == "cuda" else "32-true",

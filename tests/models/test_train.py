@@ -123,3 +123,10 @@ def test_killed_subprocess_gives_failed_with_exit_code(make_spec: MakeSpec, tmp_
     r = run_in_subprocess(make_spec(run_id="killed", fault="exit@2"), tmp_path / "work", timeout_s=120)
     assert r.status == "failed" and r.run_id == "killed"
     assert r.error is not None and "exit" in r.error and "137" in r.error
+
+
+def test_wandb_offline_writes_a_run(make_spec: MakeSpec, tmp_path: Path) -> None:
+    r = train_run(make_spec(wandb_mode="offline", run_id="wb"))
+    assert r.status == "ok", r.error
+    runs = list((tmp_path / "out" / "wandb" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1 and any(runs[0].rglob("*.wandb"))
