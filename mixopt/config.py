@@ -141,12 +141,15 @@ class TrainConfig(_Strict):
 class SwarmConfig(TrainConfig):
     """The swarm of proxy models, one per sampled mixture."""
 
-    n_proxies: int = Field(16, ge=2)
+    n_proxies: int = Field(24, ge=2)
     """Number of proxy runs (mixtures) in the swarm."""
     seed: int = 0
     """Seed for the design and every proxy's data stream and initialisation."""
     workers: int = Field(1, ge=1)
-    """Proxies trained at the same time (threads in the flow's process)."""
+    """Proxy tasks running at the same time on the flow's task runner (threads, or Dask workers)."""
+    batch_k: int = Field(0, ge=0)
+    """Proxies trained together as one batched model in one task (0: chosen automatically from the
+    model size and the device; 1: one proxy at a time)."""
 
 
 class DesignConfig(_Strict):
@@ -200,8 +203,8 @@ class ProposerConfig(_Strict):
 class FinalConfig(TrainConfig):
     """The full-scale run on the proposal, and the baselines it is compared with."""
 
-    model: ModelConfig = Field(default_factory=lambda: ModelConfig(n_layer=4, n_embd=160, n_head=4))
-    """Model shape of the final run (default about 10x the proxy's parameters)."""
+    model: ModelConfig = Field(default_factory=lambda: ModelConfig(n_layer=5, n_embd=192, n_head=4))
+    """Model shape of the final run (default about 11x the proxy's parameters)."""
     tokens: int = Field(500_000, gt=0)
     """Training tokens of each final run (default 5x the proxy's)."""
     lr: float = Field(2e-3, gt=0, lt=1)

@@ -79,3 +79,10 @@ def test_relative_globs_resolve_against_the_config_folder(tmp_path: Path):
     cfg = load_config(p)
     assert cfg.corpus.domains[0].paths == [str(tmp_path.resolve() / "data/*.jsonl")]
     assert load_config(None) == ExperimentConfig()
+
+
+def test_shipped_configs_are_valid():
+    root = Path(__file__).resolve().parents[1] / "configs"
+    for path in sorted(root.glob("*.yaml")):
+        cfg = load_config(path)
+        assert cfg.name

@@ -47,7 +47,7 @@ def check_weights(weights: Sequence[float], n_domains: int) -> np.ndarray:
 class MixtureStream(IterableDataset):
     """Yields `total_steps` batches `(x, y, domain)`; reads the owner's weights for every batch."""
 
-    def __init__(self, owner: "MixtureDataModule") -> None:
+    def __init__(self, owner: MixtureDataModule) -> None:
         super().__init__()
         self.owner = owner
         self.epoch = 0

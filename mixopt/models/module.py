@@ -55,7 +55,7 @@ class GPTModule(pl.LightningModule):
         self.nan_at_step: int | None = None  # test-only fault: make the loss NaN at this step
 
     @classmethod
-    def from_config(cls, cfg: TrainConfig, vocab_size: int, total_steps: int, seed: int) -> "GPTModule":
+    def from_config(cls, cfg: TrainConfig, vocab_size: int, total_steps: int, seed: int) -> GPTModule:
         """Build from a `TrainConfig` (model shape, seq_len, lr, weight decay)."""
         m = cfg.model
         return cls(

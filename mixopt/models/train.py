@@ -79,7 +79,7 @@ def train_config(spec: RunSpec) -> TrainConfig:
 
 
 def resolve_device(device: str) -> str:
-    """"auto" -> "cuda" when available, else "cpu"; "cpu"/"cuda" as given."""
+    """Map "auto" to "cuda" when available, else "cpu"; "cpu" and "cuda" pass through."""
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device not in ("cpu", "cuda"):
@@ -181,7 +181,8 @@ def _finish_wandb(logger: Any, result: RunResult) -> None:
     try:
         if result.val_losses:
             run.log({f"val_loss/{k}": v for k, v in result.val_losses.items()})
-        run.summary.update({"status": result.status, "tokens": result.tokens, "tokens_per_s": result.tokens_per_s})
+        summary = {"status": result.status, "tokens": result.tokens, "tokens_per_s": result.tokens_per_s}
+        run.summary.update(summary)
         run.finish(exit_code=0 if result.status == "ok" else 1)
     except Exception as exc:  # logging must not turn a finished training into a failure
         logging.getLogger(__name__).warning("wandb finish failed: %s", describe_exception(exc))
@@ -227,7 +228,7 @@ def train_run(spec: RunSpec) -> RunResult:
         logger = _make_logger(spec, cfg)
         trainer = pl.Trainer(
             max_steps=steps,
-            max_epochs=1,  # the stream yields exactly `steps` batches (also keeps the bar's "Epoch 0/1" sane)
+            max_epochs=1,  # the stream yields exactly `steps` batches; keeps the bar from "Epoch 0/-2"
             accelerator=device,
             devices=1,
             precision="bf16-mixed" if device == "cuda" else "32-true",

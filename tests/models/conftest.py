@@ -15,9 +15,7 @@ VOCAB = 64
 EOT = 0
 
 
-def write_shard(
-    folder: Path, name: str, train: np.ndarray, val: np.ndarray
-) -> DomainShard:
+def write_shard(folder: Path, name: str, train: np.ndarray, val: np.ndarray) -> DomainShard:
     """Write two uint16 token files and describe them as a DomainShard."""
     folder.mkdir(parents=True, exist_ok=True)
     tp, vp = folder / f"{name}.train.bin", folder / f"{name}.val.bin"

@@ -37,7 +37,7 @@ def test_same_seed_same_batches_different_seed_different(shards: list[DomainShar
 
 def test_windows_come_from_the_sampled_domain(shards: list[DomainShard]) -> None:
     """Domain a uses ids < 32 (plus EOT 0), domain b ids >= 32 (plus EOT)."""
-    for x, y, dom in batches(make_dm(shards, [0.5, 0.5])):
+    for x, _, dom in batches(make_dm(shards, [0.5, 0.5])):
         for row, d in zip(x, dom):
             toks = row[row != 0]
             assert bool((toks < 32).all()) if d == 0 else bool((toks >= 32).all())
@@ -105,7 +105,7 @@ def test_short_val_shard_gives_one_shorter_window(
 ) -> None:
     short = shard_writer("tiny", np.arange(1, 40), np.array([5, 6, 7, 8, 9]))
     dm = make_dm([shards[0], short], [1.0, 0.0])
-    (x, y), = dm.val_batches("tiny")
+    ((x, y),) = dm.val_batches("tiny")
     assert x.tolist() == [[5, 6, 7, 8]] and y.tolist() == [[6, 7, 8, 9]]
 
 

@@ -1,0 +1,211 @@
+"""Propose a mixture from a fitted regressor (or from the runs themselves).
+
+* :func:`propose_regmix` — RegMix's recipe: score many Dirichlet candidates around the prior with
+  the regressor and average the ``top_k`` best.
+* :func:`propose_exact` — minimise ``prediction + kl_weight * KL(p || prior)`` over the capped
+  simplex with SLSQP from several starts (meant for the smooth mixing law, works for any model).
+* :func:`propose_best_seen` — the best mixture actually trained.
+
+Every proposal lies on the simplex with ``0 <= weights <= caps``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+from scipy.optimize import minimize
+
+from mixopt.mixtures.design import check_caps, draw_dirichlet, project_to_caps, stratified_mixture
+
+ACTIVE_TOL = 1e-6
+_FEAS_TOL = 1e-9
+_CHUNK = 8192
+
+
+@dataclass
+class Proposal:
+    """A proposed mixture and how it was found."""
+
+    weights: np.ndarray
+    """The mixture, on the simplex and within the caps."""
+    predicted: float
+    """The model's prediction at ``weights`` (for best-seen: the observed loss)."""
+    method: str
+    """``"regmix"``, ``"exact"`` or ``"best_seen"``."""
+    regressor: str
+    """Name of the fitted regressor used (``"none"`` for best-seen)."""
+    caps_active: list[bool]
+    """Per domain: is the weight within 1e-6 of its cap?"""
+    details: dict[str, Any] = field(default_factory=dict)
+    """Method-specific extras (candidate counts, objective values, ...)."""
+
+
+def _model_name(model: Any, regressor: str | None) -> str:
+    if regressor:
+        return regressor
+    return str(getattr(model, "choice_", None) or getattr(model, "name", None) or type(model).__name__)
+
+
+def _predict(model: Any, W: np.ndarray) -> np.ndarray:
+    """Predict in chunks (a GP's cross-kernel on 100k candidates would not fit in memory)."""
+    out = [np.asarray(model.predict(W[i:i + _CHUNK]), dtype=float).ravel()
+           for i in range(0, len(W), _CHUNK)]
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def _finish(w: np.ndarray, caps: np.ndarray) -> np.ndarray:
+    """Snap a (nearly) feasible point exactly onto the capped simplex."""
+    return project_to_caps(np.clip(w, 0.0, None), caps)
+
+
+def _active(w: np.ndarray, caps: np.ndarray) -> list[bool]:
+    return [bool(abs(a - b) <= ACTIVE_TOL) for a, b in zip(w, caps)]
+
+
+def _prior(prior: Sequence[float] | np.ndarray) -> np.ndarray:
+    p = np.asarray(prior, dtype=float).ravel()
+    if p.size == 0 or np.any(~np.isfinite(p)) or np.any(p < 0) or p.sum() <= 0:
+        raise ValueError("prior must be a non-negative vector with a positive sum")
+    return p / p.sum()
+
+
+def feasible_candidates(prior: np.ndarray, caps: np.ndarray, n_samples: int, seed: int,
+                        concentration_min: float = 0.1, concentration_max: float = 5.0,
+                        max_rounds: int = 20) -> tuple[np.ndarray, int]:
+    """At least ``n_samples`` Dirichlet draws around ``prior`` (design sweep), then those within caps.
+
+    Draws until ``n_samples`` candidates were drawn and at least one is feasible (at most
+    ``max_rounds`` rounds); if none ever is, the projections of the draws onto the caps are used.
+    Returns ``(feasible rows, number drawn)``.
+    """
+    rng = np.random.default_rng(seed)
+    centre = project_to_caps(prior, caps)
+    drawn, kept, last = 0, [], None
+    for _ in range(max_rounds):
+        W = draw_dirichlet(centre, max(n_samples, 1), rng, concentration_min, concentration_max)
+        drawn += len(W)
+        last = W
+        ok = np.all(W <= caps + _FEAS_TOL, axis=1)
+        kept.append(W[ok])
+        if drawn >= n_samples and sum(len(x) for x in kept) > 0:
+            break
+    F = np.vstack(kept) if kept else np.zeros((0, len(prior)))
+    if len(F) == 0:
+        F = np.array([project_to_caps(w, caps) for w in last[:max(n_samples, 1)]])
+    return np.vstack([F, centre[None, :]]), drawn
+
+
+def propose_regmix(model: Any, prior: Sequence[float] | np.ndarray,
+                   caps: Sequence[float] | np.ndarray | None, n_samples: int = 100_000,
+                   top_k: int = 100, seed: int = 0, concentration_min: float = 0.1,
+                   concentration_max: float = 5.0, regressor: str | None = None) -> Proposal:
+    """RegMix's proposal: average of the ``top_k`` lowest-predicted feasible candidates.
+
+    Candidates are Dirichlet draws around the (cap-projected) prior with the design's
+    concentration sweep; those exceeding a cap are discarded.  The feasible set is convex, so the
+    average respects the caps (it is snapped onto the capped simplex against rounding).
+    """
+    p0 = _prior(prior)
+    c = check_caps(caps, p0.size)
+    if top_k < 1:
+        raise ValueError("top_k must be at least 1")
+    F, drawn = feasible_candidates(p0, c, n_samples, seed, concentration_min, concentration_max)
+    pred = _predict(model, F)
+    order = np.argsort(pred, kind="stable")
+    top = order[: min(top_k, len(order))]
+    w = _finish(F[top].mean(axis=0), c)
+    predicted = float(_predict(model, w[None, :])[0])
+    details = {
+        "n_drawn": drawn, "n_feasible": int(len(F)), "top_k": int(len(top)),
+        "top_predicted_mean": float(pred[top].mean()), "best_candidate": F[order[0]].copy(),
+        "best_candidate_predicted": float(pred[order[0]]),
+    }
+    return Proposal(w, predicted, "regmix", _model_name(model, regressor), _active(w, c), details)
+
+
+def _kl(p: np.ndarray, q: np.ndarray) -> float:
+    pp = np.clip(p, 0.0, None)
+    return float(np.sum(np.where(pp > 0, pp * np.log(np.maximum(pp, 1e-300) / q), 0.0)))
+
+
+def propose_exact(model: Any, prior: Sequence[float] | np.ndarray,
+                  caps: Sequence[float] | np.ndarray | None, kl_weight: float = 0.0,
+                  n_starts: int = 6, n_candidates: int = 20_000, seed: int = 0,
+                  max_iter: int = 200, regressor: str | None = None) -> Proposal:
+    """Minimise ``model(p) + kl_weight * KL(p || prior)`` over ``{p in simplex, 0 <= p <= caps}``.
+
+    SLSQP (finite-difference gradients) from several starts: the best RegMix candidate among
+    ``n_candidates`` draws, the RegMix top-100 average, the cap-projected prior, the uniform
+    mixture, and further good candidates up to ``n_starts``.  Each result is snapped onto the
+    capped simplex and the start points themselves compete too, so the answer is never worse than
+    the best start.  Prior entries are floored at 1e-8 inside the KL term.
+    """
+    p0 = _prior(prior)
+    c = check_caps(caps, p0.size)
+    if kl_weight < 0:
+        raise ValueError("kl_weight must be non-negative")
+    q = np.maximum(p0, 1e-8)
+    q = q / q.sum()
+
+    def objective(w: np.ndarray) -> float:
+        val = float(_predict(model, w[None, :])[0])
+        return val + (kl_weight * _kl(w, q) if kl_weight > 0 else 0.0)
+
+    F, _ = feasible_candidates(p0, c, n_candidates, seed)
+    pred = _predict(model, F)
+    order = np.argsort(pred, kind="stable")
+    starts = [F[order[0]], _finish(F[order[:100]].mean(axis=0), c), project_to_caps(p0, c),
+              stratified_mixture(p0.size, c)]
+    starts += [F[i] for i in order[1: max(1, n_starts - len(starts)) + 1]]
+    starts = starts[: max(n_starts, 1)]
+    bounds = [(0.0, float(ci)) for ci in c]
+    cons = [{"type": "eq", "fun": lambda w: np.sum(w) - 1.0, "jac": lambda w: np.ones_like(w)}]
+    best_w, best_f, results = None, np.inf, []
+    for s in starts:
+        s = _finish(s, c)
+        cands = [s]
+        try:
+            res = minimize(objective, s, method="SLSQP", bounds=bounds, constraints=cons,
+                           options={"maxiter": max_iter, "ftol": 1e-10})
+            if np.all(np.isfinite(res.x)):
+                cands.append(_finish(res.x, c))
+            results.append(bool(res.success))
+        except (ValueError, np.linalg.LinAlgError):
+            results.append(False)
+        for w in cands:
+            f = objective(w)
+            if f < best_f:
+                best_w, best_f = w, f
+    assert best_w is not None
+    predicted = float(_predict(model, best_w[None, :])[0])
+    details = {"objective": best_f, "kl": _kl(best_w, q), "kl_weight": kl_weight,
+               "n_starts": len(starts), "converged": results}
+    return Proposal(best_w, predicted, "exact", _model_name(model, regressor), _active(best_w, c),
+                    details)
+
+
+def propose_best_seen(X: np.ndarray, y: np.ndarray,
+                      caps: Sequence[float] | np.ndarray | None = None) -> Proposal:
+    """The trained mixture with the lowest observed loss among those within ``caps``.
+
+    Rows are renormalised to sum to one (logged weights are often rounded).  Raises
+    ``ValueError`` when no row respects the caps.
+    """
+    X = np.asarray(X, dtype=float)
+    y = np.asarray(y, dtype=float).ravel()
+    if X.ndim != 2 or len(X) != len(y) or len(y) == 0:
+        raise ValueError("X must be (n, k) with n == len(y) > 0")
+    c = check_caps(caps, X.shape[1])
+    P = np.clip(X, 0.0, None)
+    P = P / np.maximum(P.sum(axis=1, keepdims=True), 1e-300)
+    ok = np.all(P <= c + ACTIVE_TOL, axis=1) & np.isfinite(y) & (X.sum(axis=1) > 0)
+    if not ok.any():
+        raise ValueError("no trained mixture respects the caps")
+    idx = np.flatnonzero(ok)
+    i = int(idx[np.argmin(y[idx])])
+    w = np.minimum(P[i], c)
+    w = project_to_caps(w, c)
+    return Proposal(w, float(y[i]), "best_seen", "none", _active(w, c),
+                    {"index": i, "n_feasible": int(ok.sum())})
