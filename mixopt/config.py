@@ -200,6 +200,29 @@ class ProposerConfig(_Strict):
     """lambda of the KL(mixture || prior) penalty in the exact proposer."""
 
 
+class AioliConfig(_Strict):
+    """Aioli (Chen et al., 2024): re-estimate the mixing law from the run's own trajectory and
+    update the proportions online. Published defaults for 2-7 domains: lp_rounds 2-4, lp_steps 4-10,
+    one_hot_factor 0.5-0.75, eta 0.1-1, update_steps 200-250 (scaled down here for short runs)."""
+
+    update_steps: int = Field(60, ge=2)
+    """Steps per round; each round starts with LearnParams, then trains on the updated mixture."""
+    lp_rounds: int = Field(2, ge=1)
+    """Random orders over the domains visited by LearnParams in each round."""
+    lp_steps: int = Field(4, ge=1)
+    """Optimizer steps (counted as training) per visited domain in LearnParams."""
+    one_hot_factor: float = Field(0.75, gt=0, le=1)
+    """Weight on the visited domain in LearnParams' smoothed one-hot mixture; the rest is spread evenly."""
+    eta: float = Field(0.5, gt=0)
+    """Step size of the exponentiated-gradient update p <- p * exp(eta * sum_i A_ij)."""
+    ema: float | None = Field(None, gt=0, lt=1)
+    """If set, keep an EMA of A with this decay and compute p from uniform (instead of from p_prev)."""
+    restricted_fraction: float = Field(0.5, gt=0, lt=1)
+    """Restricted mode: the first fraction of the steps trains on the proposal, then Aioli takes over."""
+    eval_batches: int = Field(2, ge=1)
+    """Held-out batches per domain for Aioli's loss measurements (kept small: they are frequent)."""
+
+
 class FinalConfig(TrainConfig):
     """The full-scale run on the proposal, and the baselines it is compared with."""
 
@@ -211,8 +234,13 @@ class FinalConfig(TrainConfig):
     """Peak learning rate."""
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     """Seeds; every mixture is trained once per seed."""
-    baselines: list[Literal["natural", "stratified"]] = Field(default_factory=lambda: ["natural", "stratified"])
-    """Baseline mixtures trained at the same budget and seeds: token-proportional and uniform."""
+    baselines: list[Literal["natural", "stratified", "aioli", "aioli_restricted"]] = Field(
+        default_factory=lambda: ["natural", "stratified"]
+    )
+    """Runs compared with the proposal at the same budget and seeds: token-proportional (natural),
+    uniform (stratified), Aioli from uniform (aioli), Aioli starting from the proposal (aioli_restricted)."""
+    aioli: AioliConfig = Field(default_factory=AioliConfig)
+    """Settings of the Aioli runs (used when `baselines` lists aioli or aioli_restricted)."""
     enabled: bool = True
     """Set false to stop after the proposal."""
 

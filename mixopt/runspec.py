@@ -48,6 +48,7 @@ class RunSpec:
     threads: int = 0
     progress: bool = False
     save_checkpoint: bool = False
+    aioli: dict[str, Any] | None = None  # an AioliConfig dumped to a dict: adapt the mixture online
     fault: str | None = None  # test-only fault injection: "nan@STEP", "raise@STEP" or "exit@STEP"
 
     def to_json(self) -> str:
@@ -77,6 +78,7 @@ class RunResult:
     curve: list[list[float]] = field(default_factory=list)  # [step, tokens, loss, lr]
     val_losses: dict[str, float] = field(default_factory=dict)  # domain -> held-out loss
     checkpoint: str | None = None
+    trajectory: list[dict[str, Any]] = field(default_factory=list)  # online mixture updates (Aioli)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

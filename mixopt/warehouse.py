@@ -46,6 +46,10 @@ CREATE TABLE IF NOT EXISTS metrics (
     run_id VARCHAR, step INTEGER, tokens BIGINT, loss DOUBLE, lr DOUBLE);
 CREATE TABLE IF NOT EXISTS evals (
     run_id VARCHAR, domain VARCHAR, loss DOUBLE, PRIMARY KEY (run_id, domain));
+CREATE TABLE IF NOT EXISTS mixture_trajectory (
+    run_id VARCHAR, round INTEGER, step INTEGER, domain VARCHAR, weight DOUBLE);
+CREATE TABLE IF NOT EXISTS aioli_params (
+    run_id VARCHAR, round INTEGER, step INTEGER, row_domain VARCHAR, col_domain VARCHAR, value DOUBLE);
 CREATE TABLE IF NOT EXISTS fits (
     fit_id VARCHAR PRIMARY KEY, experiment_id VARCHAR, regressor VARCHAR, chosen BOOLEAN,
     n_train INTEGER, folds INTEGER, cv_spearman DOUBLE, cv_kendall DOUBLE, cv_r2 DOUBLE,
@@ -164,7 +168,7 @@ class Warehouse:
         """Store one run with its curve and per-domain losses, replacing an earlier attempt."""
         r = result
         with self.transaction() as con:
-            for table in ("runs", "metrics", "evals"):
+            for table in ("runs", "metrics", "evals", "mixture_trajectory", "aioli_params"):
                 con.execute(f"DELETE FROM {table} WHERE run_id = ?", [r.run_id])
             con.execute(
                 "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -182,6 +186,21 @@ class Warehouse:
                     "INSERT INTO evals VALUES (?, ?, ?)",
                     [[r.run_id, d, float(v)] for d, v in r.val_losses.items()],
                 )
+            self._record_trajectory(con, r)
+
+    @staticmethod
+    def _record_trajectory(con: duckdb.DuckDBPyConnection, r: RunResult) -> None:
+        """Online mixture updates: entries {"round", "step", "weights": {domain: w}, "A": k x k | None}."""
+        weights, params = [], []
+        for e in r.trajectory:
+            names = list(e["weights"])
+            weights += [[r.run_id, e["round"], e["step"], d, float(w)] for d, w in e["weights"].items()]
+            for i, row in enumerate(e.get("A") or []):
+                params += [[r.run_id, e["round"], e["step"], names[i], names[j], float(v)] for j, v in enumerate(row)]
+        if weights:
+            con.executemany("INSERT INTO mixture_trajectory VALUES (?, ?, ?, ?, ?)", weights)
+        if params:
+            con.executemany("INSERT INTO aioli_params VALUES (?, ?, ?, ?, ?, ?)", params)
 
     def run_status(self, run_ids: Sequence[str]) -> dict[str, str]:
         if not run_ids:

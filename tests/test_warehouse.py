@@ -134,3 +134,17 @@ def test_sql_surface_answers_selects(tmp_path):
     assert cols == ["run_id", "status", "target_loss"] and rows == [("r1", "ok", 2.5)]
     with pytest.raises(WarehouseError, match="no warehouse here"):
         read_only_query(tmp_path / "nope.duckdb", "select 1")
+
+
+def test_mixture_trajectory_is_queryable(tmp_path):
+    with _setup(tmp_path / "w.duckdb") as wh:
+        r = _result("a1")
+        r.trajectory = [
+            {"round": 0, "step": 0, "weights": {"web": 0.5, "code": 0.5}, "A": None},
+            {"round": 1, "step": 10, "weights": {"web": 0.7, "code": 0.3}, "A": [[0.4, 0.1], [0.2, 0.3]]},
+        ]
+        _record(wh, r)
+        rows = wh.query("SELECT step, weight FROM mixture_trajectory WHERE domain = 'web' ORDER BY step")
+        assert rows == [{"step": 0, "weight": 0.5}, {"step": 10, "weight": 0.7}]
+        a = wh.query("SELECT value FROM aioli_params WHERE row_domain = 'code' AND col_domain = 'web'")
+        assert a == [{"value": 0.2}]
