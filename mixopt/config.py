@@ -147,6 +147,9 @@ class SwarmConfig(TrainConfig):
     """Seed for the design and every proxy's data stream and initialisation."""
     workers: int = Field(1, ge=1)
     """Proxy tasks running at the same time on the flow's task runner (threads, or Dask workers)."""
+    retries: int = Field(1, ge=0)
+    """Retries of a failed proxy task (exponential backoff: 2 s, 4 s, 8 s, ...); a proxy still failing
+    after them is recorded as failed and the swarm goes on."""
     batch_k: int = Field(0, ge=0)
     """Proxies trained together as one batched model in one task (0: chosen automatically from the
     model size and the device; 1: one proxy at a time)."""
@@ -260,6 +263,9 @@ class RuntimeConfig(_Strict):
     """torch intra-op threads per training (0: leave torch's default)."""
     progress: bool = True
     """Show progress bars (swarm bar and Lightning's bar)."""
+    dask_address: str | None = None
+    """Train proxies on a Dask cluster through Prefect's Dask task runner: a scheduler address
+    (`tcp://host:8786`), or `local:N` for a LocalCluster of N worker processes. Null: threads here."""
 
 
 class ExperimentConfig(_Strict):

@@ -119,14 +119,23 @@ class Experiment:
             total += weight * val_losses[name]
         return float(total)
 
-    def run_spec(self, role: str, label: str, weights: Sequence[float], seed: int, train: TrainConfig) -> RunSpec:
-        """The spec of one run; its id hashes everything that makes the run unique."""
+    def run_spec(self, role: str, label: str, weights: Sequence[float], seed: int, train: TrainConfig,
+                 aioli: dict | None = None) -> RunSpec:
+        """The spec of one run; its id hashes everything that makes the run unique.
+
+        `aioli` (an AioliConfig dumped to a dict) makes the run adapt its mixture online, starting
+        from `weights`; it and the label (which selects Aioli's restricted mode) then enter the id,
+        so the run never shares an id with a static run. Static runs' ids are unchanged.
+        """
         cfg = self.cfg
         settings = train_settings(train)
-        key = _hash({
+        identity = {
             "experiment": self.experiment_id, "role": role, "weights": [round(float(w), 6) for w in weights],
             "seed": seed, "train": settings, "code": CODE_VERSION,
-        }, 24)
+        }
+        if aioli is not None:  # Aioli (issue 4)
+            identity.update(aioli=aioli, label=label)
+        key = _hash(identity, 24)
         spec = RunSpec(
             run_id=f"{role[0]}{key[:12]}",
             role=role,
@@ -143,6 +152,7 @@ class Experiment:
             threads=cfg.runtime.threads,
             progress=cfg.runtime.progress,
             save_checkpoint=(role == "final"),
+            aioli=aioli,
         )
         return spec
 

@@ -74,6 +74,11 @@ class WarehouseError(RuntimeError):
     """A warehouse problem the user can act on (wrong path, refused statement, ...)."""
 
 
+def _jsonable(o: Any) -> Any:
+    """numpy arrays and scalars in JSON columns."""
+    return o.tolist() if hasattr(o, "tolist") else str(o)
+
+
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -244,7 +249,7 @@ class Warehouse:
             con.execute(
                 "INSERT OR REPLACE INTO proposals VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [proposal_id, experiment_id, fit_id, method, regressor, mixture_id, float(predicted),
-                 [bool(c) for c in caps_active], json.dumps(details, default=float), _now()],
+                 [bool(c) for c in caps_active], json.dumps(details, default=_jsonable), _now()],
             )
 
 

@@ -1,8 +1,10 @@
 """The swarm flow: train every proxy of the design that is not trained yet, record each result.
 
-Proxies run as Prefect tasks on the flow's task runner, at most `swarm.workers` at a time; results
-come back to this (the flow's) process, which alone writes the warehouse, one run per transaction,
-as each proxy finishes. A proxy that fails after its retries is recorded as failed; the flow goes on.
+Proxies run as Prefect tasks on the swarm subflow's task runner (threads here, or a Dask cluster),
+at most `swarm.workers` at a time on threads and one per Dask worker on Dask; results come back to
+this (the flow's) process, which alone writes the warehouse, one run per transaction, as each proxy
+finishes. A proxy task that fails is retried `swarm.retries` times with exponential backoff; one
+that still fails is recorded as failed and the flow goes on.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ from dataclasses import dataclass
 
 from prefect import flow
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.context import FlowRunContext
 from prefect.futures import as_completed
+from prefect.tasks import exponential_backoff
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from mixopt.config import ExperimentConfig
@@ -45,8 +49,22 @@ def _outcome(exp: Experiment, fut, spec) -> RunResult:
         return RunResult(run_id=spec.run_id, status="failed", error=str(exc)[:500])
 
 
-def run_swarm(exp: Experiment) -> SwarmSummary:
-    """Train the missing proxies of `exp` (inside a running flow)."""
+RETRY_BACKOFF_S = 2.0  # first retry delay of a proxy task; doubles on each further retry
+
+
+def proxies_in_flight(exp: Experiment) -> int:
+    """Proxies kept submitted: `swarm.workers` on threads, the cluster's worker count on Dask."""
+    if exp.cfg.runtime.dask_address:
+        runner = getattr(FlowRunContext.get(), "task_runner", None)
+        client = getattr(runner, "client", None)  # DaskTaskRunner: connects (or starts the cluster)
+        if client is not None:
+            return max(1, len(client.nthreads()))
+    return exp.cfg.swarm.workers
+
+
+@flow(name="swarm", log_prints=True)
+def swarm_subflow(exp: Experiment) -> SwarmSummary:
+    """Train the missing proxies of `exp` on this subflow's task runner."""
     cfg = exp.cfg
     todo, reused = plan_swarm_task(exp)
     wh = writer(exp.warehouse)
@@ -54,13 +72,16 @@ def run_swarm(exp: Experiment) -> SwarmSummary:
     artifact = create_progress_artifact(progress=0.0, description=f"swarm of {exp.experiment_id}")
     bar = Progress(TextColumn("swarm"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                    TextColumn("eta"), TimeRemainingColumn(), disable=not cfg.runtime.progress, transient=False)
+    train = train_proxy_task.with_options(retries=cfg.swarm.retries,
+                                          retry_delay_seconds=exponential_backoff(RETRY_BACKOFF_S))
     pending, inflight = list(todo), {}
     with bar:
         bar_task = bar.add_task("proxies", total=len(todo))
         while pending or inflight:
-            while pending and len(inflight) < cfg.swarm.workers:
+            limit = proxies_in_flight(exp) if pending else 0
+            while pending and len(inflight) < limit:
                 spec = pending.pop(0)
-                inflight[train_proxy_task.submit(exp, spec)] = spec
+                inflight[train.submit(exp, spec)] = spec
             fut = next(iter(as_completed(list(inflight))))
             spec = inflight.pop(fut)
             result = _outcome(exp, fut, spec)
@@ -71,6 +92,27 @@ def run_swarm(exp: Experiment) -> SwarmSummary:
             update_progress_artifact(artifact, progress=100.0 * done / max(1, len(todo)))
     update_progress_artifact(artifact, progress=100.0)
     return SwarmSummary(exp.experiment_id, len(todo), reused, counts["ok"], counts["failed"], counts["diverged"])
+
+
+def task_runner_for(exp: Experiment):
+    """Threads in this process by default; Prefect's Dask task runner when an address is configured."""
+    cfg = exp.cfg
+    address = cfg.runtime.dask_address
+    if not address:
+        from prefect.task_runners import ThreadPoolTaskRunner
+
+        return ThreadPoolTaskRunner(max_workers=cfg.swarm.workers)
+    from prefect_dask import DaskTaskRunner
+
+    if address.startswith("local:"):
+        n = int(address.split(":", 1)[1])
+        return DaskTaskRunner(cluster_kwargs={"n_workers": n, "threads_per_worker": 1, "processes": True})
+    return DaskTaskRunner(address=address)
+
+
+def run_swarm(exp: Experiment) -> SwarmSummary:
+    """Train the missing proxies of `exp` as a subflow on the configured task runner."""
+    return swarm_subflow.with_options(task_runner=task_runner_for(exp))(exp)
 
 
 @flow(name="train-swarm", log_prints=True)

@@ -1,16 +1,21 @@
-"""AutoRegressor: pick (or ensemble) mixture regressors by cross-validation on the fit data.
+"""AutoRegressor: pick or ensemble mixture regressors by cross-validation on the fit data.
 
-``fit(X, y)`` computes K-fold out-of-fold predictions of every candidate on ``(X, y)`` only, then
+``fit(X, y)`` computes out-of-fold (OOF) predictions of every candidate on ``(X, y)`` only
+(``repeats`` times K-fold with different shuffles), then
 
-1. ranks the candidates by OOF Spearman (ties -> R^2);
-2. greedily builds an equal-step weighted average (Caruana et al., 2004: forward selection with
-   replacement) that maximises the OOF Spearman of the averaged predictions;
-3. keeps the ensemble only if it beats the best single candidate by at least ``min_gain``;
+1. scores each candidate by OOF Spearman (mean over repeats; ties -> R^2);
+2. builds an ensemble by Caruana et al.'s (2004) ensemble selection: start from the equal average
+   of the ``init_size`` best candidates ("sorted initialisation", which curbs over-fitting of
+   the greedy search), then repeatedly add, with replacement, the candidate that most raises
+   the OOF Spearman of the averaged predictions, stopping when nothing helps or after
+   ``max_steps`` members;
+3. keeps the ensemble only if its OOF Spearman is at least the best single candidate's plus
+   ``min_gain``, otherwise the best single candidate;
 4. refits the chosen member(s) on all of ``(X, y)``.
 
 Nothing outside ``(X, y)`` is ever seen, so the choice is the same whatever else exists in the
 process.  With fewer than 4 rows, or when no candidate has a finite CV score (e.g. constant
-``y``), it falls back to ``fallback`` without cross-validating.
+``y``), it uses ``fallback`` without cross-validating.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ DEFAULT_CANDIDATES: tuple[str, ...] = ("linear", "lightgbm", "mixing_law", "mixi
 
 
 class AutoRegressor:
-    """Cross-validated choice or greedy ensemble among named candidates.
+    """Cross-validated choice or ensemble among named candidate regressors.
 
     Parameters
     ----------
@@ -35,13 +40,16 @@ class AutoRegressor:
         Number of CV folds (capped at the number of rows).
     seed:
         Seed for the folds and for every candidate.
+    repeats:
+        Number of K-fold repetitions (different shuffles) whose scores are averaged.
     ensemble:
-        Whether to try a greedy weighted average of candidates.
-    min_gain:
-        Minimum OOF-Spearman improvement over the best single candidate for the ensemble to be
-        used instead.
+        Whether to consider an ensemble at all (``False``: best single candidate).
+    init_size:
+        Number of best candidates the ensemble search starts from.
     max_steps:
-        Number of greedy steps (each adds weight ``1/steps`` to one candidate).
+        Maximum number of members (with repetition) in the ensemble.
+    min_gain:
+        OOF-Spearman margin the ensemble needs over the best single candidate.
     fallback:
         Candidate used without CV when there are fewer than 4 rows or no finite CV score.
     """
@@ -49,48 +57,66 @@ class AutoRegressor:
     name = "auto"
 
     def __init__(self, candidates: Sequence[str] = DEFAULT_CANDIDATES, folds: int = 5, seed: int = 0,
-                 ensemble: bool = True, min_gain: float = 1e-3, max_steps: int = 8,
-                 fallback: str = "gp") -> None:
+                 repeats: int = 1, ensemble: bool = True, init_size: int = 2, max_steps: int = 8,
+                 min_gain: float = 0.0, fallback: str = "gp") -> None:
         from mixopt.mixtures.regressors import make_regressor
 
         if not candidates:
             raise ValueError("AutoRegressor needs at least one candidate")
-        for c in [*candidates, fallback]:
-            make_regressor(c)  # validate names early
         if "auto" in candidates:
             raise ValueError("'auto' cannot be its own candidate")
+        for c in [*candidates, fallback]:
+            make_regressor(c)  # validate names early
         self.candidates = tuple(candidates)
         self.folds = folds
         self.seed = seed
+        self.repeats = max(1, int(repeats))
         self.ensemble = ensemble
-        self.min_gain = min_gain
+        self.init_size = max(1, int(init_size))
         self.max_steps = max(1, int(max_steps))
+        self.min_gain = min_gain
         self.fallback = fallback
         self.reports_: list[CVReport] = []
         self.weights_: dict[str, float] = {}
         self.members_: dict[str, object] = {}
+        self.cv_score_: float = float("nan")
 
     # -- selection -------------------------------------------------------------------------
-    def _greedy(self, oof: dict[str, np.ndarray], y: np.ndarray) -> tuple[dict[str, float], float]:
-        """Forward selection with replacement on the OOF Spearman of the running average."""
-        counts = {name: 0 for name in oof}
-        total = np.zeros(len(y))
-        best_score = -np.inf
-        for step in range(1, self.max_steps + 1):
-            trial = []
-            for name, pred in oof.items():
-                m = rank_metrics((total + pred) / step, y)
-                s = m["spearman"] if np.isfinite(m["spearman"]) else -np.inf
-                r = -m["rmse"] if np.isfinite(m["rmse"]) else -np.inf
-                trial.append((s, r, name))
-            s, _, name = max(trial, key=lambda t: (t[0], t[1]))
-            if step > 1 and s <= best_score:
+    @staticmethod
+    def _score(oof: dict[str, list[np.ndarray]], counts: dict[str, int], y: np.ndarray) -> tuple:
+        """(mean OOF Spearman, -mean RMSE) of the count-weighted average; NaN -> -inf."""
+        total = sum(counts.values())
+        rho, rmse = [], []
+        for r in range(len(next(iter(oof.values())))):
+            pred = sum(c * oof[name][r] for name, c in counts.items()) / total
+            m = rank_metrics(pred, y)
+            rho.append(m["spearman"] if np.isfinite(m["spearman"]) else -np.inf)
+            rmse.append(m["rmse"])
+        return float(np.mean(rho)), -float(np.mean(rmse))
+
+    def _select(self, oof: dict[str, list[np.ndarray]], y: np.ndarray) -> dict[str, float]:
+        """Sorted-initialisation greedy ensemble selection, or the best single candidate."""
+        single = {name: self._score(oof, {name: 1}, y) for name in oof}
+        ranked = sorted(single, key=single.__getitem__, reverse=True)
+        best = ranked[0]
+        if not self.ensemble or len(ranked) == 1:
+            return {best: 1.0}
+        counts = {name: 1 for name in ranked[: self.init_size] if np.isfinite(single[name][0])}
+        score = self._score(oof, counts, y)
+        while sum(counts.values()) < self.max_steps:
+            trials = {name: self._score(oof, {**counts, name: counts.get(name, 0) + 1}, y)
+                      for name in oof}
+            pick = max(trials, key=trials.__getitem__)
+            if trials[pick] <= score:
                 break
-            best_score = s
-            counts[name] += 1
-            total += oof[name]
-        used = sum(counts.values())
-        return {k: v / used for k, v in counts.items() if v}, best_score
+            counts[pick] = counts.get(pick, 0) + 1
+            score = trials[pick]
+        if len(counts) < 2 or score[0] < single[best][0] + self.min_gain:
+            self.cv_score_ = single[best][0]
+            return {best: 1.0}
+        self.cv_score_ = score[0]
+        total = sum(counts.values())
+        return {name: c / total for name, c in counts.items()}
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> "AutoRegressor":
         """Choose by CV on ``(X, y)``, then refit the chosen member(s) on all of it."""
@@ -99,23 +125,19 @@ class AutoRegressor:
         X = np.asarray(X, dtype=float)
         y = np.asarray(y, dtype=float).ravel()
         self.reports_ = []
+        self.cv_score_ = float("nan")
         weights: dict[str, float] = {self.fallback: 1.0}
         if len(y) >= 4 and np.ptp(y) > 0:
-            oof = {}
+            oof: dict[str, list[np.ndarray]] = {}
             for name in self.candidates:
-                pred = oof_predictions(lambda n=name: make_regressor(n, self.seed), X, y,
-                                       folds=self.folds, seed=self.seed)
-                oof[name] = pred
-                self.reports_.append(CVReport(name=name, oof_pred=pred, n=len(y),
-                                              **rank_metrics(pred, y)))
-            self.reports_.sort(key=lambda r: r.sort_key(), reverse=True)
-            best = self.reports_[0]
-            if np.isfinite(best.spearman):
-                weights = {best.name: 1.0}
-                if self.ensemble and len(self.candidates) > 1:
-                    mix, score = self._greedy(oof, y)
-                    if len(mix) > 1 and score >= best.spearman + self.min_gain:
-                        weights = mix
+                oof[name] = [oof_predictions(lambda n=name: make_regressor(n, self.seed), X, y,
+                                             folds=self.folds, seed=self.seed + r)
+                             for r in range(self.repeats)]
+                self.reports_.append(CVReport(name=name, oof_pred=oof[name][0], n=len(y),
+                                              **rank_metrics(oof[name][0], y)))
+            self.reports_.sort(key=lambda rep: rep.sort_key(), reverse=True)
+            if any(np.isfinite(rep.spearman) for rep in self.reports_):
+                weights = self._select(oof, y)
         self.weights_ = weights
         self.members_ = {name: make_regressor(name, self.seed).fit(X, y) for name in weights}
         return self
@@ -126,7 +148,7 @@ class AutoRegressor:
         if not self.members_:
             raise RuntimeError("AutoRegressor is not fitted")
         X = np.asarray(X, dtype=float)
-        return sum(w * self.members_[n].predict(X) for n, w in self.weights_.items())
+        return np.asarray(sum(w * self.members_[n].predict(X) for n, w in self.weights_.items()))
 
     def predict_std(self, X: np.ndarray) -> np.ndarray | None:
         """Weighted sum of the members' std (a conservative bound), or ``None`` if any has none."""
@@ -142,7 +164,7 @@ class AutoRegressor:
 
     @property
     def choice_(self) -> str:
-        """Human-readable description of the choice, e.g. ``"gp"`` or ``"0.5 gp + 0.5 mixing_law"``."""
+        """Readable description of the choice, e.g. ``"gp"`` or ``"0.50 gp + 0.50 mixing_law"``."""
         if len(self.weights_) == 1:
             return next(iter(self.weights_))
         return " + ".join(f"{w:.2f} {n}" for n, w in sorted(self.weights_.items(), key=lambda t: -t[1]))

@@ -6,10 +6,14 @@ Design (all choices fixed a priori or made by marginal likelihood on the trainin
   Euclidean distance is the Hellinger distance; it also stretches small weights, which matter most
   (a domain going from 0 to 1 % changes a small model's loss more than going from 40 to 41 %).
 * One length scale per domain (ARD), so irrelevant domains get long length scales.
-* Targets are standardised; optionally a fitted mixing law (see :mod:`mixing_law`) is used as the
-  prior mean, so the GP only models what the parametric law misses.
-* Kernel ``C * RBF(ARD) + White`` (or Matern 5/2 / 3/2), hyperparameters by maximising the
-  marginal likelihood with L-BFGS-B from a few deterministic starts.  For large training sets the
+* Targets are log-warped, ``log(y - floor)`` with ``floor = min(y) - 0.5 * range(y)``, then
+  standardised.  Losses approach an irreducible floor and the reducible part moves
+  multiplicatively (the mixing law ``c + exp(b + t . p)``), so on the log scale the response is
+  closer to linear and a stationary kernel fits it with fewer runs.
+* Kernel ``C * Matern52(ARD) + White`` (or Matern 3/2 / RBF), hyperparameters by maximising the
+  marginal likelihood with L-BFGS-B from a few deterministic starts.  The likelihood and its
+  gradient are computed here (:func:`neg_log_ml`, same value as scikit-learn's but without its
+  (n, n, k) gradient tensor); the posterior is scikit-learn's ``GaussianProcessRegressor``.  For large training sets the
   hyperparameters are estimated on a seeded subset of at most ``max_hyper_rows`` rows and the GP
   is then conditioned on all rows (this keeps n = 512 fits to a few seconds).
 """
@@ -24,7 +28,6 @@ from scipy.optimize import minimize
 from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import RBF, ConstantKernel, Kernel, Matern, WhiteKernel
 
-from mixopt.mixtures.mixing_law import MixingLawRegressor
 
 KERNELS = ("rbf", "matern52", "matern32")
 _JITTER = 1e-10
@@ -92,7 +95,7 @@ def gp_transform(X: np.ndarray, transform: str = "sqrt") -> np.ndarray:
 
 
 class GPRegressor:
-    """ARD Gaussian process on ``sqrt(p)`` with standardised targets and predictive std.
+    """ARD Gaussian process on ``sqrt(p)`` with log-warped, standardised targets and predictive std.
 
     Parameters
     ----------
@@ -101,10 +104,9 @@ class GPRegressor:
         ``"rbf"`` (stationary part; a white-noise term is added).
     transform:
         Input transform, see :func:`gp_transform`.
-    mean:
-        ``"constant"`` (the training mean) or ``"mixing_law"``: a Huber-fitted mixing law on
-        ``[p, sqrt(p)]`` features as prior mean (falls back to constant when there are fewer runs
-        than ``3 * (2k + 2)``, where the law would be poorly determined).
+    warp:
+        Log-warp of the targets: the GP models ``log(y - floor)`` with
+        ``floor = min(y) - warp * (max(y) - min(y))`` (``None``: model ``y`` itself).
     n_starts:
         Number of L-BFGS-B starts for the kernel hyperparameters (deterministic, seeded).
     max_iter:
@@ -117,17 +119,17 @@ class GPRegressor:
 
     name = "gp"
 
-    def __init__(self, kernel: str = "matern52", transform: str = "sqrt", mean: str = "constant",
+    def __init__(self, kernel: str = "matern52", transform: str = "sqrt", warp: float | None = 0.5,
                  n_starts: int = 2, max_iter: int = 100, max_hyper_rows: int = 256,
                  seed: int = 0) -> None:
         if kernel not in KERNELS:
             raise ValueError(f"unknown GP kernel {kernel!r}; choose one of {KERNELS}")
-        if mean not in ("constant", "mixing_law"):
-            raise ValueError(f"unknown GP mean {mean!r}; choose 'constant' or 'mixing_law'")
+        if warp is not None and warp <= 0:
+            raise ValueError("warp must be positive or None")
         gp_transform(np.zeros((1, 1)), transform)  # validates the name
         self.kernel = kernel
         self.transform = transform
-        self.mean = mean
+        self.warp = warp
         self.n_starts = max(1, int(n_starts))
         self.max_iter = int(max_iter)
         self.max_hyper_rows = int(max_hyper_rows)
@@ -167,24 +169,26 @@ class GPRegressor:
                 best_x, best_f = res.x, float(res.fun)
         return best_x
 
-    def _prior_mean(self, X: np.ndarray) -> np.ndarray:
-        if self.mean_model_ is None:
-            return np.full(len(X), self.y_mean_)
-        return self.mean_model_.predict(X)
+    def _warp(self, y: np.ndarray) -> np.ndarray:
+        return np.log(y - self.floor_) if self.floor_ is not None else y
+
+    def _unwarp(self, z: np.ndarray) -> np.ndarray:
+        return self.floor_ + np.exp(z) if self.floor_ is not None else z
 
     # -- API -------------------------------------------------------------------------------
     def fit(self, X: np.ndarray, y: np.ndarray) -> "GPRegressor":
-        """Fit mean function and GP hyperparameters on ``(X, y)`` only."""
+        """Fit the GP hyperparameters and posterior on ``(X, y)`` only."""
         X = np.asarray(X, dtype=float)
         y = np.asarray(y, dtype=float)
-        n, k = X.shape
-        self.y_mean_ = float(y.mean())
-        self.mean_model_ = None
-        if self.mean == "mixing_law" and n >= 3 * (2 * k + 2):
-            self.mean_model_ = MixingLawRegressor(features="linear+sqrt", seed=self.seed).fit(X, y)
-        r = y - self._prior_mean(X)
-        self.y_scale_ = float(r.std()) or 1.0
-        z = r / self.y_scale_
+        n = len(y)
+        spread = float(np.ptp(y)) if n else 0.0
+        self.floor_ = None
+        if self.warp is not None and spread > 0:
+            self.floor_ = float(y.min()) - self.warp * spread
+        w = self._warp(y)
+        self.z_mean_ = float(w.mean())
+        self.z_scale_ = float(w.std()) or 1.0
+        z = (w - self.z_mean_) / self.z_scale_
         Z = gp_transform(X, self.transform)
         rows = np.arange(n)
         if n > self.max_hyper_rows:
@@ -194,21 +198,28 @@ class GPRegressor:
                                             alpha=_JITTER).fit(Z, z)
         return self
 
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        """Posterior mean loss at each mixture."""
+    def _latent(self, X: np.ndarray, return_std: bool = False):
         if self.gp_ is None:
             raise RuntimeError("GPRegressor is not fitted")
-        X = np.asarray(X, dtype=float)
-        mu = self.gp_.predict(gp_transform(X, self.transform))
-        return self._prior_mean(X) + self.y_scale_ * mu
+        Z = gp_transform(np.asarray(X, dtype=float), self.transform)
+        if not return_std:
+            return self.z_mean_ + self.z_scale_ * self.gp_.predict(Z)
+        mu, std = self.gp_.predict(Z, return_std=True)
+        return self.z_mean_ + self.z_scale_ * mu, self.z_scale_ * std
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Predicted loss at each mixture (posterior median when the targets are warped)."""
+        return self._unwarp(self._latent(X))
 
     def predict_std(self, X: np.ndarray) -> np.ndarray:
-        """Posterior predictive standard deviation (in loss units, includes the noise term)."""
-        if self.gp_ is None:
-            raise RuntimeError("GPRegressor is not fitted")
-        _, std = self.gp_.predict(gp_transform(np.asarray(X, dtype=float), self.transform),
-                                  return_std=True)
-        return self.y_scale_ * std
+        """Posterior predictive std in loss units (includes the noise term).
+
+        With the log warp it is the delta-method std ``exp(mu) * std_latent``.
+        """
+        mu, std = self._latent(X, return_std=True)
+        if self.floor_ is None:
+            return std
+        return np.exp(mu) * std
 
     @property
     def kernel_(self) -> Kernel:

@@ -59,7 +59,7 @@ class MixingLawRegressor:
 
     name = "mixing_law"
 
-    def __init__(self, features: str = "linear", n_starts: int = 6, ridge: float = 1e-3,
+    def __init__(self, features: str = "linear", n_starts: int = 5, ridge: float = 1e-3,
                  huber_scale: float | None = None, seed: int = 0) -> None:
         if features not in FEATURES:
             raise ValueError(f"unknown mixing-law features {features!r}; choose one of {FEATURES}")
@@ -89,7 +89,7 @@ class MixingLawRegressor:
     def _starts(self, F: np.ndarray, y: np.ndarray) -> list[np.ndarray]:
         """Initial ``(c, b, t)``: several guesses of ``c``, each with a linearised ridge fit."""
         spread = float(np.ptp(y)) or float(abs(y.mean())) * 1e-3 or 1e-3
-        gaps = [0.5, 0.1, 1.0, 3.0, 0.02, 10.0]
+        gaps = [0.5, 0.1, 1.0, 3.0, 0.02]
         rng = np.random.default_rng(self.seed)
         A = np.hstack([np.ones((len(y), 1)), F])
         reg = 1e-3 * np.eye(A.shape[1])
@@ -113,18 +113,23 @@ class MixingLawRegressor:
         sd = float(y.std()) or 1.0
         pen = np.sqrt(self.ridge) * sd
         args = (F, y, pen)
+        spread = float(np.ptp(y)) or sd
+        lo = np.full(F.shape[1] + 2, -np.inf)
+        hi = np.full(F.shape[1] + 2, np.inf)
+        lo[0], hi[0] = float(y.min()) - 100.0 * spread, float(y.min()) + 0.05 * spread
         best = None
         for theta0 in self._starts(F, y):
+            theta0[0] = np.clip(theta0[0], lo[0] + 1e-9 * spread, hi[0] - 1e-9 * spread)
             # A plain least-squares pass gives a residual scale for the Huber loss.
             r = least_squares(self._residuals, theta0, jac=self._jacobian, args=args,
-                              method="trf", max_nfev=200)
+                              bounds=(lo, hi), method="trf", max_nfev=100)
             scale = self.huber_scale
             if scale is None:
                 res = r.fun[: len(y)]
                 mad = float(np.median(np.abs(res - np.median(res)))) / 0.6745
                 scale = 1.345 * max(mad, 1e-6 * sd)
             r = least_squares(self._residuals, r.x, jac=self._jacobian, args=args, loss="huber",
-                              f_scale=scale, method="trf", max_nfev=500)
+                              f_scale=scale, bounds=(lo, hi), method="trf", max_nfev=200)
             cost = float(np.sum(_huber(r.fun[: len(y)], scale))) + float(np.sum(r.fun[len(y):] ** 2))
             if best is None or cost < best[0]:
                 best = (cost, r.x)

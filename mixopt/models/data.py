@@ -6,11 +6,17 @@ by the run's seed, so the same seed and weights give the same batches. Sampling 
 `IterableDataset` that reads the weights when each batch is drawn, so `set_weights` changes the
 mixture during training (the DataLoader runs in the main process; with Lightning's one-batch
 prefetch, a change takes effect from the next batch but one). Domains with weight 0 are never read.
+
+Live mode (`live=True`, used by Aioli, issue 4): the stream yields placeholders and each batch is
+drawn in `on_before_batch_transfer`, i.e. when its training step starts, so a weight change made
+after step s (in a callback's `on_train_batch_end`) already applies to step s + 1. Static runs keep
+the prefetched stream, and hence exactly their batches.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import lightning.pytorch as pl
 import numpy as np
@@ -59,6 +65,11 @@ class MixtureStream(IterableDataset):
         # A re-iteration (a second epoch) continues with fresh, still reproducible randomness.
         rng = np.random.default_rng([self.owner.seed, self.epoch])
         self.epoch += 1
+        if self.owner.live:  # --- Aioli (issue 4): placeholders, drawn when consumed ---
+            self.owner._live_rng = rng
+            for step in range(self.owner.total_steps):
+                yield torch.tensor(step)  # type: ignore[misc]
+            return
         for _ in range(self.owner.total_steps):
             yield self.owner.sample_batch(rng)
 
@@ -75,6 +86,7 @@ class MixtureDataModule(pl.LightningDataModule):
         seed: int,
         total_steps: int,
         eval_batches: int = 8,
+        live: bool = False,
     ) -> None:
         super().__init__()
         if not domains:
@@ -88,6 +100,8 @@ class MixtureDataModule(pl.LightningDataModule):
         self.seed = int(seed)
         self.total_steps = int(total_steps)
         self.eval_batches = int(eval_batches)
+        self.live = bool(live)  # Aioli (issue 4): draw each batch when its step starts
+        self._live_rng: np.random.Generator | None = None
         self._train: dict[int, np.memmap] = {}  # opened lazily: weight-0 domains are never opened
         self.sampled_sequences = np.zeros(len(domains), dtype=np.int64)
         self.weights = np.zeros(len(domains))
@@ -134,6 +148,13 @@ class MixtureDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         """Batches come ready-made from the stream, in the main process (weights live here)."""
         return DataLoader(MixtureStream(self), batch_size=None, num_workers=0)
+
+    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Live mode (Aioli, issue 4): replace the placeholder by a batch drawn now, with the
+        weights in force at the start of this step; otherwise the batch passes unchanged."""
+        if self.live and self._live_rng is not None and isinstance(batch, torch.Tensor) and batch.ndim == 0:
+            return self.sample_batch(self._live_rng)
+        return batch
 
     def _domain_index(self, domain: str | int) -> int:
         if isinstance(domain, int):

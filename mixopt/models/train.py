@@ -6,6 +6,9 @@ seen, loss, lr) is recorded every step; after training every domain's held-out l
 
 Model initialisation and the data stream are seeded from `spec.seed` with their own generators, so a
 run is reproducible even when several runs share a process (torch's global RNG is also seeded).
+
+A spec with `aioli` set adapts its mixture online (`mixopt.models.aioli`, issue 4): the data module
+runs in live mode, an `AioliCallback` drives its weights, and `RunResult.trajectory` records them.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import lightning.pytorch as pl
 import torch
 
 from mixopt.config import TrainConfig
+from mixopt.models.aioli import AioliCallback, make_aioli_callback
 from mixopt.models.data import MixtureDataModule
 from mixopt.models.gpt import count_params
 from mixopt.models.module import GPTModule
@@ -194,6 +198,7 @@ def train_run(spec: RunSpec) -> RunResult:
     result = RunResult(run_id=spec.run_id, status="failed")
     logger: Any = False
     recorder: CurveRecorder | None = None
+    aioli: AioliCallback | None = None
     try:
         quiet_lightning()
         cfg = train_config(spec)
@@ -206,7 +211,8 @@ def train_run(spec: RunSpec) -> RunResult:
         steps = math.ceil(cfg.tokens / tokens_per_step)
 
         data = MixtureDataModule(
-            spec.domains, spec.weights, cfg.seq_len, cfg.batch_size, spec.seed, steps, cfg.eval_batches
+            spec.domains, spec.weights, cfg.seq_len, cfg.batch_size, spec.seed, steps, cfg.eval_batches,
+            live=spec.aioli is not None,  # Aioli (issue 4): batches drawn when their step starts
         )
         module = GPTModule.from_config(cfg, spec.vocab_size, steps, spec.seed)
         result.n_params, result.n_params_non_embedding = count_params(module.model)
@@ -217,6 +223,9 @@ def train_run(spec: RunSpec) -> RunResult:
             module.nan_at_step = fault[1]
         elif fault:
             callbacks.append(FaultInjector(*fault))
+        aioli = make_aioli_callback(spec, data, steps)  # Aioli (issue 4): None for a static run
+        if aioli is not None:
+            callbacks.append(aioli)
         ckpt_dir = Path(spec.out_dir) / "checkpoints"
         if spec.save_checkpoint:
             from lightning.pytorch.callbacks import ModelCheckpoint
@@ -269,6 +278,8 @@ def train_run(spec: RunSpec) -> RunResult:
             if result.status == "failed" and recorder.curve:  # what was trained before the failure
                 result.steps = recorder.last_good_step + 1
                 result.tokens = int(recorder.curve[-1][1])
+        if aioli is not None:  # Aioli (issue 4): the mixture trajectory, also of a failed run
+            result.trajectory = aioli.trajectory
         if logger:
             _finish_wandb(logger, result)
         result.wall_s = time.perf_counter() - t_start

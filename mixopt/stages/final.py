@@ -2,6 +2,10 @@
 
 Each final run is its own process (`mixopt.models.launch`), so it can later be started with
 Lightning's DDP on several devices; the flow only waits for its result file.
+
+The Aioli baselines (issue 4) adapt their mixture online: "aioli" starts from the uniform
+(stratified, within caps) mixture, "aioli_restricted" from the proposal; their specs carry
+`cfg.final.aioli`, which also gives them ids distinct from the static runs on the same mixture.
 """
 
 from __future__ import annotations
@@ -12,8 +16,11 @@ from mixopt.runspec import RunResult, RunSpec
 from mixopt.stages.swarm import DONE, ingest_spool, spool_result
 from mixopt.warehouse import Warehouse
 
+AIOLI_LABELS = ("aioli", "aioli_restricted")  # runs that adapt their mixture online (issue 4)
+
 
 def final_mixtures(exp: Experiment, proposal: list[float]) -> dict[str, list[float]]:
+    """Label -> mixture of every final run (for the Aioli runs: the mixture they start from)."""
     cfg = exp.cfg
     caps = token_caps(exp.train_tokens, cfg.final.tokens, cfg.proposer.max_epochs)
     mixes = {"proposed": [float(w) for w in proposal]}
@@ -21,6 +28,10 @@ def final_mixtures(exp: Experiment, proposal: list[float]) -> dict[str, list[flo
         mixes["natural"] = [float(w) for w in natural_mixture(exp.train_tokens, caps)]
     if "stratified" in cfg.final.baselines:
         mixes["stratified"] = [float(w) for w in stratified_mixture(len(exp.domains), caps)]
+    if "aioli" in cfg.final.baselines:
+        mixes["aioli"] = [float(w) for w in stratified_mixture(len(exp.domains), caps)]
+    if "aioli_restricted" in cfg.final.baselines:
+        mixes["aioli_restricted"] = [float(w) for w in proposal]
     return mixes
 
 
@@ -28,8 +39,9 @@ def plan_final(exp: Experiment, wh: Warehouse, proposal: list[float]) -> list[Ru
     """Specs of the final runs not yet finished."""
     ingest_spool(exp, wh)
     cfg = exp.cfg
+    aioli = cfg.final.aioli.model_dump(mode="json")
     specs = [
-        exp.run_spec("final", label, w, seed, cfg.final)
+        exp.run_spec("final", label, w, seed, cfg.final, aioli=aioli if label in AIOLI_LABELS else None)
         for seed in cfg.final.seeds
         for label, w in final_mixtures(exp, proposal).items()
     ]
