@@ -11,7 +11,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
-.PHONY: install demo test bench
+.PHONY: install demo test bench serve
 install: $(VENV)/.installed
 
 demo: $(VENV)/.installed  ## the whole search on the built-in corpus
@@ -22,3 +22,6 @@ test: $(VENV)/.installed  ## the test suite
 
 bench: $(VENV)/.installed  ## regressor benchmark on RegMix's public table
 	$(PY) benchmarks/regmix_table.py
+
+serve: $(VENV)/.installed  ## Prefect server (127.0.0.1:4200) + `mixopt` pool + `prefect deploy --all` + a worker
+	VENV=$(VENV) bash scripts/serve.sh

@@ -208,18 +208,22 @@ class AioliConfig(_Strict):
     update the proportions online. Published defaults for 2-7 domains: lp_rounds 2-4, lp_steps 4-10,
     one_hot_factor 0.5-0.75, eta 0.1-1, update_steps 200-250 (scaled down here for short runs)."""
 
-    update_steps: int = Field(60, ge=2)
+    update_steps: int = Field(80, ge=2)
     """Steps per round; each round starts with LearnParams, then trains on the updated mixture."""
     lp_rounds: int = Field(2, ge=1)
     """Random orders over the domains visited by LearnParams in each round."""
-    lp_steps: int = Field(4, ge=1)
-    """Optimizer steps (counted as training) per visited domain in LearnParams."""
+    lp_steps: int = Field(2, ge=1)
+    """Optimizer steps (counted as training) per visited domain in LearnParams (published 4-10; a
+    round costs lp_rounds * k * lp_steps steps, so short runs need fewer)."""
     one_hot_factor: float = Field(0.75, gt=0, le=1)
     """Weight on the visited domain in LearnParams' smoothed one-hot mixture; the rest is spread evenly."""
-    eta: float = Field(0.5, gt=0)
+    eta: float = Field(1.0, gt=0)
     """Step size of the exponentiated-gradient update p <- p * exp(eta * sum_i A_ij)."""
     ema: float | None = Field(None, gt=0, lt=1)
     """If set, keep an EMA of A with this decay and compute p from uniform (instead of from p_prev)."""
+    warmup_fraction: float = Field(0.1, ge=0, lt=1)
+    """Unrestricted mode: train this first fraction of the steps on the starting mixture before the
+    first LearnParams (LearnParams during the LR warm-up was measured to hurt short runs)."""
     restricted_fraction: float = Field(0.5, gt=0, lt=1)
     """Restricted mode: the first fraction of the steps trains on the proposal, then Aioli takes over."""
     eval_batches: int = Field(2, ge=1)

@@ -179,4 +179,13 @@ def _plots(wh: Warehouse, experiment_id: str, names: list[str], chosen: dict | N
         ax.set(xlabel="training tokens", ylabel="training loss (smoothed)", title="Final runs")
         ax.legend(fontsize=8); fig.tight_layout()
         paths.append(out / "final_loss_curves.png"); fig.savefig(paths[-1], dpi=110); plt.close(fig)
+    trajectory = wh.query(
+        """SELECT t.run_id, t.step, t.domain, t.weight, r.label, r.seed, r.steps FROM mixture_trajectory t
+           JOIN final_runs r USING (run_id) WHERE r.experiment_id = ? ORDER BY t.run_id, t.step""", [experiment_id])
+    if trajectory:
+        from mixopt.aioli_plot import plot_trajectory
+
+        drawn = plot_trajectory(trajectory, out / "aioli_trajectory.png", total_steps=trajectory[0]["steps"])
+        if drawn:
+            paths.append(Path(drawn))
     return paths

@@ -8,7 +8,8 @@ Schedule of a run of T steps (see `mixopt.mixtures.aioli.plan_rounds`):
 
 * restricted mode (`restricted=True`, the "aioli_restricted" run): steps ``[0, S)`` with
   ``S = round(restricted_fraction * T)`` train on the starting mixture (the swarm's proposal);
-  Aioli's rounds start at S. Otherwise rounds start at step 0 (the "aioli" run, from uniform).
+  Aioli's rounds start at S. Otherwise rounds start after ``warmup_fraction * T`` steps on the
+  starting mixture (the "aioli" run, from uniform).
 * each round of ``update_steps`` steps starts by measuring every domain's held-out loss, then runs
   LearnParams: for each domain j in ``lp_rounds`` seeded random orders, ``lp_steps`` ordinary
   optimizer steps on the smoothed one-hot mixture ``W[j]``, a new measurement, and the loss
@@ -95,7 +96,7 @@ class AioliCallback(pl.Callback):
         self.k = len(self.names)
         self.W = smoothed_one_hot(self.k, cfg.one_hot_factor)
         self.lp_len = cfg.lp_rounds * self.k * cfg.lp_steps
-        self.start = round(cfg.restricted_fraction * total_steps) if restricted else 0
+        self.start = round((cfg.restricted_fraction if restricted else cfg.warmup_fraction) * total_steps)
         self.rounds: list[Round] = plan_rounds(total_steps, self.start, cfg.update_steps, self.lp_len)
         self.p = data.weights.copy()
         self.A_ema: np.ndarray | None = None

@@ -90,11 +90,12 @@ class PrefectServer:
             raise RuntimeError(f"`prefect {' '.join(args)}` exited {res.returncode}:\n{res.stdout}\n{res.stderr}")
         return res
 
-    def spawn(self, args: list[str], log_name: str, cwd: Path = REPO_ROOT) -> subprocess.Popen:
+    def spawn(self, args: list[str], log_name: str, cwd: Path = REPO_ROOT,
+              env: dict[str, str] | None = None) -> subprocess.Popen:
         """Start a long-running `prefect ARGS` (e.g. a worker) logging to `<home>/../<log_name>`."""
         log = self.home.parent / log_name
         with open(log, "ab") as out:
-            proc = subprocess.Popen([_prefect_bin(), *args], cwd=cwd, env=self.env, stdout=out,
+            proc = subprocess.Popen([_prefect_bin(), *args], cwd=cwd, env={**self.env, **(env or {})}, stdout=out,
                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         self.others.append((proc, log))
         return proc
@@ -108,9 +109,10 @@ class PrefectServer:
         return self.cli("deploy", "--all", timeout=600).stdout
 
     def start_worker(self, pool: str = POOL) -> subprocess.Popen:
-        """A process worker polling `pool` (flow runs become subprocesses of it)."""
+        """A process worker polling `pool` every second (flow runs become subprocesses of it)."""
         return self.spawn(["worker", "start", "--pool", pool, "--type", "process",
-                           "--name", f"it-worker-{self.port}", "--install-policy", "never"], "worker.log")
+                           "--name", f"it-worker-{self.port}", "--install-policy", "never"], "worker.log",
+                          env={"PREFECT_WORKER_QUERY_SECONDS": "1"})
 
     def describe(self, lines: int = 60) -> str:
         """Tails of the server's and every other process's log, for a failure message."""

