@@ -108,8 +108,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="loss column to predict (any of the 13 metric/..._val_loss columns)")
     p.add_argument("--n", type=int, nargs="+", default=[64, 128, 256, 512],
                    help="training-subset sizes (at most 512)")
-    p.add_argument("--regressors", nargs="+", default=["linear", "lightgbm", "mixing_law", "gp", "auto"],
-                   choices=list(REGRESSOR_NAMES), help="regressors to benchmark")
+    p.add_argument("--regressors", nargs="+", choices=list(REGRESSOR_NAMES),
+                   default=["linear", "lightgbm", "mixing_law", "mixing_law_sqrt", "gp", "auto"],
+                   help="regressors to benchmark")
     p.add_argument("--subsets", type=int, default=5, help="random training subsets per size")
     p.add_argument("--seed", type=int, default=0,
                    help="base seed for the subsets and the regressors")

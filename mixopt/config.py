@@ -18,7 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_assignment=True,
+                              allow_inf_nan=False)  # `.inf` / `.nan` in YAML are refused, not propagated
 
 
 class DomainConfig(_Strict):
@@ -153,6 +154,9 @@ class SwarmConfig(TrainConfig):
     batch_k: int = Field(0, ge=0)
     """Proxies trained together as one batched model in one task (0: chosen automatically from the
     model size and the device; 1: one proxy at a time)."""
+    isolate: bool = Field(False)
+    """Train each proxy in its own process: a crash or kill -9 of one proxy cannot take down the
+    flow; costs ~5 s of start-up per proxy."""
 
 
 class DesignConfig(_Strict):
@@ -177,12 +181,13 @@ class DesignConfig(_Strict):
 class RegressorConfig(_Strict):
     """Regressors from mixture to target loss, judged by k-fold cross-validation on the proxies."""
 
-    kind: Literal["auto", "linear", "lightgbm", "mixing_law", "gp"] = "auto"
-    """`auto` fits every candidate and keeps the best by CV Spearman rho; otherwise only this one."""
-    candidates: list[Literal["linear", "lightgbm", "mixing_law", "gp"]] = Field(
-        default_factory=lambda: ["linear", "lightgbm", "mixing_law", "gp"]
+    kind: Literal["auto", "linear", "lightgbm", "mixing_law", "mixing_law_sqrt", "gp"] = "auto"
+    """`auto` picks or averages the candidates by k-fold CV on the proxies (an ensemble when it
+    raises the out-of-fold Spearman rho); otherwise only this regressor."""
+    candidates: list[Literal["linear", "lightgbm", "mixing_law", "mixing_law_sqrt", "gp"]] = Field(
+        default_factory=lambda: ["linear", "lightgbm", "mixing_law", "mixing_law_sqrt", "gp"], min_length=1
     )
-    """Regressors that `auto` chooses from."""
+    """Regressors that `auto` chooses from (each is also cross-validated and reported)."""
     cv_folds: int = Field(5, ge=2)
     """Folds of the cross-validation (at most the number of finished proxies)."""
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import re
 import threading
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -68,6 +69,8 @@ CREATE OR REPLACE VIEW mixture_weights AS
 """
 
 _ALLOWED_STATEMENTS = {"SELECT", "EXPLAIN"}
+_EXPLAIN_PREFIX = re.compile(  # `EXPLAIN [ANALYZE] [(options)]`, the part before the explained statement
+    r"\s*EXPLAIN\s+(?:ANALY[SZ]E\s+)?(?:\((?!\s*(?:SELECT|WITH|FROM|VALUES)\b)[^()]*\)\s*)?", re.IGNORECASE)
 
 
 class WarehouseError(RuntimeError):
@@ -258,13 +261,15 @@ def read_only_query(path: str | Path, sql: str) -> tuple[list[str], list[tuple]]
     path = Path(path)
     if not path.exists():
         raise WarehouseError(f"{path}: no warehouse here (run `mixopt run` first, or pass --warehouse)")
-    try:
-        statements = duckdb.extract_statements(sql)
-    except duckdb.Error as e:
-        raise WarehouseError(f"could not parse the query: {e}") from None
+    statements = _parse(sql)
     if len(statements) != 1:
         raise WarehouseError(f"give exactly one statement, got {len(statements)}")
-    kind = statements[0].type.name
+    kind, text = statements[0]
+    if kind == "EXPLAIN":  # EXPLAIN ANALYZE executes its statement: that one must be a SELECT too
+        m = _EXPLAIN_PREFIX.match(text)
+        inner = _parse(text[m.end():]) if m else []
+        if len(inner) != 1 or inner[0][0] != "SELECT":
+            kind = "EXPLAIN " + (inner[0][0] if len(inner) == 1 else "of something else")
     if kind not in _ALLOWED_STATEMENTS:
         raise WarehouseError(f"refused: `mixopt sql` is read-only and runs SELECT queries only (got {kind})")
     try:
@@ -273,6 +278,8 @@ def read_only_query(path: str | Path, sql: str) -> tuple[list[str], list[tuple]]
         raise WarehouseError(f"{path}: cannot open read-only ({e}); is a run writing to it right now?") from None
     try:
         con.execute("SET enable_external_access = false")
+        con.execute("SET autoinstall_known_extensions = false")
+        con.execute("SET autoload_known_extensions = false")
         con.execute("SET lock_configuration = true")
         cur = con.execute(sql)
         cols = [d[0] for d in cur.description] if cur.description else []
@@ -281,6 +288,22 @@ def read_only_query(path: str | Path, sql: str) -> tuple[list[str], list[tuple]]
         raise WarehouseError(f"query failed: {e}") from None
     finally:
         con.close()
+
+
+def _parse(sql: str) -> list[tuple[str, str]]:
+    """(type, text) of each statement in `sql`; anything DuckDB cannot parse is a `WarehouseError`."""
+    try:
+        statements = duckdb.extract_statements(sql)
+    except duckdb.Error as e:
+        raise WarehouseError(f"could not parse the query: {e}") from None
+    parsed = []
+    for st in statements:
+        try:
+            kind = st.type.name
+        except ValueError:  # a statement type the Python API does not know (e.g. UPDATE EXTENSIONS)
+            kind = "UNKNOWN"
+        parsed.append((kind, st.query))
+    return parsed
 
 
 _writers: dict[str, Warehouse] = {}

@@ -23,12 +23,11 @@ mkdir -p "$LOGS"
 # The server and the worker run in their own sessions, so Ctrl-C reaches only this script, which
 # stops the worker first (it reports to the server while it shuts down), then the server.
 server="" worker=""
-stop() {  # SIGINT, then SIGTERM after 15 s, then SIGKILL
+stop() {  # SIGTERM, then SIGKILL after 20 s
     local pid=$1
-    kill -INT "$pid" 2>/dev/null || return 0
-    for _ in $(seq 30); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.5; done
     kill -TERM "$pid" 2>/dev/null || return 0
-    sleep 5; kill -KILL "$pid" 2>/dev/null || true
+    for _ in $(seq 40); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.5; done
+    kill -KILL "$pid" 2>/dev/null || true
 }
 cleanup() {
     [[ -n "$worker" ]] && stop "$worker"

@@ -39,7 +39,7 @@ class Proposal:
     caps_active: list[bool]
     """Per domain: is the weight within 1e-6 of its cap?"""
     details: dict[str, Any] = field(default_factory=dict)
-    """Method-specific extras (candidate counts, objective values, ...)."""
+    """Method-specific extras (candidate counts, objective values, ...); JSON-serialisable."""
 
 
 def _model_name(model: Any, regressor: str | None) -> str:
@@ -119,7 +119,8 @@ def propose_regmix(model: Any, prior: Sequence[float] | np.ndarray,
     predicted = float(_predict(model, w[None, :])[0])
     details = {
         "n_drawn": drawn, "n_feasible": int(len(F)), "top_k": int(len(top)),
-        "top_predicted_mean": float(pred[top].mean()), "best_candidate": F[order[0]].copy(),
+        "top_predicted_mean": float(pred[top].mean()),
+        "best_candidate": [float(v) for v in F[order[0]]],
         "best_candidate_predicted": float(pred[order[0]]),
     }
     return Proposal(w, predicted, "regmix", _model_name(model, regressor), _active(w, c), details)
@@ -180,7 +181,7 @@ def propose_exact(model: Any, prior: Sequence[float] | np.ndarray,
                 best_w, best_f = w, f
     assert best_w is not None
     predicted = float(_predict(model, best_w[None, :])[0])
-    details = {"objective": best_f, "kl": _kl(best_w, q), "kl_weight": kl_weight,
+    details = {"objective": float(best_f), "kl": _kl(best_w, q), "kl_weight": float(kl_weight),
                "n_starts": len(starts), "converged": results}
     return Proposal(best_w, predicted, "exact", _model_name(model, regressor), _active(best_w, c),
                     details)

@@ -10,9 +10,10 @@ Every regressor has ``fit(X, y) -> self``, ``predict(X) -> np.ndarray`` and
 ``"lightgbm"``            gradient-boosted trees with RegMix's settings, sized for few runs
 ``"mixing_law"``          ``c + exp(b + t . p)``, Huber-fitted (:mod:`mixopt.mixtures.mixing_law`)
 ``"mixing_law_sqrt"``     the same law on ``[p, sqrt(p)]``
-``"gp"``                  ARD Gaussian process on ``sqrt(p)`` (:mod:`mixopt.mixtures.gp`)
+``"gp"``                  ARD Matern-5/2 Gaussian process on ``sqrt(p)`` with log-warped
+                          targets (:mod:`mixopt.mixtures.gp`)
 ``"auto"``                cross-validated choice or ensemble of the above
-                          (:mod:`mixopt.mixtures.auto`)
+                          (:class:`mixopt.mixtures.auto.AutoRegressor`)
 ========================  ====================================================================
 
 Pure numpy / scipy / scikit-learn / lightgbm: no deep-learning imports in this package.
@@ -133,8 +134,7 @@ def make_regressor(name: str, seed: int = 0) -> Regressor:
         factory = _FACTORIES[name]
     except KeyError:
         raise ValueError(f"unknown regressor {name!r}; choose one of {list(_FACTORIES)}") from None
-    model = factory(seed)
-    return model
+    return factory(seed)
 
 
 def __getattr__(attr: str):  # AutoRegressor lives in auto.py (it needs cv.py, which needs us).

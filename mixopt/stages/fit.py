@@ -1,7 +1,8 @@
 """Fit regressors from mixture to target loss on the finished proxies, and propose a mixture.
 
-Regressors are judged only by k-fold cross-validation on the proxies (out-of-fold predictions);
-the chosen one is refitted on all proxies and handed to the proposer, whose token caps are set
+Regressors are judged only by k-fold cross-validation on the proxies (out-of-fold predictions).
+The configured regressor (by default `auto`, itself cross-validated with its choice redone inside
+every outer fold) is refitted on all proxies and handed to the proposer, whose token caps are set
 at the final run's budget. Every fit and the proposal are stored with their ids.
 """
 
@@ -16,6 +17,7 @@ from mixopt.experiment import Experiment, mixture_id
 from mixopt.mixtures.cv import cross_validate
 from mixopt.mixtures.design import token_caps
 from mixopt.mixtures.proposers import propose_best_seen, propose_exact, propose_regmix
+from mixopt.mixtures.auto import AutoRegressor
 from mixopt.mixtures.regressors import make_regressor
 from mixopt.warehouse import Warehouse
 
@@ -60,10 +62,20 @@ def fit_and_propose(exp: Experiment, wh: Warehouse) -> FitOutcome:
         raise NotEnoughProxies(
             f"only {len(y)} proxies finished with a finite target loss; a fit needs at least {MIN_PROXIES}"
         )
-    names = cfg.regressor.candidates if cfg.regressor.kind == "auto" else [cfg.regressor.kind]
     folds = min(cfg.regressor.cv_folds, len(y))
-    reports = [cross_validate(name, X, y, folds=folds, seed=cfg.swarm.seed) for name in names]
-    best = max(reports, key=lambda r: (np.nan_to_num(r.spearman, nan=-2), np.nan_to_num(r.r2, nan=-1e9)))
+    seed = cfg.swarm.seed
+    chosen = cfg.regressor.kind
+    factories = {name: (lambda n=name: make_regressor(n, seed=seed)) for name in cfg.regressor.candidates}
+    if chosen == "auto":  # judged like the others: its own choice is redone inside every outer fold
+        factories["auto"] = lambda: AutoRegressor(candidates=cfg.regressor.candidates, folds=folds, seed=seed)
+    else:
+        factories = {chosen: factories.get(chosen, lambda: make_regressor(chosen, seed=seed))}
+    reports = []
+    for name, factory in factories.items():
+        rep = cross_validate(factory, X, y, folds=folds, seed=seed)
+        rep.name = name
+        reports.append(rep)
+    best = next(r for r in reports if r.name == chosen)
     fit_ids = {}
     for rep in reports:
         fit_id = "f" + _id(exp.experiment_id, rep.name, tuple(ids), folds)
@@ -75,7 +87,7 @@ def fit_and_propose(exp: Experiment, wh: Warehouse) -> FitOutcome:
             chosen=rep is best,
             predictions=list(zip(ids, y, rep.oof_pred)),
         )
-    model = make_regressor(best.name, seed=cfg.swarm.seed).fit(X, y)
+    model = factories[chosen]().fit(X, y)
     caps = token_caps(exp.train_tokens, cfg.final.tokens, cfg.proposer.max_epochs)
     p = cfg.proposer
     if p.kind == "regmix":
@@ -84,12 +96,15 @@ def fit_and_propose(exp: Experiment, wh: Warehouse) -> FitOutcome:
         prop = propose_exact(model, exp.prior, caps, kl_weight=p.kl_weight)
     else:
         prop = propose_best_seen(X, y, caps=caps)
+    details = dict(prop.details)
+    if isinstance(model, AutoRegressor):
+        details["auto_weights"] = {k: float(v) for k, v in model.weights_.items()}
     weights = [float(w) for w in prop.weights]
     mid = mixture_id(weights)
     proposal_id = "p" + _id(fit_ids[best.name], p.kind, mid)
     wh.record_proposal(
         proposal_id, exp.experiment_id, fit_ids[best.name], p.kind, best.name, mid, weights,
-        float(prop.predicted), list(prop.caps_active), dict(prop.details),
+        float(prop.predicted), list(prop.caps_active), details,
     )
     return FitOutcome(
         fit_id=fit_ids[best.name], regressor=best.name, n_train=len(y),

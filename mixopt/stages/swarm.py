@@ -90,10 +90,28 @@ def ingest_spool(exp: Experiment, wh: Warehouse) -> int:
     return n
 
 
-def train_and_spool(exp: Experiment, spec: RunSpec) -> RunResult:
-    """Train one proxy in this process and spool its result (runs in a worker thread or process)."""
-    from mixopt.models.train import train_run  # torch is imported only where training happens
+def work_dir(exp: Experiment) -> Path:
+    """Scratch folder of isolated proxies (spec, result and stderr files), inside the spool folder."""
+    return exp.spool_dir() / "work"
 
-    result = train_run(spec)
+
+def train_and_spool(exp: Experiment, spec: RunSpec) -> RunResult:
+    """Train one proxy and spool its result (runs in a worker thread or process).
+
+    With `swarm.isolate` the training runs in a child process (`run_in_subprocess`): a crash or a
+    kill -9 of the child comes back as a "failed" result naming the signal, and the flow goes on.
+    Otherwise it runs here, in the worker.
+    """
+    if exp.cfg.swarm.isolate:
+        from mixopt.models.launch import run_in_subprocess
+
+        work = work_dir(exp)
+        result = run_in_subprocess(spec, work)
+        for suffix in (".spec.json", ".result.json") + ((".stderr.log",) if result.status != "failed" else ()):
+            (work / f"{spec.run_id}{suffix}").unlink(missing_ok=True)  # a failure keeps its stderr log
+    else:
+        from mixopt.models.train import train_run  # torch is imported only where training happens
+
+        result = train_run(spec)
     spool_result(exp, spec, result)
     return result

@@ -20,6 +20,7 @@ from tests.integration import prefect_server as ps
 
 DEPLOYMENTS = {"mixture-search", "prepare-corpus", "extend-swarm", "fit-and-propose", "final-run", "nightly"}
 RUN_TIMEOUT_S = 900
+N_PROXIES = 4
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -85,9 +86,8 @@ def _count(path, sql):
 def searched(served, tmp_path_factory):
     """Two runs of the mixture-search deployment with the same config, and what each left behind."""
     tmp = tmp_path_factory.mktemp("experiment")
-    # the final comparison runs on SQLite only (three more trainings); the proposer is the fastest
-    final = {"enabled": served.db_url is None}
-    cfg = tiny_config(tmp, final=final, proposer={"kind": "best_seen"})
+    # four proxies (the fewest a fit takes); the final comparison (three more trainings) on SQLite only
+    cfg = tiny_config(tmp, swarm={"n_proxies": N_PROXIES}, final={"enabled": served.db_url is None})
     params = {"config": cfg.model_dump(mode="json")}
     first = _run_search(served, params)
     wh = cfg.runtime.warehouse
@@ -118,7 +118,7 @@ def test_deploy_all_registers_every_deployment_with_a_form(served):
 def test_a_run_from_the_deployment_fills_the_warehouse(searched):
     cfg, first = searched["cfg"], searched["first"]
     wh = cfg.runtime.warehouse
-    assert _count(wh, "select status, count(*) from proxy_runs group by status") == [("ok", 6)]
+    assert _count(wh, "select status, count(*) from proxy_runs group by status") == [("ok", N_PROXIES)]
     (n_fits,), = _count(wh, "select count(*) from fits where chosen")
     assert n_fits == 1
     assert _count(wh, "select count(*) from proposals")[0][0] >= 1
@@ -147,7 +147,7 @@ def test_the_artifacts_are_in_the_ui(served, searched):
 
 def test_a_second_run_reuses_every_finished_proxy(searched):
     assert searched["second"].state.is_completed()
-    assert searched["after_first"] == (6, 6)  # six proxies in the warehouse, six train-proxy task runs
+    assert searched["after_first"] == (N_PROXIES, N_PROXIES)  # proxies in the warehouse, train-proxy task runs
     assert searched["after_second"] == searched["after_first"]  # nothing was trained again
 
 

@@ -29,26 +29,27 @@ def test_the_swarm_runs_on_a_dask_cluster_and_every_result_lands_once(tmp_path, 
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as cluster, distributed.Client(cluster) as client:
-        cfg = tiny_config(tmp_path, final=NO_FINAL, runtime={"dask_address": cluster.scheduler_address})
+        cfg = tiny_config(tmp_path, final=NO_FINAL, swarm={"n_proxies": 4},
+                          runtime={"dask_address": cluster.scheduler_address})
         with distributed.get_task_stream(client) as stream:
             summary = train_swarm(config=cfg)
         workers = {t["worker"] for t in stream.data}
-    assert summary.trained == 6 and summary.ok == 6 and summary.reused == 0
+    assert summary.trained == 4 and summary.ok == 4 and summary.reused == 0
     wh = cfg.runtime.warehouse
-    assert _rows(wh, "select count(*), count(distinct run_id) from proxy_runs") == [(6, 6)]
-    assert _rows(wh, "select status, count(*) from proxy_runs group by status") == [("ok", 6)]
+    assert _rows(wh, "select count(*), count(distinct run_id) from proxy_runs") == [(4, 4)]
+    assert _rows(wh, "select status, count(*) from proxy_runs group by status") == [("ok", 4)]
     (n_eval,), = _rows(wh, "select count(*) from evals join proxy_runs using (run_id)")
-    assert n_eval == 6 * 3
+    assert n_eval == 4 * 3
     # the proxies trained in the cluster's worker processes (both of them), and the flow's process
     # recorded every spooled result: nothing is left in the spool
     assert len(workers) == 2, workers
     assert not list(Path(cfg.runtime.out_dir, "spool").rglob("*.json"))
     again = train_swarm(config=cfg)  # threads this time: same run ids, nothing to train
-    assert again.trained == 0 and again.reused == 6
+    assert again.trained == 0 and again.reused == 4
 
 
 def test_a_proxy_that_keeps_failing_is_retried_with_backoff_then_recorded(tmp_path, prefect_harness, monkeypatch):
-    cfg = tiny_config(tmp_path, final=NO_FINAL, swarm={"retries": 1})
+    cfg = tiny_config(tmp_path, final=NO_FINAL, swarm={"n_proxies": 4, "retries": 1})
     original_spec, original_train = Experiment.run_spec, swarm_stage.train_and_spool
     faulty: list[str] = []
     calls: dict[str, list[float]] = defaultdict(list)
@@ -67,7 +68,7 @@ def test_a_proxy_that_keeps_failing_is_retried_with_backoff_then_recorded(tmp_pa
     monkeypatch.setattr(Experiment, "run_spec", with_fault)
     monkeypatch.setattr(swarm_stage, "train_and_spool", counted)
     summary = train_swarm(config=cfg)
-    assert summary.failed == 1 and summary.ok == 5
+    assert summary.failed == 1 and summary.ok == 3
     attempts = calls[faulty[0]]
     assert len(attempts) == 2  # the first try and one retry
     assert attempts[1] - attempts[0] >= swarm_flow.RETRY_BACKOFF_S
@@ -75,7 +76,7 @@ def test_a_proxy_that_keeps_failing_is_retried_with_backoff_then_recorded(tmp_pa
     wh = cfg.runtime.warehouse
     rows = _rows(wh, f"select status, error from proxy_runs where run_id = '{faulty[0]}'")
     assert rows[0][0] == "failed" and "injected fault" in rows[0][1]
-    assert _rows(wh, "select count(*) from proxy_runs where status = 'ok'") == [(5,)]
+    assert _rows(wh, "select count(*) from proxy_runs where status = 'ok'") == [(3,)]
 
 
 def test_extended_size():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -72,6 +74,9 @@ def test_exact_and_regmix_find_known_optimum() -> None:
     regmix = propose_regmix(model, prior, None, n_samples=20_000, top_k=50)
     assert np.abs(regmix.weights - target).sum() < 0.15
     assert regmix.method == "regmix" and regmix.regressor == "bowl"
+    best = propose_best_seen(np.eye(4), model.predict(np.eye(4)))
+    for prop in (exact, regmix, best):
+        json.dumps(prop.details)  # recorded as JSON by the fit stage
 
 
 def test_exact_respects_active_cap() -> None:

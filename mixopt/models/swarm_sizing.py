@@ -1,0 +1,50 @@
+"""How many proxies to batch (`choose_batch_k`) and how many threads to give a process.
+
+The rules are read off `benchmarks/swarm_throughput.py`; see each function's docstring for the
+numbers behind them.
+"""
+
+from __future__ import annotations
+
+import os
+
+DEFAULT_TOKENS_PER_STEP = 16 * 128
+"""Batch size x sequence length of the default proxy (TrainConfig defaults)."""
+
+
+def free_memory_bytes(device: str = "cpu") -> int:
+    """Memory available for training now: free GPU memory on CUDA, MemAvailable on the CPU."""
+    if device.startswith("cuda"):
+        import torch
+
+        return int(torch.cuda.mem_get_info()[0])
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES"))
+
+
+def estimate_memory_bytes(
+    n_params: int,
+    k: int,
+    tokens_per_step: int = DEFAULT_TOKENS_PER_STEP,
+    n_layer: int | None = None,
+    n_embd: int | None = None,
+    vocab_size: int | None = None,
+) -> int:
+    """Rough peak training memory of K batched proxies of `n_params` parameters each.
+
+    16 bytes per parameter (weights, gradients, two AdamW moments) plus the saved activations,
+    about 24 floats per token per layer and width (inputs of the LayerNorms, QKV, attention
+    output, MLP hidden before and after GELU, residuals), times 1.5 for the temporaries of the
+    backward pass. Without the shape, width and depth are guessed from `n_params`.
+    """
+    if n_embd is None or n_layer is None:
+        n_layer = n_layer or 2
+        n_embd = n_embd or max(16, int((n_params / (12 * n_layer + (vocab_size or 2048) / 64)) ** 0.5))
+    activations = 4 * tokens_per_step * (24 * n_embd * n_layer + 4 * n_embd)
+    return int(k * (16 * n_params + 1.5 * activations))
