@@ -208,24 +208,23 @@ def _steps_for(args: argparse.Namespace, size: dict[str, int], k: int, reference
     return (1 if est > 1.0 else 3), timed
 
 
-def _spawn(args: argparse.Namespace, size_name: str, plan: str, threads: int, procs: int, extra: list[str]) -> list[dict[str, Any]]:
-    """Start `procs` workers at once; their JSON answers (raises with the stderr tail on failure)."""
+def _start(args: argparse.Namespace, size_name: str, plan: str, threads: int, extra: list[str]) -> subprocess.Popen[str]:
+    """Start one worker process."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", "--size", size_name, "--plan", plan,
            "--threads", str(threads), "--device", args.device, "--seq-runs", str(args.seq_runs), *extra]  # fmt: skip
-    if procs > 1:
-        cmd += ["--start-at", f"{time.time() + 10.0 + 3.0 * procs:.3f}"]
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     if args.passive:
         env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    children = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for _ in range(procs)]
-    answers = []
-    for child in children:
-        out, err = child.communicate()
-        lines = [line for line in out.splitlines() if line.startswith("{")]
-        if child.returncode or not lines:
-            raise RuntimeError((err.strip().splitlines() or ["worker died without output"])[-1])
-        answers.append(json.loads(lines[-1]))
-    return answers
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def _answer(child: subprocess.Popen[str]) -> dict[str, Any]:
+    """A worker's JSON answer; RuntimeError with its last stderr line if it failed."""
+    out, err = child.communicate()
+    lines = [line for line in out.splitlines() if line.startswith("{")]
+    if child.returncode or not lines:
+        raise RuntimeError((err.strip().splitlines() or ["worker died without output"])[-1])
+    return json.loads(lines[-1])
 
 
 def measure_size(args: argparse.Namespace, size_name: str, reference: float) -> dict[str, Any]:
@@ -238,6 +237,8 @@ def measure_size(args: argparse.Namespace, size_name: str, reference: float) -> 
     modes = ["sequential"] + [f"batched_{k}" for k in args.k_list]
     rows: dict[str, Any] = {}
     steps: dict[str, str] = {}
+    ks: dict[str, int] = {}
+    mems: dict[str, int] = {}
     for mode in modes:
         k = 1 if mode == "sequential" else int(mode.split("_")[1])
         need = estimate_memory_bytes(params, k, tokens_per_step, size["n_layer"], size["n_embd"], size["vocab"])
@@ -245,10 +246,12 @@ def measure_size(args: argparse.Namespace, size_name: str, reference: float) -> 
             rows[mode] = {"error": f"skipped: needs about {need / 2**30:.1f} GiB"}
             continue
         warmup, timed = _steps_for(args, size, k, reference)
-        steps[mode] = f"{mode}:{warmup}:{timed}"
+        steps[mode], ks[mode] = f"{mode}:{warmup}:{timed}", k
+    # Peak memory: one fresh process per mode (all at once: memory does not care about speed).
+    children = {m: _start(args, size_name, f"{m}:1:1", args.threads, ["--memory"]) for m in steps}
+    for mode, child in children.items():
         try:
-            mem = _spawn(args, size_name, f"{mode}:1:1", args.threads, 1, ["--memory"])[0]["peak_mem_bytes"]
-            rows[mode] = {"peak_mem_bytes": mem, "k": k}
+            mems[mode] = _answer(child)["peak_mem_bytes"]
         except RuntimeError as exc:
             rows[mode] = {"error": str(exc)}
             steps.pop(mode)
@@ -259,24 +262,27 @@ def measure_size(args: argparse.Namespace, size_name: str, reference: float) -> 
         if not names:
             continue
         plan = ",".join(steps[m] for m in names)
+        extra = ["--rounds", str(args.rounds)]
+        if procs > 1:  # the processes start training together, after their imports
+            extra += ["--start-at", f"{time.time() + 10.0 + 5.0 * procs:.3f}"]
         try:
-            answers = _spawn(args, size_name, plan, threads, procs, ["--rounds", str(args.rounds)])
+            answers = [_answer(c) for c in [_start(args, size_name, plan, threads, extra) for _ in range(procs)]]
         except RuntimeError as exc:
             for m in names:
                 rows[m + suffix] = {"error": str(exc)}
             continue
         local = statistics.median(x for a in answers for x in a["matmul_local"])
         for m in names:
-            k = rows[m]["k"]
+            k = ks[m]
             rates = [[k * tokens_per_step / t for t in a["modes"][m]] for a in answers]
             total = sum(statistics.median(r) for r in rates)  # median over rounds, summed over processes
-            rows[m + suffix] = {"tokens_per_s": total, "flops": total * fpt, "peak_mem_bytes": procs * rows[m]["peak_mem_bytes"],
+            rows[m + suffix] = {"tokens_per_s": total, "flops": total * fpt, "peak_mem_bytes": procs * mems[m],
                                 "threads": answers[0]["threads"], "processes": procs, "rounds": [sum(x) for x in zip(*rates)],
                                 "matmul_flops_local": local}  # fmt: skip
         done = ", ".join(f"{m + suffix} {rows[m + suffix]['tokens_per_s']:,.0f}" for m in names)
         print(f"  {size_name}: {done} tokens/s", flush=True)
     order = modes + [m + f"_x{args.procs}" for m in modes]
-    return {m: {k: v for k, v in rows[m].items() if k != "k"} for m in order if m in rows}
+    return {m: rows[m] for m in order if m in rows}
 
 
 def markdown(report: dict[str, Any]) -> str:

@@ -110,7 +110,7 @@ def _print_summary(result) -> None:
         for r in result.comparison:
             c.add_row(r["label"], str(r["seeds"]), *[("–" if r[k] is None else f"{r[k]:.4f}") for k in ("mean_target", "std_target")])
         console.print(c)
-    console.print(result.verdict)
+    console.print(result.verdict.replace("**", ""))
     s = result.swarm
     console.print(f"swarm: {s.trained} trained now, {s.reused} reused; {s.ok} ok, {s.failed} failed, {s.diverged} diverged")
     console.print(f"report: {result.report_path}")

@@ -142,6 +142,11 @@ class TrainConfig(_Strict):
 class SwarmConfig(TrainConfig):
     """The swarm of proxy models, one per sampled mixture."""
 
+    batch_size: int = Field(8, ge=1)
+    """Sequences per optimizer step (small: tiny proxies learn more from more steps)."""
+    lr: float = Field(5e-3, gt=0, lt=1)
+    """Peak learning rate (AdamW, linear warm-up then cosine decay to 10%)."""
+
     n_proxies: int = Field(24, ge=2)
     """Number of proxy runs (mixtures) in the swarm."""
     seed: int = 0
@@ -351,6 +356,26 @@ def parse_config(data: object, source: str = "<config>", base_dir: Path | None =
     return cfg
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """`yaml.SafeLoader` that refuses a key given twice in one mapping (PyYAML keeps the last silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *anchor` merges; keys given next to it override it, as YAML intends
+            key = self.construct_object(key_node, deep=True)
+            try:
+                duplicate = key in seen
+            except TypeError:
+                continue  # unhashable: SafeLoader reports it
+            if duplicate:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping", node.start_mark, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_config(path: str | Path | None) -> ExperimentConfig:
     """Read and validate a YAML config; None gives the defaults (the built-in demo)."""
     if path is None:
@@ -362,10 +387,16 @@ def load_config(path: str | Path | None) -> ExperimentConfig:
         raise ConfigError(f"{p}: config file not found") from None
     except UnicodeDecodeError as e:
         raise ConfigError(f"{p}: not UTF-8 text (byte {e.start})") from None
+    except OSError as e:  # a folder, no permission, ...
+        raise ConfigError(f"{p}: cannot read the config ({e.strerror or e})") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{p}:{mark.line + 1}" if mark is not None else str(p)
-        raise ConfigError(f"{where}: not valid YAML ({getattr(e, 'problem', e)})") from None
+        raise ConfigError(f"{where}: not valid YAML ({getattr(e, 'problem', None) or e})") from None
+    except RecursionError:
+        raise ConfigError(f"{p}: not valid YAML (nested too deeply)") from None
+    except ValueError as e:  # e.g. an integer with more digits than Python converts
+        raise ConfigError(f"{p}: not valid YAML ({str(e)[:120]})") from None
     return parse_config(data, source=str(p), base_dir=p.parent.resolve())

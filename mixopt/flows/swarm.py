@@ -16,7 +16,7 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.context import FlowRunContext
 from prefect.futures import as_completed
 from prefect.tasks import exponential_backoff
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from mixopt.progress import SwarmProgress
 
 from mixopt.config import ExperimentConfig
 from mixopt.experiment import Experiment
@@ -70,26 +70,23 @@ def swarm_subflow(exp: Experiment) -> SwarmSummary:
     wh = writer(exp.warehouse)
     counts = {"ok": 0, "failed": 0, "diverged": 0}
     artifact = create_progress_artifact(progress=0.0, description=f"swarm of {exp.experiment_id}")
-    bar = Progress(TextColumn("swarm"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   TextColumn("eta"), TimeRemainingColumn(), disable=not cfg.runtime.progress, transient=False)
+    bar = SwarmProgress(total=len(todo), reused=reused, enabled=cfg.runtime.progress)
     train = train_proxy_task.with_options(retries=cfg.swarm.retries,
                                           retry_delay_seconds=exponential_backoff(RETRY_BACKOFF_S))
     pending, inflight = list(todo), {}
-    with bar:
-        bar_task = bar.add_task("proxies", total=len(todo))
-        while pending or inflight:
-            limit = proxies_in_flight(exp) if pending else 0
-            while pending and len(inflight) < limit:
-                spec = pending.pop(0)
-                inflight[train.submit(exp, spec)] = spec
-            fut = next(iter(as_completed(list(inflight))))
-            spec = inflight.pop(fut)
-            result = _outcome(exp, fut, spec)
-            swarm.record_result(exp, wh, spec, result)
-            counts[result.status] = counts.get(result.status, 0) + 1
-            bar.advance(bar_task)
-            done = len(todo) - len(pending) - len(inflight)
-            update_progress_artifact(artifact, progress=100.0 * done / max(1, len(todo)))
+    while pending or inflight:
+        limit = proxies_in_flight(exp) if pending else 0
+        while pending and len(inflight) < limit:
+            spec = pending.pop(0)
+            inflight[train.submit(exp, spec)] = spec
+        fut = next(iter(as_completed(list(inflight))))
+        spec = inflight.pop(fut)
+        result = _outcome(exp, fut, spec)
+        target = swarm.record_result(exp, wh, spec, result)
+        counts[result.status] = counts.get(result.status, 0) + 1
+        bar.finished(spec.run_id, result.status, target)
+        done = len(todo) - len(pending) - len(inflight)
+        update_progress_artifact(artifact, progress=100.0 * done / max(1, len(todo)))
     update_progress_artifact(artifact, progress=100.0)
     return SwarmSummary(exp.experiment_id, len(todo), reused, counts["ok"], counts["failed"], counts["diverged"])
 

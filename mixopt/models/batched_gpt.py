@@ -9,12 +9,15 @@ proxy's forward and backward pass equal (up to float rounding) what it would com
 
 The layers: linear layers are one `baddbmm` over all K; the K models' attention is one
 `scaled_dot_product_attention` call over a (K * batch, heads, time, head_dim) view (the K models'
-heads are just more batch entries); LayerNorm normalises without affine and applies each proxy's
-scale and shift with one `addcmul`; the tied LM head and the loss are fused and chunked
-(`fused_loss.linear_cross_entropy`), so the (tokens x vocab) logits are never materialised.
+heads are just more batch entries); LayerNorm runs one native kernel per proxy on a CPU
+(`_LoopLayerNorm`) and, on a GPU, one normalisation plus one `addcmul` for every proxy's scale and
+shift; the tied LM head and the loss are fused and chunked (`fused_loss.linear_cross_entropy`), so
+the (tokens x vocab) logits are never materialised.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -36,6 +39,36 @@ class BatchedLinear(nn.Module):
         return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight.transpose(1, 2))
 
 
+class _LoopLayerNorm(torch.autograd.Function):
+    """LayerNorm of (K, N, D) with per-proxy affine, as K native LayerNorm kernels (CPU).
+
+    On a CPU this is 1.4-2.5x faster (forward + backward) than a shared normalisation followed by a
+    broadcast `addcmul`, whose backward needs extra passes and slow reductions over N; and it runs
+    exactly the kernel `nn.LayerNorm` runs for a proxy alone.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float) -> torch.Tensor:  # type: ignore[override]
+        k, n, d = x.shape
+        y = torch.empty_like(x)
+        mean, rstd = x.new_empty(k, n, 1), x.new_empty(k, n, 1)
+        for i in range(k):
+            y[i], mean[i], rstd[i] = torch.native_layer_norm(x[i], (d,), weight[i], bias[i], eps)
+        ctx.save_for_backward(x, weight, bias, mean, rstd)
+        return y
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, None]:  # type: ignore[override]
+        x, weight, bias, mean, rstd = ctx.saved_tensors
+        grad = grad.contiguous()
+        gx, gw, gb = torch.empty_like(x), torch.empty_like(weight), torch.empty_like(bias)
+        for i in range(x.shape[0]):
+            gx[i], gw[i], gb[i] = torch.ops.aten.native_layer_norm_backward(
+                grad[i], x[i], (x.shape[2],), mean[i], rstd[i], weight[i], bias[i], [True, True, True]
+            )
+        return gx, gw, gb, None
+
+
 class BatchedLayerNorm(nn.Module):
     """K LayerNorms over the last dimension, each with its own scale and shift: (K, N, D)."""
 
@@ -46,8 +79,10 @@ class BatchedLayerNorm(nn.Module):
         self.d = d
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        normed = F.layer_norm(x, (self.d,))
-        return torch.addcmul(self.bias.unsqueeze(1), normed, self.weight.unsqueeze(1))
+        if x.is_cuda:  # one batched kernel each: on a GPU kernel launches are what costs
+            normed = F.layer_norm(x, (self.d,))
+            return torch.addcmul(self.bias.unsqueeze(1), normed, self.weight.unsqueeze(1))
+        return _LoopLayerNorm.apply(x.contiguous(), self.weight, self.bias, 1e-5)
 
 
 class BatchedAttention(nn.Module):
@@ -174,11 +209,12 @@ class BatchedGPT(nn.Module):
 
 
 def per_proxy_grad_norm(params: list[torch.Tensor], k: int) -> torch.Tensor:
-    """Each proxy's total gradient 2-norm over `params` (stacked, leading dim K): shape (K,)."""
-    sq = [p.grad.detach().reshape(k, -1).float().pow(2).sum(1) for p in params if p.grad is not None]
-    if not sq:
+    """Each proxy's total gradient 2-norm over `params` (stacked, leading dim K): shape (K,).
+    Computed as `clip_grad_norm_` does: the norm of the per-tensor norms."""
+    norms = [torch.linalg.vector_norm(p.grad.detach().reshape(k, -1), 2, dim=1) for p in params if p.grad is not None]
+    if not norms:
         return torch.zeros(k)
-    return torch.stack(sq, 1).sum(1).sqrt()
+    return torch.linalg.vector_norm(torch.stack(norms, 1), 2, dim=1)
 
 
 @torch.no_grad()

@@ -48,3 +48,42 @@ def estimate_memory_bytes(
         n_embd = n_embd or max(16, int((n_params / (12 * n_layer + (vocab_size or 2048) / 64)) ** 0.5))
     activations = 4 * tokens_per_step * (24 * n_embd * n_layer + 4 * n_embd)
     return int(k * (16 * n_params + 1.5 * activations))
+
+
+def _power_of_two_at_most(x: float) -> int:
+    """The largest power of two <= x (at least 1)."""
+    return 1 << max(0, int(x).bit_length() - 1) if x >= 1 else 1
+
+
+def choose_batch_k(
+    n_params: int,
+    device: str,
+    free_memory_bytes: int | None = None,
+    *,
+    tokens_per_step: int = DEFAULT_TOKENS_PER_STEP,
+    n_layer: int | None = None,
+    n_embd: int | None = None,
+) -> int:
+    """How many proxies of `n_params` parameters to train together (`SwarmConfig.batch_k` = 0).
+
+    PROVISIONAL: rule to be filled in from the benchmark.
+    """
+    work = 6 * n_params * tokens_per_step  # FLOPs of one proxy's step
+    if device.startswith("cuda"):
+        want, cap = 2e12 / work, 256
+    else:
+        want, cap = 4e10 / work, 64
+    k = max(1, min(cap, _power_of_two_at_most(want)))
+    if free_memory_bytes is None:
+        free_memory_bytes = globals()["free_memory_bytes"](device)
+    per = estimate_memory_bytes(n_params, 1, tokens_per_step, n_layer, n_embd)
+    room = max(1, int(0.5 * free_memory_bytes // max(1, per)))
+    return max(1, min(k, _power_of_two_at_most(room)))
+
+
+def recommended_threads(n_params: int, device: str = "cpu", cores: int | None = None) -> int:
+    """Torch threads for one training process. PROVISIONAL."""
+    cores = cores or os.cpu_count() or 1
+    if device.startswith("cuda"):
+        return min(4, cores)
+    return 1

@@ -33,9 +33,10 @@ class Killer(threading.Thread):
         self.order: list[str] = []  # run ids in the order their first process appeared
 
     def victim(self, run_id: str) -> bool:
-        if run_id not in self.order[:2]:
-            return False
-        return run_id == self.order[1] or not self.killed[run_id]  # order[0] is A, order[1] is B
+        """A (the first run id seen) is killed once, B (the second) every time, the rest never."""
+        if run_id in self.order[1:2]:
+            return True
+        return run_id in self.order[:1] and not self.killed[run_id]
 
     def run(self) -> None:
         while not self.stop.is_set():

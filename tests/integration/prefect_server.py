@@ -201,6 +201,22 @@ def create_database() -> tuple[str, str]:
     return name, f"postgresql+asyncpg://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
 
 
+def count_rows(db_url: str, table: str) -> int:
+    """Rows of a table in the database behind a server's connection URL (e.g. Prefect's `flow_run`)."""
+    import asyncpg
+
+    name = db_url.rsplit("/", 1)[1]
+
+    async def count() -> int:
+        con = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, database=name, timeout=10)
+        try:
+            return int(await con.fetchval(f'SELECT count(*) FROM "{table}"'))
+        finally:
+            await con.close()
+
+    return asyncio.run(count())
+
+
 def drop_database(name: str) -> None:
     """Drop a database made by `create_database` (closing leftover connections)."""
     asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -115,7 +115,7 @@ def test_deploy_all_registers_every_deployment_with_a_form(served):
     assert schedule.schedule.cron == "0 2 * * *" and schedule.active is False
 
 
-def test_a_run_from_the_deployment_fills_the_warehouse(searched):
+def test_a_run_from_the_deployment_fills_the_warehouse(served, searched):
     cfg, first = searched["cfg"], searched["first"]
     wh = cfg.runtime.warehouse
     assert _count(wh, "select status, count(*) from proxy_runs group by status") == [("ok", N_PROXIES)]
@@ -125,6 +125,8 @@ def test_a_run_from_the_deployment_fills_the_warehouse(searched):
     finals = [r[0] for r in _count(wh, "select label from final_runs where status = 'ok' order by label")]
     assert finals == ([] if not cfg.final.enabled else ["natural", "proposed", "stratified"])
     assert first.deployment_id is not None
+    if served.db_url:  # the server kept its state in PostgreSQL: both searches and their swarm subflows
+        assert ps.count_rows(served.db_url, "flow_run") >= 4
 
 
 def test_the_artifacts_are_in_the_ui(served, searched):
