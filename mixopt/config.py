@@ -260,6 +260,9 @@ class FinalConfig(TrainConfig):
     """Settings of the Aioli runs (used when `baselines` lists aioli or aioli_restricted)."""
     enabled: bool = True
     """Set false to stop after the proposal."""
+    devices: int = Field(1, ge=1)
+    """Devices (GPUs, or CPU processes) per final run; above 1 the run trains with Lightning's DDP in
+    its own process, which starts one process per device. The token budget stays the same."""
 
 
 class RuntimeConfig(_Strict):
@@ -360,19 +363,13 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     """`yaml.SafeLoader` that refuses a key given twice in one mapping (PyYAML keeps the last silently)."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
-        seen: set = set()
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue  # `<<: *anchor` merges; keys given next to it override it, as YAML intends
-            key = self.construct_object(key_node, deep=True)
-            try:
-                duplicate = key in seen
-            except TypeError:
-                continue  # unhashable: SafeLoader reports it
-            if duplicate:
+        seen: list = []  # a list: keys may be unhashable (SafeLoader reports those)
+        for key_node, _ in node.value:  # `<<: *anchor` merges may be overridden, as YAML intends
+            key = None if key_node.tag == "tag:yaml.org,2002:merge" else self.construct_object(key_node, deep=True)
+            if key is not None and key in seen:
                 raise yaml.constructor.ConstructorError(
                     "while constructing a mapping", node.start_mark, f"duplicate key {key!r}", key_node.start_mark)
-            seen.add(key)
+            seen.append(key)
         return super().construct_mapping(node, deep=deep)
 
 

@@ -152,6 +152,7 @@ class Experiment:
             threads=cfg.runtime.threads,
             progress=cfg.runtime.progress,
             save_checkpoint=(role == "final"),
+            devices=cfg.final.devices if role == "final" else 1,
             aioli=aioli,
         )
         return spec

@@ -48,6 +48,7 @@ class RunSpec:
     threads: int = 0
     progress: bool = False
     save_checkpoint: bool = False
+    devices: int = 1  # > 1: Lightning DDP, one process per device (started by Lightning itself)
     aioli: dict[str, Any] | None = None  # an AioliConfig dumped to a dict: adapt the mixture online
     fault: str | None = None  # test-only fault injection: "nan@STEP", "raise@STEP" or "exit@STEP"
 

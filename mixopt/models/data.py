@@ -63,7 +63,8 @@ class MixtureStream(IterableDataset):
 
     def __iter__(self) -> Iterator[Batch]:
         # A re-iteration (a second epoch) continues with fresh, still reproducible randomness.
-        rng = np.random.default_rng([self.owner.seed, self.epoch])
+        rank = getattr(getattr(self.owner, "trainer", None), "global_rank", 0)  # DDP: a stream per rank
+        rng = np.random.default_rng([self.owner.seed, self.epoch] + ([rank] if rank else []))
         self.epoch += 1
         if self.owner.live:  # --- Aioli (issue 4): placeholders, drawn when consumed ---
             self.owner._live_rng = rng

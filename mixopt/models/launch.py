@@ -8,6 +8,7 @@ Final runs start this way, so that they could later use several devices (DDP).
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -76,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     from mixopt.models.train import train_run  # heavy imports only once the arguments are good
 
     result = train_run(spec)
-    atomic_write_text(args[1], result.to_json())
+    if int(os.environ.get("LOCAL_RANK", "0")) == 0:  # DDP: Lightning's extra ranks re-run this command
+        atomic_write_text(args[1], result.to_json())
     return 0
 
 

@@ -207,7 +207,7 @@ def train_run(spec: RunSpec) -> RunResult:
         if spec.threads > 0:
             torch.set_num_threads(spec.threads)
         pl.seed_everything(spec.seed, verbose=False)
-        tokens_per_step = cfg.batch_size * cfg.seq_len
+        tokens_per_step = cfg.batch_size * cfg.seq_len * spec.devices  # DDP: every device takes a batch
         steps = math.ceil(cfg.tokens / tokens_per_step)
 
         data = MixtureDataModule(
@@ -239,7 +239,8 @@ def train_run(spec: RunSpec) -> RunResult:
             max_steps=steps,
             max_epochs=1,  # the stream yields exactly `steps` batches; keeps the bar from "Epoch 0/-2"
             accelerator=device,
-            devices=1,
+            devices=spec.devices,
+            strategy="ddp" if spec.devices > 1 else "auto",
             precision="bf16-mixed" if device == "cuda" else "32-true",
             enable_checkpointing=spec.save_checkpoint,
             enable_progress_bar=spec.progress,
