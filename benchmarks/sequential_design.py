@@ -162,7 +162,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=16, help="sequential batch from 64 proxies on")
     p.add_argument("--refit-every", type=int, default=3,
                    help="re-estimate GP hyperparameters every this many rounds")
-    p.add_argument("--candidates", type=int, default=2000, help="Thompson candidate-set size")
+    p.add_argument("--candidates", type=int, default=1000, help="Thompson candidate-set size")
     p.add_argument("--proposal", choices=RULES, default="argmin",
                    help="proposal rule used for the headline speedup")
     p.add_argument("--quick", action="store_true",
@@ -228,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
                 raise SystemExit(f"budgets {missing} are not reached by the sequential schedule")
             res[method][rep] = out
             secs[method] += s
+            print(f"# {method} rep {rep}: {s:.0f} s, " + ", ".join(
+                f"{b}: {out[b][args.proposal]:.4f}" for b in budgets), file=sys.stderr, flush=True)
     wall = time.perf_counter() - t0
     mean = {r: {m: {b: float(np.mean([res[m][i][b][r] for i in res[m]])) for b in budgets}
                 for m in res} for r in RULES}

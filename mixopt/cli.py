@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Optional
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# The ephemeral Prefect server may take well over its default 20 s to start on a busy 2-core machine.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
 import typer  # noqa: E402
 from rich.console import Console  # noqa: E402
@@ -21,7 +23,7 @@ from rich.table import Table  # noqa: E402
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Choose a pretraining data mixture empirically.")
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
@@ -84,8 +86,21 @@ def run(
     try:
         result = mixture_search(config=cfg)
     except _user_errors() as e:
-        _fail(str(e))
+        message = str(e)
+        _drop_tracebacks(e)
+        _fail(message)
     _print_summary(result)
+
+
+def _drop_tracebacks(exc: BaseException | None) -> None:
+    """Free the frames an exception keeps alive (they hold closed DuckDB handles, which the DuckDB
+    bindings would otherwise report as leaked when the interpreter exits)."""
+    import gc
+
+    while exc is not None:
+        exc.__traceback__ = None
+        exc = exc.__cause__ or exc.__context__
+    gc.collect()
 
 
 def _print_summary(result) -> None:

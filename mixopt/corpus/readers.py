@@ -77,7 +77,8 @@ def _text_of_json_line(line: str, where: str, field: str) -> str:
     try:
         obj = json.loads(line)
     except json.JSONDecodeError as e:
-        raise CorpusError(f"{where}: not valid JSON ({e.msg} at column {e.colno})") from None
+        reason = e.msg.removesuffix(" at")  # json says "Invalid control character at"
+        raise CorpusError(f"{where}: not valid JSON ({reason} at column {e.colno})") from None
     except (ValueError, RecursionError) as e:  # e.g. nesting too deep, integer too long
         raise CorpusError(f"{where}: not valid JSON ({_detail(e)})") from None
     if not isinstance(obj, dict):

@@ -316,6 +316,8 @@ def _next_batch_mf(X, y, p0, c, batch_size, seed, n_candidates, fidelity, model,
     f = np.asarray(fidelity, float).ravel()
     if len(f) != len(X) or not np.all(np.isfinite(f)):
         raise ValueError("fidelity must be finite with one value per row of X")
+    if costs is not None and levels is None:
+        raise ValueError("costs need fidelity_levels (one cost per level, in the same order)")
     lv = np.unique(np.asarray(levels if levels is not None else f, float))
     if lv.size == 0:
         raise ValueError("no fidelity levels given")
