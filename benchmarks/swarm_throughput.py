@@ -69,6 +69,27 @@ def matmul_flops(device: str, seconds: float = 1.5) -> float:
     return best
 
 
+def matmul_flops_per_cpu_second(seconds: float = 0.3) -> float:
+    """fp32 matmul FLOPs per CPU-second of one thread (2048^2, best of repeats): the per-core peak,
+    unaffected by how much of the machine other jobs take."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        n = 2048
+        a, b = torch.randn(n, n), torch.randn(n, n)
+        a @ b
+        best, end = 0.0, time.perf_counter() + seconds
+        while time.perf_counter() < end or best == 0.0:
+            t = time.process_time()
+            a @ b
+            best = max(best, 2 * n**3 / max(1e-9, time.process_time() - t))
+        return best
+    finally:
+        torch.set_num_threads(threads)
+
+
 # ----------------------------------------------------------------------------------------------
 # Worker: one mode of one size in this (fresh) process; prints one JSON line.
 
@@ -97,27 +118,28 @@ def _specs(size: dict[str, int], k: int, steps: int, device: str, threads: int, 
 
 
 class _StepTimer:
-    """A Lightning callback recording the wall time of every training step (end to end)."""
+    """A Lightning callback recording every training step's wall time and process CPU time (all
+    threads): CPU time measures the work done, whatever share of the cores other jobs took."""
 
     def __init__(self) -> None:
         import lightning.pytorch as pl
 
         class Timer(pl.Callback):
             def __init__(inner) -> None:
-                inner.times: list[float] = []
-                inner._last = 0.0
+                inner.times: list[tuple[float, float]] = []
+                inner._last: tuple[float, float] | None = None
 
             def on_train_batch_start(inner, trainer: Any, *args: Any) -> None:
-                if not inner._last:
-                    inner._last = time.perf_counter()
+                if inner._last is None:
+                    inner._last = (time.perf_counter(), time.process_time())
 
             def on_train_batch_end(inner, trainer: Any, *args: Any) -> None:
                 if trainer.strategy.root_device.type == "cuda":
                     import torch
 
                     torch.cuda.synchronize()
-                now = time.perf_counter()
-                inner.times.append(now - inner._last)
+                now = (time.perf_counter(), time.process_time())
+                inner.times.append((now[0] - inner._last[0], now[1] - inner._last[1]))
                 inner._last = now
 
         self.callback = Timer()
@@ -138,8 +160,8 @@ def _patched_trainer(module: Any, callback: Any) -> None:
     module.pl = _PL()
 
 
-def _train_mode(mode: str, size: dict[str, int], steps: int, args: argparse.Namespace, folder: Path) -> list[float]:
-    """Train one mode for `steps` steps (per run); the step times of every run."""
+def _train_mode(mode: str, size: dict[str, int], steps: int, args: argparse.Namespace, folder: Path) -> list[Any]:
+    """Train one mode for `steps` steps (per run); the (wall, CPU) step times of every run."""
     from mixopt.models import swarm_trainer, train
 
     k = 1 if mode == "sequential" else int(mode.split("_")[1])
@@ -161,7 +183,7 @@ def _train_mode(mode: str, size: dict[str, int], steps: int, args: argparse.Name
 
 
 def worker(args: argparse.Namespace) -> dict[str, Any]:
-    """Throughput: `--rounds` rounds, each training every mode of `--plan` in turn (interleaved, so
+    """Throughput: rounds, each training every mode of `--plan` in turn (interleaved, so
     that load from other jobs affects all modes alike); or, with `--memory`, one mode's peak memory."""
     import torch
 
@@ -169,9 +191,9 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
         torch.set_num_threads(args.threads)
     size = SIZES[args.size]
     folder = Path(tempfile.mkdtemp(prefix="swarm_bench_"))
-    plan = [(m, int(w), int(n)) for m, w, n in (item.split(":") for item in args.plan.split(","))]
+    plan = [(m, int(w), int(n), int(r)) for m, w, n, r in (item.split(":") for item in args.plan.split(","))]
     if args.memory:
-        mode, warmup, steps = plan[0]
+        mode, warmup, steps, _ = plan[0]
         if args.device == "cuda":
             torch.cuda.reset_peak_memory_stats()
         rss0 = _rss_bytes()
@@ -181,12 +203,18 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
         return {"peak_mem_bytes": max(0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - rss0)}
     if args.start_at:  # line up with the other processes of a multi-process layout
         time.sleep(max(0.0, args.start_at - time.time()))
-    out: dict[str, Any] = {"threads": torch.get_num_threads(), "matmul_local": [], "modes": {m: [] for m, _, _ in plan}}
-    for _ in range(args.rounds):
-        for mode, warmup, steps in plan:
-            runs = _train_mode(mode, size, warmup + steps, args, folder)
-            out["modes"][mode].append(statistics.median(t for run in runs for t in run[warmup:]))
+    out: dict[str, Any] = {"threads": torch.get_num_threads(), "matmul_local": [], "matmul_cpu": [],
+                           "modes": {p[0]: [] for p in plan}, "cpu": {p[0]: [] for p in plan}}  # fmt: skip
+    for i in range(max(p[3] for p in plan)):
+        for mode, warmup, steps, rounds in plan:
+            if i >= rounds:
+                continue
+            timed = [t for run in _train_mode(mode, size, warmup + steps, args, folder) for t in run[warmup:]]
+            out["modes"][mode].append(statistics.median(t[0] for t in timed))
+            out["cpu"][mode].append(statistics.median(t[1] for t in timed))
         out["matmul_local"].append(matmul_flops(args.device, seconds=0.3))
+        if args.device == "cpu":
+            out["matmul_cpu"].append(matmul_flops_per_cpu_second())
     return out
 
 
@@ -200,12 +228,15 @@ def _rss_bytes() -> int:
 # Parent: one subprocess (or P at once) per mode, then the table.
 
 
-def _steps_for(args: argparse.Namespace, size: dict[str, int], k: int, reference: float) -> tuple[int, int]:
-    """(warm-up, timed) steps per run: about `--seconds` of timed work, assuming 40% of matmul."""
+def _steps_for(args: argparse.Namespace, size: dict[str, int], k: int, reference: float) -> tuple[int, int, int]:
+    """(warm-up steps, timed steps, rounds) of a mode: about `--seconds` of timed work per round,
+    assuming 40% of matmul speed; a mode with steps over 5 s runs 1 + 1 steps in one round only."""
     _, fpt = model_counts(size)
     est = k * size["batch_size"] * size["seq_len"] * fpt / (0.4 * reference)
+    if est > 5.0:
+        return 1, 1, 1
     timed = max(args.min_steps, min(args.max_steps, round(args.seconds / est)))
-    return (1 if est > 1.0 else 3), timed
+    return (1 if est > 1.0 else 3), timed, args.rounds
 
 
 def _start(args: argparse.Namespace, size_name: str, plan: str, threads: int, extra: list[str]) -> subprocess.Popen[str]:
@@ -245,10 +276,10 @@ def measure_size(args: argparse.Namespace, size_name: str, reference: float) -> 
         if need > args.max_mem_frac * free_memory_bytes(args.device):
             rows[mode] = {"error": f"skipped: needs about {need / 2**30:.1f} GiB"}
             continue
-        warmup, timed = _steps_for(args, size, k, reference)
-        steps[mode], ks[mode] = f"{mode}:{warmup}:{timed}", k
+        warmup, timed, rounds = _steps_for(args, size, k, reference)
+        steps[mode], ks[mode] = f"{mode}:{warmup}:{timed}:{rounds}", k
     # Peak memory: one fresh process per mode (all at once: memory does not care about speed).
-    children = {m: _start(args, size_name, f"{m}:1:1", args.threads, ["--memory"]) for m in steps}
+    children = {m: _start(args, size_name, f"{m}:1:1:1", args.threads, ["--memory"]) for m in steps}
     for mode, child in children.items():
         try:
             mems[mode] = _answer(child)["peak_mem_bytes"]
@@ -262,7 +293,7 @@ def measure_size(args: argparse.Namespace, size_name: str, reference: float) -> 
         if not names:
             continue
         plan = ",".join(steps[m] for m in names)
-        extra = ["--rounds", str(args.rounds)]
+        extra: list[str] = []
         if procs > 1:  # the processes start training together, after their imports
             extra += ["--start-at", f"{time.time() + 10.0 + 5.0 * procs:.3f}"]
         try:
@@ -272,13 +303,18 @@ def measure_size(args: argparse.Namespace, size_name: str, reference: float) -> 
                 rows[m + suffix] = {"error": str(exc)}
             continue
         local = statistics.median(x for a in answers for x in a["matmul_local"])
+        per_core = [x for a in answers for x in a["matmul_cpu"]]
         for m in names:
             k = ks[m]
             rates = [[k * tokens_per_step / t for t in a["modes"][m]] for a in answers]
             total = sum(statistics.median(r) for r in rates)  # median over rounds, summed over processes
-            rows[m + suffix] = {"tokens_per_s": total, "flops": total * fpt, "peak_mem_bytes": procs * mems[m],
-                                "threads": answers[0]["threads"], "processes": procs, "rounds": [sum(x) for x in zip(*rates)],
-                                "matmul_flops_local": local}  # fmt: skip
+            cpu_rate = statistics.median(k * tokens_per_step / t for a in answers for t in a["cpu"][m])
+            row = {"tokens_per_s": total, "flops": total * fpt, "peak_mem_bytes": procs * mems[m],
+                   "threads": answers[0]["threads"], "processes": procs, "rounds": [sum(x) for x in zip(*rates)],
+                   "tokens_per_cpu_s": cpu_rate, "flops_per_cpu_s": cpu_rate * fpt, "matmul_flops_local": local}  # fmt: skip
+            if per_core:
+                row["matmul_flops_per_cpu_s"] = statistics.median(per_core)
+            rows[m + suffix] = row
         done = ", ".join(f"{m + suffix} {rows[m + suffix]['tokens_per_s']:,.0f}" for m in names)
         print(f"  {size_name}: {done} tokens/s", flush=True)
     order = modes + [m + f"_x{args.procs}" for m in modes]
@@ -287,31 +323,39 @@ def measure_size(args: argparse.Namespace, size_name: str, reference: float) -> 
 
 def markdown(report: dict[str, Any]) -> str:
     """The results as a markdown table (one row per size and mode)."""
-    ref = report["matmul_flops"]
+    ref, per_core = report["matmul_flops"], report.get("matmul_flops_per_cpu_s")
+    head = (f"Device: {report['device_name']}; dense matmul ({report['matmul_dtype']}, all threads): "
+            f"**{ref / 1e9:.1f} GFLOP/s**")  # fmt: skip
+    if per_core:
+        head += f" ({per_core / 1e9:.1f} GFLOP per core-second on one thread)"
     lines = [
-        f"Device: {report['device_name']}; dense matmul ({report['matmul_dtype']}, all threads): **{ref / 1e9:.1f} GFLOP/s**. "
-        f"Wall time of this benchmark: {report['wall_s']:.0f} s.",
+        head + f". Wall time of this benchmark: {report['wall_s']:.0f} s.",
         "",
         "Model FLOPs per token = 6 x (parameters excluding the input embeddings; the tied LM head counts) "
-        "+ 12 x layers x context x width. Tokens/s: aggregate over all proxies (and processes); per mode the "
+        "+ 12 x layers x context x width. tokens/s: aggregate over all proxies (and processes); per mode the "
         "median step time after warm-up, median over interleaved rounds. `_xP`: P processes with one thread "
-        "each, running at once. Memory: peak RSS growth of a fresh process (CPU; x P for `_xP`) or peak "
-        "allocated (CUDA).",
+        "each, running at once. tokens/CPU-s: tokens per second of process CPU time (all threads), and "
+        "% per core: FLOPs per CPU-second against one thread's matmul FLOPs per CPU-second; these two do "
+        "not depend on how busy the machine is. Memory: peak RSS growth of a fresh process (CPU; x P for "
+        "`_xP`) or peak allocated (CUDA).",
         "",
-        "| size | params | mode | threads x procs | tokens/s | GFLOP/s | % of matmul | vs sequential | peak mem (MiB) |",
-        "|---|---:|---|---|---:|---:|---:|---:|---:|",
+        "| size | params | mode | threads x procs | tokens/s | GFLOP/s | % of matmul | vs sequential "
+        "| tokens/CPU-s | % per core | peak mem (MiB) |",
+        "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for size_name, modes in report["sizes"].items():
         params = report["params"][size_name]
         base = modes.get("sequential", {}).get("tokens_per_s")
         for mode, r in modes.items():
             if "error" in r:
-                lines.append(f"| {size_name} | {params:,} | {mode} | | {r['error']} | | | | |")
+                lines.append(f"| {size_name} | {params:,} | {mode} | | {r['error']} | | | | | | |")
                 continue
             rel = f"{r['tokens_per_s'] / base:.2f}x" if base else ""
+            core = f"{100 * r['flops_per_cpu_s'] / r['matmul_flops_per_cpu_s']:.0f}%" if "matmul_flops_per_cpu_s" in r else ""
             lines.append(
                 f"| {size_name} | {params:,} | {mode} | {r['threads']} x {r['processes']} | {r['tokens_per_s']:,.0f} | "
-                f"{r['flops'] / 1e9:.1f} | {100 * r['flops'] / ref:.0f}% | {rel} | {r['peak_mem_bytes'] / 2**20:.0f} |"
+                f"{r['flops'] / 1e9:.1f} | {100 * r['flops'] / ref:.0f}% | {rel} | {r['tokens_per_cpu_s']:,.0f} | "
+                f"{core} | {r['peak_mem_bytes'] / 2**20:.0f} |"
             )
     return "\n".join(lines) + "\n"
 
@@ -325,8 +369,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--parallel-ks", default="16", help="K of the batched modes also run as P one-thread processes ('' for none)")
     p.add_argument("--procs", type=int, default=os.cpu_count() or 1, help="P: processes of the multi-process layout (CPU only; 1 disables it)")
     p.add_argument("--threads", type=int, default=0, help="torch threads of the single-process layout (0: all cores)")
-    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds over the modes (median taken)")
-    p.add_argument("--seconds", type=float, default=3.0, help="target timed seconds per mode and round (sets the step count)")
+    p.add_argument("--rounds", type=int, default=2, help="interleaved rounds over the modes (median taken)")
+    p.add_argument("--seconds", type=float, default=2.0, help="target timed seconds per mode and round (sets the step count)")
     p.add_argument("--min-steps", type=int, default=2, help="fewest timed steps per mode and round")
     p.add_argument("--max-steps", type=int, default=30, help="most timed steps per mode and round")
     p.add_argument("--seq-runs", type=int, default=2, help="proxies trained one after another per round in the sequential mode")
@@ -359,10 +403,12 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.perf_counter()
     reference = matmul_flops(args.device)
+    per_core = matmul_flops_per_cpu_second(1.0) if args.device == "cpu" else None
     print(f"dense matmul: {reference / 1e9:.1f} GFLOP/s", flush=True)
     name = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU, {os.cpu_count()} cores"
     report: dict[str, Any] = {"matmul_flops": reference, "matmul_dtype": "bf16" if args.device == "cuda" else "fp32",
-                              "device": args.device, "device_name": name, "sizes": {}, "params": {}}  # fmt: skip
+                              "matmul_flops_per_cpu_s": per_core, "device": args.device, "device_name": name,
+                              "sizes": {}, "params": {}}  # fmt: skip
     for size_name in args.sizes.split(","):
         report["params"][size_name] = model_counts(SIZES[size_name])[0]
         report["sizes"][size_name] = measure_size(args, size_name, reference)

@@ -175,6 +175,15 @@ class DesignConfig(_Strict):
     """A proxy may read each domain's training tokens at most this many times."""
     min_weight: float = Field(0.005, ge=0, lt=0.5)
     """Weights below this are set to zero and the mixture renormalised."""
+    method: Literal["dirichlet", "sequential"] = "dirichlet"
+    """`dirichlet`: all proxies sampled at once (RegMix); `sequential`: `initial` sampled proxies,
+    then rounds of `round_size` chosen by an acquisition over a GP's posterior (trained round by round)."""
+    initial: int = Field(16, ge=2)
+    """Sequential design: proxies in the space-filling first batch."""
+    round_size: int = Field(8, ge=1)
+    """Sequential design: proxies chosen per round (the GP is refitted after every round)."""
+    acquisition: Literal["thompson", "qei", "ucb"] = "thompson"
+    """Sequential design: batch Thompson sampling, q-expected improvement (kriging believer) or UCB."""
 
     @model_validator(mode="after")
     def _check(self) -> "DesignConfig":

@@ -69,26 +69,32 @@ def swarm_subflow(exp: Experiment) -> SwarmSummary:
     todo, reused = plan_swarm_task(exp)
     wh = writer(exp.warehouse)
     counts = {"ok": 0, "failed": 0, "diverged": 0}
+    total = max(len(todo), cfg.swarm.n_proxies - reused)  # a sequential design plans round by round
     artifact = create_progress_artifact(progress=0.0, description=f"swarm of {exp.experiment_id}")
-    bar = SwarmProgress(total=len(todo), reused=reused, enabled=cfg.runtime.progress)
+    bar = SwarmProgress(total=total, reused=reused, enabled=cfg.runtime.progress)
     train = train_proxy_task.with_options(retries=cfg.swarm.retries,
                                           retry_delay_seconds=exponential_backoff(RETRY_BACKOFF_S))
-    pending, inflight = list(todo), {}
-    while pending or inflight:
-        limit = proxies_in_flight(exp) if pending else 0
-        while pending and len(inflight) < limit:
-            spec = pending.pop(0)
-            inflight[train.submit(exp, spec)] = spec
-        fut = next(iter(as_completed(list(inflight))))
-        spec = inflight.pop(fut)
-        result = _outcome(exp, fut, spec)
-        target = swarm.record_result(exp, wh, spec, result)
-        counts[result.status] = counts.get(result.status, 0) + 1
-        bar.finished(spec.run_id, result.status, target)
-        done = len(todo) - len(pending) - len(inflight)
-        update_progress_artifact(artifact, progress=100.0 * done / max(1, len(todo)))
+    attempted: set[str] = set()
+    while todo:  # one pass for a Dirichlet design; one pass per round for a sequential one
+        attempted.update(s.run_id for s in todo)
+        pending, inflight = list(todo), {}
+        while pending or inflight:
+            limit = proxies_in_flight(exp) if pending else 0
+            while pending and len(inflight) < limit:
+                spec = pending.pop(0)
+                inflight[train.submit(exp, spec)] = spec
+            fut = next(iter(as_completed(list(inflight))))
+            spec = inflight.pop(fut)
+            result = _outcome(exp, fut, spec)
+            target = swarm.record_result(exp, wh, spec, result)
+            counts[result.status] = counts.get(result.status, 0) + 1
+            bar.finished(spec.run_id, result.status, target)
+            update_progress_artifact(artifact, progress=100.0 * bar.done / max(1, total))
+        if cfg.design.method != "sequential":
+            break
+        todo = [s for s in plan_swarm_task(exp)[0] if s.run_id not in attempted]  # the next round
     update_progress_artifact(artifact, progress=100.0)
-    return SwarmSummary(exp.experiment_id, len(todo), reused, counts["ok"], counts["failed"], counts["diverged"])
+    return SwarmSummary(exp.experiment_id, len(attempted), reused, counts["ok"], counts["failed"], counts["diverged"])
 
 
 def task_runner_for(exp: Experiment):

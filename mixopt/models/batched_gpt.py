@@ -52,8 +52,8 @@ class _LoopLayerNorm(torch.autograd.Function):
         k, n, d = x.shape
         y = torch.empty_like(x)
         mean, rstd = x.new_empty(k, n, 1), x.new_empty(k, n, 1)
-        for i in range(k):
-            y[i], mean[i], rstd[i] = torch.native_layer_norm(x[i], (d,), weight[i], bias[i], eps)
+        for i in range(k):  # out= into slices of the stacked outputs: no copies
+            torch.ops.aten.native_layer_norm.out(x[i], [d], weight[i], bias[i], eps, out0=y[i], out1=mean[i], out2=rstd[i])
         ctx.save_for_backward(x, weight, bias, mean, rstd)
         return y
 
@@ -63,8 +63,9 @@ class _LoopLayerNorm(torch.autograd.Function):
         grad = grad.contiguous()
         gx, gw, gb = torch.empty_like(x), torch.empty_like(weight), torch.empty_like(bias)
         for i in range(x.shape[0]):
-            gx[i], gw[i], gb[i] = torch.ops.aten.native_layer_norm_backward(
-                grad[i], x[i], (x.shape[2],), mean[i], rstd[i], weight[i], bias[i], [True, True, True]
+            torch.ops.aten.native_layer_norm_backward.out(
+                grad[i], x[i], [x.shape[2]], mean[i], rstd[i], weight[i], bias[i], [True, True, True],
+                out0=gx[i], out1=gw[i], out2=gb[i],
             )
         return gx, gw, gb, None
 

@@ -80,7 +80,13 @@ class StackedStream(IterableDataset):
 
 
 class SwarmModule(pl.LightningModule):
-    """K stacked GPTs trained together; records every proxy's loss and handles divergence."""
+    """K stacked GPTs trained together; records every proxy's loss and handles divergence.
+
+    Which proxies still train is decided on the device (a non-finite loss masks that proxy out in
+    the same step), and the losses reach the host one step late, so the host never waits for the
+    device in the middle of a step. Once the host knows a proxy diverged, its weights are restored
+    after every optimizer step (its earlier masked steps only moved it by AdamW momentum and decay).
+    """
 
     def __init__(self, cfg: TrainConfig, vocab_size: int, seeds: list[int], total_steps: int) -> None:
         super().__init__()
@@ -90,21 +96,37 @@ class SwarmModule(pl.LightningModule):
         self.cfg, self.total_steps = cfg, total_steps
         self.model = BatchedGPT.from_seeds(seeds, vocab_size, cfg.seq_len, m.n_layer, m.n_embd, m.n_head)
         self.nan_faults: dict[int, list[int]] = {}  # step -> proxies whose loss is made NaN there
-        self.active = [True] * self.k
+        self.active = [True] * self.k  # host view, one step behind the device mask
         self.diverged_at: list[int | None] = [None] * self.k
         self.curves: list[list[list[float]]] = [[] for _ in range(self.k)]
         self.log_progress = False
         self.train_s = 0.0
         self._t0 = 0.0
         self._mask: torch.Tensor | None = None  # (K,) bool on the device: proxies still training
+        self._pending: tuple[int, int, float, torch.Tensor] | None = None  # step, tokens, lr, losses
 
     def on_train_start(self) -> None:
         self._t0 = time.perf_counter()
 
     def on_train_end(self) -> None:
+        self.flush()
         self.train_s = time.perf_counter() - self._t0
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+    def flush(self) -> None:
+        """Record the last step's losses: curve rows for finite ones, divergence for the others."""
+        if self._pending is None:
+            return
+        step, tokens, lr, losses = self._pending
+        self._pending = None
+        for k, v in enumerate(losses.tolist()):
+            if not self.active[k]:
+                continue
+            if math.isfinite(v):
+                self.curves[k].append([step, tokens, v, lr])
+            else:
+                self.active[k], self.diverged_at[k] = False, step
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         opt = self.optimizers()
         sched = self.lr_schedulers()
         step = self.global_step
@@ -115,40 +137,33 @@ class SwarmModule(pl.LightningModule):
             poison = torch.ones(self.k, device=losses.device)
             poison[self.nan_faults[step]] = float("nan")
             losses = losses * poison
-        values = losses.detach().tolist()
-        tokens = (step + 1) * x.shape[1] * x.shape[2]
-        for k, v in enumerate(values):
-            if not self.active[k]:
-                continue
-            if math.isfinite(v):
-                self.curves[k].append([step, tokens, v, lr])
-            else:
-                self.active[k], self.diverged_at[k] = False, step
-                self._mask = None
         if self._mask is None:
-            self._mask = torch.tensor(self.active, device=losses.device)
+            self._mask = torch.ones(self.k, dtype=torch.bool, device=losses.device)
+        live = self._mask & torch.isfinite(losses.detach())
         opt.zero_grad()
-        self.manual_backward(torch.where(self._mask, losses, torch.zeros_like(losses)).sum())
-        self._optimizer_step(opt)
+        self.manual_backward(torch.where(live, losses, torch.zeros_like(losses)).sum())
+        self._optimizer_step(opt, live)
         sched.step()
+        self._mask = live
+        self.flush()  # the previous step's losses: by now the device is done with them
+        self._pending = (step, (step + 1) * x.shape[1] * x.shape[2], lr, losses.detach())
         if not any(self.active):
             self.trainer.should_stop = True
-        if self.log_progress:
-            live = [v for v, a in zip(values, self.active) if a]
-            self.log("train_loss", sum(live) / max(1, len(live)), prog_bar=True)
-        return losses.detach()
+        elif self.log_progress and self.curves[self.active.index(True)]:
+            live_now = [c[-1][2] for c, a in zip(self.curves, self.active) if a and c]
+            self.log("train_loss", sum(live_now) / len(live_now), prog_bar=True)
 
-    def _optimizer_step(self, opt: Any) -> None:
-        """Clip per proxy, step, and keep diverged proxies' weights exactly where they were."""
+    def _optimizer_step(self, opt: Any, live: torch.Tensor) -> None:
+        """Zero the gradients of proxies not training, clip per proxy, step, and keep proxies known
+        to have diverged exactly where they were."""
         params = [p for p in self.model.parameters() if p.requires_grad]
-        frozen = [k for k, a in enumerate(self.active) if not a]
-        index = torch.tensor(frozen, device=params[0].device) if frozen else None
-        if index is not None:
-            for p in params:
-                if p.grad is not None:
-                    p.grad.index_fill_(0, index, 0.0)  # also clears NaN/inf gradients
+        for p in params:
+            if p.grad is not None:  # masked_fill also clears NaN/inf gradients (a multiply would not)
+                p.grad.masked_fill_(~live.view(self.k, *([1] * (p.dim() - 1))), 0.0)
         if self.cfg.grad_clip:
             clip_grad_norm_per_proxy(params, self.k, self.cfg.grad_clip)
+        frozen = [k for k, a in enumerate(self.active) if not a]
+        index = torch.tensor(frozen, device=params[0].device) if frozen else None
         saved = [p.detach().index_select(0, index) for p in params] if index is not None else []
         opt.step()
         if index is not None:
@@ -253,6 +268,8 @@ def _train_group(specs: list[RunSpec]) -> list[RunResult]:
         for r in results:
             r.status, r.error, r.val_losses = "failed", error, {}
     finally:
+        if module is not None:
+            module.flush()  # a failure can leave the last good step's losses unrecorded
         for k, r in enumerate(results):
             if module is not None:
                 r.curve = module.curves[k]

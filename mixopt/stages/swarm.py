@@ -27,16 +27,35 @@ def design_mixtures(exp: Experiment, wh: Warehouse) -> list[tuple[str, list[floa
     missing = cfg.swarm.n_proxies - len(existing)
     if missing > 0:
         caps = token_caps(exp.train_tokens, cfg.swarm.tokens, cfg.design.max_epochs)
-        new = sample_design(
-            exp.prior, missing, caps, seed=cfg.swarm.seed + len(existing),
-            concentration_min=cfg.design.concentration_min, concentration_max=cfg.design.concentration_max,
-            min_weight=cfg.design.min_weight,
-            existing=np.array([w for _, w in existing]) if existing else None,
-        )
+        seed = cfg.swarm.seed + len(existing)
+        d = cfg.design
+        if d.method == "sequential" and len(existing) >= d.initial:
+            new = _acquire(exp, wh, caps, min(missing, d.round_size), seed)
+        else:
+            n_new = missing if d.method == "dirichlet" else min(missing, d.initial - len(existing))
+            new = sample_design(
+                exp.prior, n_new, caps, seed=seed,
+                concentration_min=d.concentration_min, concentration_max=d.concentration_max,
+                min_weight=d.min_weight,
+                existing=np.array([w for _, w in existing]) if existing else None,
+            )
         for w in new:
             wh.record_mixture(mixture_id(w), exp.experiment_id, "design", w)
         existing = wh.mixtures(exp.experiment_id, "design")
     return existing[: cfg.swarm.n_proxies]
+
+
+def _acquire(exp: Experiment, wh: Warehouse, caps: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """One round of the sequential design: a batch chosen over the GP posterior of the proxies so far."""
+    from mixopt.mixtures.sequential import next_batch
+
+    rows = wh.training_table(exp.experiment_id)
+    X = np.array([r["weights"] for r in rows], dtype=float).reshape(len(rows), len(exp.domains))
+    y = np.array([r["target_loss"] for r in rows], dtype=float)
+    taken = {tuple(np.round(w, 4)) for _, w in wh.mixtures(exp.experiment_id, "design")}
+    batch = next_batch(X, y, exp.prior, caps, n, seed=seed, method=exp.cfg.design.acquisition)
+    keep = [b for b in batch if tuple(np.round(b, 4)) not in taken]  # e.g. a failed proxy's mixture
+    return np.array(keep).reshape(len(keep), len(exp.domains))
 
 
 def plan_swarm(exp: Experiment, wh: Warehouse) -> tuple[list[RunSpec], int]:
