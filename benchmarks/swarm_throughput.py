@@ -260,7 +260,7 @@ def _answer(child: subprocess.Popen[str]) -> dict[str, Any]:
 
 def measure_size(args: argparse.Namespace, size_name: str, reference: float) -> dict[str, Any]:
     """Every mode of one size: peak memory (a fresh process each), then throughput (interleaved)."""
-    from mixopt.models.swarm_sizing import estimate_memory_bytes, free_memory_bytes
+    from mixopt.models.swarm_sizing import available_memory_bytes, estimate_memory_bytes
 
     size = SIZES[size_name]
     params, fpt = model_counts(size)
@@ -273,7 +273,7 @@ def measure_size(args: argparse.Namespace, size_name: str, reference: float) -> 
     for mode in modes:
         k = 1 if mode == "sequential" else int(mode.split("_")[1])
         need = estimate_memory_bytes(params, k, tokens_per_step, size["n_layer"], size["n_embd"], size["vocab"])
-        if need > args.max_mem_frac * free_memory_bytes(args.device):
+        if need > args.max_mem_frac * available_memory_bytes(args.device):
             rows[mode] = {"error": f"skipped: needs about {need / 2**30:.1f} GiB"}
             continue
         warmup, timed, rounds = _steps_for(args, size, k, reference)

@@ -9,6 +9,7 @@ that still fails is recorded as failed and the flow goes on.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from prefect import flow
@@ -16,14 +17,14 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.context import FlowRunContext
 from prefect.futures import as_completed
 from prefect.tasks import exponential_backoff
-from mixopt.progress import SwarmProgress
 
 from mixopt.config import ExperimentConfig
 from mixopt.experiment import Experiment
+from mixopt.progress import SwarmProgress
 from mixopt.runspec import RunResult
 from mixopt.stages import swarm
 from mixopt.tasks.corpus import prepare_experiment_task
-from mixopt.tasks.swarm import plan_swarm_task, train_proxy_task
+from mixopt.tasks.swarm import plan_swarm_task, train_proxies_task, train_proxy_task
 from mixopt.warehouse import close_writer, writer
 
 
@@ -37,16 +38,21 @@ class SwarmSummary:
     diverged: int
 
 
-def _outcome(exp: Experiment, fut, spec) -> RunResult:
+def _outcomes(exp: Experiment, fut, group: list) -> list[RunResult]:
+    """The results of one task (one proxy, or a batch of K); after its last retry failed, what the
+    worker spooled, or a failed result carrying the task's error."""
     try:
-        return fut.result()
-    except Exception as exc:  # the task failed after its retries: keep what the worker spooled
-        path = swarm.spool_path(exp, spec.run_id)
-        if path.exists():
-            import json
-
-            return RunResult(**json.loads(path.read_text())["result"])
-        return RunResult(run_id=spec.run_id, status="failed", error=str(exc)[:500])
+        out = fut.result()
+        return out if isinstance(out, list) else [out]
+    except Exception as exc:
+        results = []
+        for spec in group:
+            path = swarm.spool_path(exp, spec.run_id)
+            if path.exists():
+                results.append(RunResult(**json.loads(path.read_text())["result"]))
+            else:
+                results.append(RunResult(run_id=spec.run_id, status="failed", error=str(exc)[:500]))
+        return results
 
 
 RETRY_BACKOFF_S = 2.0  # first retry delay of a proxy task; doubles on each further retry
@@ -72,8 +78,9 @@ def swarm_subflow(exp: Experiment) -> SwarmSummary:
     total = max(len(todo), cfg.swarm.n_proxies - reused)  # a sequential design plans round by round
     artifact = create_progress_artifact(progress=0.0, description=f"swarm of {exp.experiment_id}")
     bar = SwarmProgress(total=total, reused=reused, enabled=cfg.runtime.progress)
-    train = train_proxy_task.with_options(retries=cfg.swarm.retries,
-                                          retry_delay_seconds=exponential_backoff(RETRY_BACKOFF_S))
+    retry = dict(retries=cfg.swarm.retries, retry_delay_seconds=exponential_backoff(RETRY_BACKOFF_S))
+    train_one, train_k = train_proxy_task.with_options(**retry), train_proxies_task.with_options(**retry)
+    k = swarm.proxies_per_task(exp)
     attempted: set[str] = set()
     while todo:  # one pass for a Dirichlet design; one pass per round for a sequential one
         attempted.update(s.run_id for s in todo)
@@ -81,14 +88,16 @@ def swarm_subflow(exp: Experiment) -> SwarmSummary:
         while pending or inflight:
             limit = proxies_in_flight(exp) if pending else 0
             while pending and len(inflight) < limit:
-                spec = pending.pop(0)
-                inflight[train.submit(exp, spec)] = spec
+                group, pending = pending[:k], pending[k:]
+                fut = (train_one.submit(exp, group[0]) if len(group) == 1
+                       else train_k.submit(exp, group, len(group)))
+                inflight[fut] = group
             fut = next(iter(as_completed(list(inflight))))
-            spec = inflight.pop(fut)
-            result = _outcome(exp, fut, spec)
-            target = swarm.record_result(exp, wh, spec, result)
-            counts[result.status] = counts.get(result.status, 0) + 1
-            bar.finished(spec.run_id, result.status, target)
+            group = inflight.pop(fut)
+            for spec, result in zip(group, _outcomes(exp, fut, group)):
+                target = swarm.record_result(exp, wh, spec, result)
+                counts[result.status] = counts.get(result.status, 0) + 1
+                bar.finished(spec.run_id, result.status, target)
             update_progress_artifact(artifact, progress=100.0 * bar.done / max(1, total))
         if cfg.design.method != "sequential":
             break

@@ -60,8 +60,11 @@ class _LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
     def backward(ctx: torch.autograd.function.FunctionCtx, grad_loss: torch.Tensor):  # type: ignore[override]
         grad_h, grad_w = ctx.saved_tensors
-        scale = grad_loss.to(grad_h.dtype).view(-1, 1, 1)
-        return grad_h * scale, grad_w * scale.to(grad_w.dtype), None, None, None
+        if grad_h.is_cuda or not bool((grad_loss == 1).all()):  # usual case: d(sum of losses) = 1
+            scale = grad_loss.view(-1, 1, 1)
+            grad_h.mul_(scale.to(grad_h.dtype))  # the saved gradients are this Function's own
+            grad_w.mul_(scale.to(grad_w.dtype))
+        return grad_h, grad_w, None, None, None
 
 
 @torch.no_grad()

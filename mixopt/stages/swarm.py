@@ -114,6 +114,37 @@ def work_dir(exp: Experiment) -> Path:
     return exp.spool_dir() / "work"
 
 
+def proxies_per_task(exp: Experiment) -> int:
+    """K, the proxies trained together as one batched model: `swarm.batch_k`, or (0) chosen from the
+    proxy's size, the device and free memory by `choose_batch_k`; 1 when proxies are isolated."""
+    cfg = exp.cfg
+    if cfg.swarm.isolate:
+        return 1
+    if cfg.swarm.batch_k:
+        return cfg.swarm.batch_k
+    from mixopt.models.gpt import expected_params
+    from mixopt.models.swarm_sizing import choose_batch_k
+    from mixopt.models.train import resolve_device
+
+    m = cfg.swarm.model
+    n_params, _ = expected_params(exp.vocab_size, cfg.swarm.seq_len, m.n_layer, m.n_embd)
+    return choose_batch_k(n_params, resolve_device(cfg.runtime.device),
+                          tokens_per_step=cfg.swarm.batch_size * cfg.swarm.seq_len, n_layer=m.n_layer, n_embd=m.n_embd)
+
+
+def train_group_and_spool(exp: Experiment, specs: list[RunSpec]) -> list[RunResult]:
+    """Train K proxies together as one batched model (each its own weights, data and optimizer
+    state) and spool every result; a group of one trains as `train_and_spool` does."""
+    if len(specs) == 1:
+        return [train_and_spool(exp, specs[0])]
+    from mixopt.models.swarm_trainer import train_batch
+
+    results = train_batch(specs)
+    for spec, result in zip(specs, results):
+        spool_result(exp, spec, result)
+    return results
+
+
 def train_and_spool(exp: Experiment, spec: RunSpec) -> RunResult:
     """Train one proxy and spool its result (runs in a worker thread or process).
 

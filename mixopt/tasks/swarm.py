@@ -21,6 +21,16 @@ def plan_swarm_task(exp: Experiment) -> tuple[list[RunSpec], int]:
     return swarm.plan_swarm(exp, writer(exp.warehouse))
 
 
+@task(name="train-proxies", task_run_name="proxies-{specs[0].run_id}-k{k}", cache_policy=NONE, retries=1,
+      retry_delay_seconds=1)
+def train_proxies_task(exp: Experiment, specs: list[RunSpec], k: int) -> list[RunResult]:
+    """Train k proxies as one batched model; if every one of them failed, raise so Prefect retries."""
+    results = swarm.train_group_and_spool(exp, specs)
+    if all(r.status == "failed" for r in results):
+        raise ProxyFailed(f"all {len(specs)} proxies of the batch failed: {results[0].error}")
+    return results
+
+
 @task(name="train-proxy", task_run_name="proxy-{spec.run_id}", cache_policy=NONE, retries=1, retry_delay_seconds=1)
 def train_proxy_task(exp: Experiment, spec: RunSpec) -> RunResult:
     """Train one proxy; a failure raises (so Prefect retries) after the result is spooled."""
