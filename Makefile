@@ -17,8 +17,9 @@ install: $(VENV)/.installed
 demo: $(VENV)/.installed  ## the whole search on the built-in corpus
 	$(VENV)/bin/mixopt run
 
-test: $(VENV)/.installed  ## the test suite
-	$(PY) -m pytest -q
+test: $(VENV)/.installed  ## the test suite (integration tests, which start servers and clusters, in their own session)
+	$(PY) -m pytest -q --ignore=tests/integration
+	$(PY) -m pytest -q tests/integration
 
 bench: $(VENV)/.installed  ## regressor benchmark on RegMix's public table
 	$(PY) benchmarks/regmix_table.py

@@ -47,15 +47,25 @@ def latest_experiment(wh: Warehouse) -> str | None:
     return rows[0]["experiment_id"] if rows else None
 
 
-def comparison_rows(wh: Warehouse, experiment_id: str) -> list[dict[str, Any]]:
-    """Final runs grouped by mixture label: mean and spread of the target over seeds."""
+def comparison_rows(wh: Warehouse, experiment_id: str, run_ids: list[str] | None = None) -> list[dict[str, Any]]:
+    """Final runs grouped by mixture label: mean and spread of the target over seeds. Only runs of
+    one final configuration are compared: `run_ids` (the flow's), else those of the latest final run."""
+    if run_ids is None:
+        latest = wh.query("SELECT n_params, tokens FROM final_runs WHERE experiment_id = ? ORDER BY created_at DESC LIMIT 1",
+                          [experiment_id])
+        if not latest:
+            return []
+        run_ids = [r["run_id"] for r in wh.query(
+            "SELECT run_id FROM final_runs WHERE experiment_id = ? AND n_params = ? AND tokens = ?",
+            [experiment_id, latest[0]["n_params"], latest[0]["tokens"]])]
     return wh.query(
         """SELECT label, count(*) FILTER (WHERE status = 'ok') AS seeds,
                   avg(target_loss) AS mean_target, stddev_samp(target_loss) AS std_target,
-                  min(target_loss) AS best, max(target_loss) AS worst
-           FROM final_runs WHERE experiment_id = ? GROUP BY label
+                  min(target_loss) AS best, max(target_loss) AS worst,
+                  any_value(n_params) AS n_params, any_value(tokens) AS tokens
+           FROM final_runs WHERE experiment_id = ? AND run_id IN (SELECT unnest(?)) GROUP BY label
            ORDER BY CASE label WHEN 'proposed' THEN 0 ELSE 1 END, label""",
-        [experiment_id],
+        [experiment_id, list(run_ids)],
     )
 
 
@@ -79,7 +89,7 @@ def verdict_text(rows: list[dict[str, Any]]) -> str:
     return ("On the target loss, " + "; ".join(parts) + ".") if parts else "No baseline finished."
 
 
-def build_report(wh: Warehouse, experiment_id: str, out_dir: str | Path) -> Report:
+def build_report(wh: Warehouse, experiment_id: str, out_dir: str | Path, final_run_ids: list[str] | None = None) -> Report:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     exp = wh.query("SELECT * FROM experiments WHERE experiment_id = ?", [experiment_id])
@@ -102,7 +112,7 @@ def build_report(wh: Warehouse, experiment_id: str, out_dir: str | Path) -> Repo
     )
     for t in top:
         t["mixture"] = ", ".join(f"{n} {w:.2f}" for n, w in zip(names, t.pop("weights")) if w > 0)
-    comp = comparison_rows(wh, experiment_id)
+    comp = comparison_rows(wh, experiment_id, final_run_ids)
     verdict = verdict_text(comp)
 
     md = [f"# mixopt report — {experiment_id}\n"]
@@ -127,7 +137,7 @@ def build_report(wh: Warehouse, experiment_id: str, out_dir: str | Path) -> Repo
         md.append(f"Predicted target: {p['predicted_target']:.4f}\n\n")
         md.append(_table(rows, ["domain", "proposed", "natural", "cap_active"]))
     md.append("\n## Final comparison (same model, tokens and seeds)\n")
-    md.append(_table(comp, ["label", "seeds", "mean_target", "std_target", "best", "worst"]))
+    md.append(_table(comp, ["label", "seeds", "mean_target", "std_target", "best", "worst", "n_params", "tokens"]))
     md.append(f"\n{verdict}\n")
 
     plots = _plots(wh, experiment_id, names, chosen, prop[0] if prop else None, domains, out)

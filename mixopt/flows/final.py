@@ -6,7 +6,7 @@ from prefect import flow
 
 from mixopt.config import ExperimentConfig
 from mixopt.experiment import Experiment
-from mixopt.stages import swarm
+from mixopt.stages import final, swarm
 from mixopt.tasks.corpus import prepare_experiment_task
 from mixopt.tasks.final import final_run_task, plan_final_task
 from mixopt.tasks.report import report_task
@@ -37,7 +37,8 @@ def final_run(config: ExperimentConfig = ExperimentConfig()) -> str:
     """Train the latest proposal and the baselines; returns the report's verdict."""
     try:
         exp = prepare_experiment_task(config)
-        run_final(exp, latest_proposal(exp))
-        return report_task(exp).verdict
+        proposal = latest_proposal(exp)
+        run_final(exp, proposal)
+        return report_task(exp, [s.run_id for s in final.final_specs(exp, proposal)]).verdict
     finally:
         close_writer(config.runtime.warehouse)

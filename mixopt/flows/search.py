@@ -9,6 +9,7 @@ from prefect import flow
 from mixopt.config import ExperimentConfig
 from mixopt.flows.final import run_final
 from mixopt.flows.swarm import SwarmSummary, run_swarm
+from mixopt.stages.final import final_specs
 from mixopt.stages.fit import FitOutcome
 from mixopt.tasks.corpus import prepare_experiment_task
 from mixopt.tasks.fit import fit_and_propose_task
@@ -37,9 +38,11 @@ def mixture_search(config: ExperimentConfig = ExperimentConfig()) -> SearchResul
         exp = prepare_experiment_task(config)
         summary = run_swarm(exp)
         outcome = fit_and_propose_task(exp)
+        final_ids = None
         if config.final.enabled:
             run_final(exp, outcome.weights)
-        rep = report_task(exp)
+            final_ids = [s.run_id for s in final_specs(exp, outcome.weights)]
+        rep = report_task(exp, final_ids)
         return SearchResult(
             experiment_id=exp.experiment_id, domains=exp.domain_names, prior=[float(p) for p in exp.prior],
             swarm=summary, fit=outcome, comparison=rep.comparison, verdict=rep.verdict, report_path=str(rep.path),

@@ -35,16 +35,21 @@ def final_mixtures(exp: Experiment, proposal: list[float]) -> dict[str, list[flo
     return mixes
 
 
-def plan_final(exp: Experiment, wh: Warehouse, proposal: list[float]) -> list[RunSpec]:
-    """Specs of the final runs not yet finished."""
-    ingest_spool(exp, wh)
+def final_specs(exp: Experiment, proposal: list[float]) -> list[RunSpec]:
+    """Every final run of the current config: each mixture (proposal and baselines) at each seed."""
     cfg = exp.cfg
-    aioli = cfg.final.aioli.model_dump(mode="json")
-    specs = [
-        exp.run_spec("final", label, w, seed, cfg.final, aioli=aioli if label in AIOLI_LABELS else None)
+    return [
+        exp.run_spec("final", label, w, seed, cfg.final,
+                     aioli=cfg.final.aioli.model_dump(mode="json") if label in AIOLI_LABELS else None)
         for seed in cfg.final.seeds
         for label, w in final_mixtures(exp, proposal).items()
     ]
+
+
+def plan_final(exp: Experiment, wh: Warehouse, proposal: list[float]) -> list[RunSpec]:
+    """Specs of the final runs not yet finished."""
+    ingest_spool(exp, wh)
+    specs = final_specs(exp, proposal)
     status = wh.run_status([s.run_id for s in specs])
     return [s for s in specs if status.get(s.run_id) not in DONE]
 

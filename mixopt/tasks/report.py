@@ -12,9 +12,10 @@ from mixopt.warehouse import writer
 
 
 @task(name="report", cache_policy=NONE)
-def report_task(exp: Experiment) -> Report:
-    """Markdown + PNG plots in the output folder; the summary and top mixtures as artifacts."""
-    rep = build_report(writer(exp.warehouse), exp.experiment_id, exp.report_dir())
+def report_task(exp: Experiment, final_run_ids: list[str] | None = None) -> Report:
+    """Markdown + PNG plots in the output folder; the summary and top mixtures as artifacts.
+    `final_run_ids`: the final runs to compare (one final configuration; default the latest)."""
+    rep = build_report(writer(exp.warehouse), exp.experiment_id, exp.report_dir(), final_run_ids)
     create_table_artifact(key="top-mixtures", table=rep.top_mixtures, description=f"Best proxy mixtures of {exp.experiment_id}")
     if rep.comparison:
         create_table_artifact(key="final-comparison", table=rep.comparison, description=rep.verdict)
