@@ -40,8 +40,8 @@ def estimate_memory_bytes(
 
     Per proxy: 20 bytes per parameter (weights, gradients, two AdamW moments, the fused loss's head
     gradient) plus saved activations of 4 x tokens x width x (20 x layers + 16) bytes. Measured
-    marginal RSS per proxy on the CPU (benchmarks/swarm_throughput.py): 4.7 MB small, 21 MB default,
-    101 MB large, against 5.3, 34 and 122 MB from this formula. Without the shape, the width is
+    peak RSS growth per proxy at K = 64 on the CPU (benchmarks/swarm_throughput.py): 4.9 MB small,
+    23 MB default, 88 MB large, against 5.3, 34 and 122 MB from this formula. Without the shape, the width is
     guessed from `n_params` (as if 12 x layers x width^2 + vocab x width, vocab 2048, 2 layers).
     """
     if n_embd is None or n_layer is None:
@@ -59,12 +59,13 @@ def _power_of_two_at_most(x: float) -> int:
 
 CPU_STEP_FLOPS = 12e9
 """Batch proxies on a CPU until one batched step holds about this many model FLOPs (~0.25 s of one
-core): beyond it per-step overheads (Python, Lightning, op dispatch) are amortised and more K only
-costs memory."""
+core): beyond it per-step overheads (Python, Lightning, op dispatch) are amortised."""
 GPU_STEP_FLOPS = 2e12
 """The same on a GPU: ~2 TFLOP per step (several ms of H100 time per step, so kernel launches
 stop mattering). Not measured (no GPU was available): an estimate."""
-MAX_K = {"cpu": 64, "cuda": 256}
+MAX_K = {"cpu": 16, "cuda": 256}
+"""On a CPU, K = 64 was slower than K = 16 at every size measured (the batch's activations no longer
+fit in cache); on a GPU memory is the real limit."""
 MEMORY_FRACTION = 0.5
 """Use at most this fraction of the free memory for the batch."""
 
@@ -80,18 +81,22 @@ def choose_batch_k(
 ) -> int:
     """How many proxies of `n_params` parameters to train in one batch (`SwarmConfig.batch_k` = 0).
 
-    Rule: K = the largest power of two with K x 6 x n_params x tokens_per_step <= CPU_STEP_FLOPS
-    (12 GFLOP) on a CPU or GPU_STEP_FLOPS (2 TFLOP) on a GPU, at most MAX_K (64 / 256), at least
-    1, and small enough that `estimate_memory_bytes` of the batch fits in half of
-    `free_memory_bytes` (default: what is free now on `device`).
+    Rule: K = the largest power of two with K x 6 x n_params x tokens_per_step <= 12 GFLOP on a CPU
+    (`CPU_STEP_FLOPS`) or 2 TFLOP on a GPU (`GPU_STEP_FLOPS`), at most 16 on a CPU and 256 on a GPU
+    (`MAX_K`), at least 1, and small enough that `estimate_memory_bytes` of the batch fits in half
+    of `free_memory_bytes` (default: what is free now on `device`; when several training processes
+    share the machine, pass each its share). Proxies of the default shape
+    get K = 4 on a CPU; 31k-parameter proxies 16; 1M-parameter proxies 1.
 
-    Measured on the 2-core CPU (tokens per CPU-second, one thread, median of interleaved rounds;
-    `benchmarks/swarm_throughput.md`): small proxy (31k parameters, 1024 tokens per step)
-    sequential 64-80k, batched K=16 126-163k (about 2x), K=64 no better than 16; default (239k,
-    2048 tokens) sequential 24k, K=1 28k (the fused loss), K=4 30k, K=16 27k (flat from K=4);
-    large (1.07M) K=1 to 16 within noise of each other. Hence K=32 small, 4 default, 1 large.
-    On a GPU the same proxies run far below the device's speed unless thousands of GFLOPs go into
-    each step, so K is as large as memory and MAX_K allow (unmeasured here).
+    Measured on the 2-core CPU (benchmarks/swarm_throughput.md; 2 processes x 1 thread; tokens per
+    CPU-second, the column that other jobs on the machine do not distort): small proxy (31k
+    parameters, 1024 tokens per step) sequential 90k, K=1 93k, K=4 137k, K=16 155k, K=64 125k;
+    default (239k, 2048 tokens) sequential 23.2k, K=1 28.5k, K=4 28.8k, K=16 26.3k, K=64 21.9k;
+    large (1.07M) sequential 7.6k, K=1 8.0k, K=4 8.1k, K=16 6.8k, K=64 4.9k. Batching pays where a
+    proxy's step is small (per-step overheads), the fused loss and LayerNorm pay at every size, and
+    past ~12 GFLOP per step larger batches lose to cache misses. On a GPU the same proxies leave the
+    device idle unless thousands of GFLOPs go into each step, so K is as large as memory and MAX_K
+    allow (an estimate: unmeasured here).
     """
     cuda = device.startswith("cuda")
     work = 6 * max(1, n_params) * tokens_per_step  # model FLOPs of one proxy's step
@@ -105,13 +110,15 @@ def choose_batch_k(
 def recommended_threads(n_params: int, device: str = "cpu", workers: int = 1, cores: int | None = None) -> int:
     """Torch threads for one training process when `workers` such processes share the machine.
 
-    On a CPU: cores // workers (at least 1). Proxy-sized ops are too small to split well across
-    threads, so the most efficient layout is one single-threaded process per core (`workers` =
-    cores), each training its own batch: measured at the small size, 2 processes x 1 thread gave
-    1.2-1.5x the tokens/s of 1 process x 2 threads. On a machine shared with other jobs, give
-    multi-threaded processes OMP_WAIT_POLICY=PASSIVE (before torch is imported): with spinning
-    OpenMP threads a 2-thread process ran 4-12x slower than with one thread. On a GPU the CPU only
-    samples data and launches kernels: a few threads (at most 4) per process.
+    On a CPU: cores // workers (at least 1); the recommended layout is one single-threaded process
+    per core (`workers` = cores), each training its own batch, because proxy-sized ops are too small
+    to split well across threads. Measured on the 2-core CPU, tokens/s of 2 processes x 1 thread
+    against 1 process x 2 threads: default size 1.5x (sequential 46.5k vs 30.6k; K=16 50.8k vs
+    30.9k), large 1.1x, small about equal. On a machine shared with other jobs, start any
+    multi-threaded training process with OMP_WAIT_POLICY=PASSIVE (it must be set before torch is
+    imported): with spinning OpenMP threads a 2-thread process ran 4-12x slower than one thread.
+    On a GPU the CPU only samples data and launches kernels: at most 4 threads per process.
+    `n_params` is accepted for future rules; the measurements gave no size dependence worth one.
     """
     cores = cores or os.cpu_count() or 1
     share = max(1, cores // max(1, workers))
