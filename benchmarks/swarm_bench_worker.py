@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import shutil
 import statistics
 import tempfile
 import time
@@ -173,12 +174,20 @@ def _train_mode(mode: str, size: dict[str, int], steps: int, args: argparse.Name
 def worker(args: argparse.Namespace) -> dict[str, Any]:
     """Throughput: rounds, each training every mode of `--plan` in turn (interleaved, so
     that load from other jobs affects all modes alike); or, with `--memory`, one mode's peak memory."""
+    folder = Path(tempfile.mkdtemp(prefix="swarm_bench_"))
+    try:
+        return _work(args, folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _work(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
+    """`worker`'s body, with shards and outputs under `folder`."""
     import torch
 
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     size = SIZES[args.size]
-    folder = Path(tempfile.mkdtemp(prefix="swarm_bench_"))
     plan = [(m, int(w), int(n), int(r)) for m, w, n, r in (item.split(":") for item in args.plan.split(","))]
     if args.memory:
         mode, warmup, steps, _ = plan[0]
