@@ -16,7 +16,7 @@ import torch
 
 from mixopt.config import TrainConfig
 from mixopt.models.gpt import expected_params
-from mixopt.models.train import describe_exception, train_config
+from mixopt.models.train import describe_exception, train_config, wandb_config
 from mixopt.runspec import RunResult, RunSpec
 
 if TYPE_CHECKING:
@@ -76,16 +76,7 @@ def finish_results(
 
 def _wandb_config(spec: RunSpec) -> dict[str, Any]:
     """The run config `train_run` gives wandb, plus how the proxy was trained."""
-    cfg = train_config(spec)
-    return {
-        "role": spec.role,
-        "label": spec.label,
-        "seed": spec.seed,
-        "vocab_size": spec.vocab_size,
-        "weights": {d.name: w for d, w in zip(spec.domains, spec.weights)},
-        "train": cfg.model_dump(),
-        "batched": True,
-    }
+    return {**wandb_config(spec, train_config(spec)), "batched": True}
 
 
 def log_wandb_runs(specs: list[RunSpec], results: list[RunResult]) -> None:

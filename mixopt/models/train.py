@@ -145,6 +145,18 @@ class FaultInjector(pl.Callback):
             os._exit(137)
 
 
+def wandb_config(spec: RunSpec, cfg: TrainConfig) -> dict[str, Any]:
+    """The config every wandb run of mixopt carries (solo and batched trainings alike)."""
+    return {
+        "role": spec.role,
+        "label": spec.label,
+        "seed": spec.seed,
+        "vocab_size": spec.vocab_size,
+        "weights": {d.name: w for d, w in zip(spec.domains, spec.weights)},
+        "train": cfg.model_dump(),
+    }
+
+
 def _make_logger(spec: RunSpec, cfg: TrainConfig) -> Any:
     """A WandbLogger for this run, or False when wandb is disabled."""
     if spec.wandb_mode == "disabled":
@@ -154,14 +166,7 @@ def _make_logger(spec: RunSpec, cfg: TrainConfig) -> Any:
 
     save_dir = Path(spec.out_dir) / "wandb"
     save_dir.mkdir(parents=True, exist_ok=True)
-    config = {
-        "role": spec.role,
-        "label": spec.label,
-        "seed": spec.seed,
-        "vocab_size": spec.vocab_size,
-        "weights": {d.name: w for d, w in zip(spec.domains, spec.weights)},
-        "train": cfg.model_dump(),
-    }
+    config = wandb_config(spec, cfg)
     # create_new: each run is its own wandb run, even with several trainings in one process.
     logger = WandbLogger(
         project="mixopt",
