@@ -83,7 +83,7 @@ def matmul_flops_per_cpu_second(seconds: float = 0.3) -> float:
 # Worker: one mode of one size in this (fresh) process; prints one JSON line.
 
 
-def _specs(size: dict[str, int], k: int, steps: int, device: str, threads: int, folder: Path) -> list[Any]:
+def _specs(size: dict[str, int], k: int, steps: int, device: str, threads: int, folder: Path, compile: str = "auto") -> list[Any]:
     """K proxy specs of `size` over two random-token domains, `steps` steps each."""
     import numpy as np
 
@@ -101,7 +101,7 @@ def _specs(size: dict[str, int], k: int, steps: int, device: str, threads: int, 
     train = TrainConfig(model=model, tokens=tokens, seq_len=size["seq_len"], batch_size=size["batch_size"], eval_batches=1)
     return [
         RunSpec(run_id=f"p{i}", role="proxy", label="bench", domains=shards, weights=[0.3 + 0.4 * i / max(1, k - 1), 0.7 - 0.4 * i / max(1, k - 1)],
-                train=train.model_dump(), vocab_size=size["vocab"], seed=i, device=device, threads=threads, out_dir=str(folder / "out"))
+                train=train.model_dump(), vocab_size=size["vocab"], seed=i, device=device, threads=threads, out_dir=str(folder / "out"), compile=compile)
         for i in range(k)
     ]  # fmt: skip
 
@@ -157,7 +157,7 @@ def _train_mode(mode: str, size: dict[str, int], steps: int, args: argparse.Name
     times: list[float] = []
     for _ in range(args.seq_runs if mode == "sequential" else 1):
         timer = _StepTimer().callback
-        specs = _specs(size, k, steps, args.device, args.threads, folder)
+        specs = _specs(size, k, steps, args.device, args.threads, folder, args.compile)
         if mode == "sequential":  # the real train_run, one proxy after another
             _patched_trainer(train, timer)
             results = [train.train_run(specs[0])]

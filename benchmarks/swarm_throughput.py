@@ -53,7 +53,7 @@ def _steps_for(args: argparse.Namespace, size: dict[str, int], k: int, reference
 def _start(args: argparse.Namespace, size_name: str, plan: str, threads: int, extra: list[str]) -> subprocess.Popen[str]:
     """Start one worker process."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", "--size", size_name, "--plan", plan,
-           "--threads", str(threads), "--device", args.device, "--seq-runs", str(args.seq_runs), *extra]  # fmt: skip
+           "--threads", str(threads), "--device", args.device, "--seq-runs", str(args.seq_runs), "--compile", args.compile, *extra]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     if args.passive:
         env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -158,7 +158,7 @@ def markdown(report: dict[str, Any]) -> str:
     if per_core:
         head += f" ({per_core / 1e9:.1f} GFLOP per CPU-second on one thread)"
     lines = [
-        head + f". Wall time of this benchmark: {report['wall_s']:.0f} s.",
+        head + f". Batched modes compiled: {report.get('compile', 'off')}. Wall time of this benchmark: {report['wall_s']:.0f} s.",
         "",
         "Model FLOPs per token = 6 x (parameters excluding the input embeddings; the tied LM head counts) "
         "+ 12 x layers x context x width. Rows without a suffix: P processes with one thread each train that "
@@ -194,6 +194,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line (the worker flags are internal and hidden from --help)."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where to train")
+    p.add_argument("--compile", choices=["on", "off"], default=None,
+                   help="torch.compile the batched modes (default: on for CUDA, off on a CPU; compile time is not counted)")
     p.add_argument("--sizes", default="small,default,large", help="comma-separated proxy sizes: " + ", ".join(SIZES))
     p.add_argument("--ks", default="1,4,16,64", help="comma-separated K for the batched modes")
     p.add_argument("--procs", type=int, default=0,
@@ -222,6 +224,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.rounds, args.seconds, args.min_steps = 1, 1.0, 1
     args.k_list = [int(k) for k in args.ks.split(",") if k and (not args.quick or int(k) <= 16)]
     args.single_k_list = [int(k) for k in args.single_ks.split(",") if k]
+    if args.compile is None:
+        args.compile = "on" if args.device == "cuda" else "off"
     if args.procs <= 0:
         args.procs = 1 if args.device == "cuda" else (os.cpu_count() or 1)
     return args
@@ -242,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     name = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU, {os.cpu_count()} cores"
     report: dict[str, Any] = {"matmul_flops": 0.0, "matmul_dtype": "bf16" if args.device == "cuda" else "fp32",
                               "matmul_flops_per_cpu_s": per_core, "device": args.device, "device_name": name,
-                              "sizes": {}, "params": {}}  # fmt: skip
+                              "sizes": {}, "params": {}, "compile": args.compile}  # fmt: skip
     for size_name in args.sizes.split(","):
         report["params"][size_name] = model_counts(SIZES[size_name])[0]
         report["sizes"][size_name] = measure_size(args, size_name, max(checks))

@@ -126,6 +126,8 @@ def _print_summary(result) -> None:
             c.add_row(r["label"], str(r["seeds"]), *[("–" if r[k] is None else f"{r[k]:.4f}") for k in ("mean_target", "std_target")])
         console.print(c)
     console.print(result.verdict.replace("**", ""))
+    for w in getattr(result, "warnings", []):
+        console.print(f"[bold yellow]warning:[/] {escape(w)}", highlight=False)
     s = result.swarm
     console.print(f"swarm: {s.trained} trained now, {s.reused} reused; {s.ok} ok, {s.failed} failed, {s.diverged} diverged")
     console.print(f"report: {result.report_path}")

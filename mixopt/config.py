@@ -2,19 +2,17 @@
 
 Every model forbids unknown keys and documents each field with a docstring, so the Prefect UI
 renders the deployment form with help text and a typo in a YAML key is an error, not a silent
-default. `load_config(path)` is the only entry point that reads YAML; errors come back as a
-`ConfigError` naming the file and the field.
+default. `load_config(path)` (in `config_io.py`, re-exported here) is the only entry point that
+reads YAML; errors come back as a `ConfigError` naming the file and the field.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class _Strict(BaseModel):
@@ -151,8 +149,10 @@ class SwarmConfig(TrainConfig):
     """Number of proxy runs (mixtures) in the swarm."""
     seed: int = 0
     """Seed for the design and every proxy's data stream and initialisation."""
-    workers: int = Field(1, ge=1)
-    """Proxy tasks running at the same time on the flow's task runner (threads, or Dask workers)."""
+    workers: int = Field(0, ge=0)
+    """Proxy tasks running at the same time on the flow's task runner (threads, or Dask workers).
+    0 (auto): one per core on a CPU, each task training its batch in its own single-threaded
+    process (the fastest layout measured), and 1 on a GPU. A number N: N tasks on threads here."""
     retries: int = Field(1, ge=0)
     """Retries of a failed proxy task (exponential backoff: 2 s, 4 s, 8 s, ...); a proxy still failing
     after them is recorded as failed and the swarm goes on."""
@@ -162,6 +162,15 @@ class SwarmConfig(TrainConfig):
     isolate: bool = Field(False)
     """Train each proxy in its own process: a crash or kill -9 of one proxy cannot take down the
     flow; costs ~5 s of start-up per proxy."""
+
+
+class ProxySizeConfig(_Strict):
+    """A second, cheaper proxy size: a smaller model and/or fewer tokens than `swarm` (the target size)."""
+
+    model: ModelConfig | None = None
+    """Model shape of the cheap proxies (null: the swarm's model)."""
+    tokens: int | None = Field(None, gt=0)
+    """Training tokens of each cheap proxy (null: the swarm's `tokens`)."""
 
 
 class DesignConfig(_Strict):
@@ -184,20 +193,46 @@ class DesignConfig(_Strict):
     """Sequential design: proxies chosen per round (the GP is refitted after every round)."""
     acquisition: Literal["thompson", "qei", "ucb"] = "thompson"
     """Sequential design: batch Thompson sampling, q-expected improvement (kriging believer) or UCB."""
+    low_fidelity: ProxySizeConfig | None = None
+    """A second, cheaper proxy size (multi-fidelity). With `method: sequential` each round chooses the
+    mixture and the size (information about the target size per unit of cost, cost = FLOPs =
+    6 x params x tokens); with `dirichlet` only the transfer mixtures train at it. Fits and the
+    proposal are for the swarm's size. Null: one size."""
+    transfer_mixtures: int = Field(4, ge=0)
+    """Scale-transfer check (with `low_fidelity`): the first this-many design mixtures are also trained
+    at the other size (label `transfer`); the report gives the rank correlation between the sizes."""
+    transfer_min_rho: float = Field(0.5, ge=-1, le=1)
+    """The report warns when that Spearman rank correlation is below this (the ranks do not transfer)."""
+    noise_mixtures: int = Field(2, ge=0)
+    """Noise floor: the first this-many target-size design mixtures are retrained with `noise_seeds`
+    more seeds (label `seed_repeat`); the report gives the pooled seed-to-seed sd of the target. 0: off."""
+    noise_seeds: int = Field(2, ge=1, le=100)
+    """Extra seeds per noise-floor mixture (each then has 1 + noise_seeds runs)."""
 
     @model_validator(mode="after")
     def _check(self) -> "DesignConfig":
         if self.concentration_min > self.concentration_max:
             raise ValueError("concentration_min must be <= concentration_max")
+        if self.low_fidelity is not None:
+            if self.method == "sequential" and self.acquisition != "thompson":
+                raise ValueError(f"design.low_fidelity needs design.acquisition 'thompson' (the multi-fidelity "
+                                 f"acquisition), got {self.acquisition!r}")
+            if self.transfer_mixtures < 3:
+                raise ValueError(f"design.transfer_mixtures must be at least 3 with design.low_fidelity (the rank "
+                                 f"correlation and the multi-fidelity GP need mixtures at both sizes), "
+                                 f"got {self.transfer_mixtures}")
         return self
 
 
 class RegressorConfig(_Strict):
     """Regressors from mixture to target loss, judged by k-fold cross-validation on the proxies."""
 
-    kind: Literal["auto", "linear", "lightgbm", "mixing_law", "mixing_law_sqrt", "gp"] = "auto"
-    """`auto` picks or averages the candidates by k-fold CV on the proxies (an ensemble when it
-    raises the out-of-fold Spearman rho); otherwise only this regressor."""
+    kind: Literal["auto", "linear", "lightgbm", "mixing_law", "mixing_law_sqrt", "gp", "gp_multi_fidelity"] = "auto"
+    """`auto` picks or averages the candidates by k-fold CV on the target-size proxies (an ensemble
+    when it raises the out-of-fold Spearman rho); otherwise only this regressor. `gp_multi_fidelity`
+    (needs `design.low_fidelity`): a GP over mixture and size fitted on both sizes, predicting at the
+    target size (with `auto` and a second size it is cross-validated too, and chosen when its
+    out-of-fold Spearman rho on the target-size proxies beats auto's)."""
     candidates: list[Literal["linear", "lightgbm", "mixing_law", "mixing_law_sqrt", "gp"]] = Field(
         default_factory=lambda: ["linear", "lightgbm", "mixing_law", "mixing_law_sqrt", "gp"], min_length=1
     )
@@ -292,6 +327,10 @@ class RuntimeConfig(_Strict):
     dask_address: str | None = None
     """Train proxies on a Dask cluster through Prefect's Dask task runner: a scheduler address
     (`tcp://host:8786`), or `local:N` for a LocalCluster of N worker processes. Null: threads here."""
+    compile: Literal["auto", "on", "off"] = "auto"
+    """torch.compile the batched proxies' model and loss (fuses their many small kernels; ~15 s to
+    compile): `auto` compiles on CUDA for batches long enough to earn that back (README, swarm
+    throughput), never on a CPU."""
 
 
 class ExperimentConfig(_Strict):
@@ -319,6 +358,23 @@ class ExperimentConfig(_Strict):
     """Runtime settings."""
 
     @model_validator(mode="after")
+    def _check_sizes(self) -> "ExperimentConfig":
+        low, sw = self.design.low_fidelity, self.swarm
+        if low is None:
+            if self.regressor.kind == "gp_multi_fidelity":
+                raise ValueError("regressor.kind 'gp_multi_fidelity' needs design.low_fidelity (a second proxy size)")
+            return self
+        m = low.model or sw.model
+        bigger = [f"design.low_fidelity.{name} ({a}) > swarm.{name} ({b})" for name, a, b in (
+            ("tokens", low.tokens or sw.tokens, sw.tokens), ("model.n_layer", m.n_layer, sw.model.n_layer),
+            ("model.n_embd", m.n_embd, sw.model.n_embd)) if a > b]
+        if bigger:
+            raise ValueError("design.low_fidelity must be a cheaper proxy than the swarm's: " + "; ".join(bigger))
+        if (low.tokens or sw.tokens) == sw.tokens and (m.n_layer, m.n_embd) == (sw.model.n_layer, sw.model.n_embd):
+            raise ValueError("design.low_fidelity is the same size as the swarm's proxy: give fewer tokens or a smaller model")
+        return self
+
+    @model_validator(mode="after")
     def _check_target(self) -> "ExperimentConfig":
         w = self.target.weights
         if w and self.corpus.source == "files":
@@ -339,70 +395,4 @@ class ConfigError(ValueError):
     """A config that cannot be used; the message names the file and the field."""
 
 
-def _format_validation_error(source: str, err: ValidationError) -> str:
-    lines = [f"{source}: invalid config"]
-    for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        msg = e["msg"]
-        if e["type"] == "extra_forbidden":
-            msg = "unknown key"
-        lines.append(f"  {loc}: {msg}")
-    return "\n".join(lines)
-
-
-def parse_config(data: object, source: str = "<config>", base_dir: Path | None = None) -> ExperimentConfig:
-    """Validate a parsed mapping; relative domain globs resolve against `base_dir`."""
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source}: the config must be a mapping of keys to values, got {type(data).__name__}")
-    try:
-        cfg = ExperimentConfig.model_validate(data)
-    except ValidationError as err:
-        raise ConfigError(_format_validation_error(source, err)) from None
-    if base_dir is not None:
-        for d in cfg.corpus.domains:
-            d.paths = [p if Path(p).is_absolute() else str(base_dir / p) for p in d.paths]
-        if cfg.tokenizer.path and not Path(cfg.tokenizer.path).is_absolute():
-            cfg.tokenizer.path = str(base_dir / cfg.tokenizer.path)
-    return cfg
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """`yaml.SafeLoader` that refuses a key given twice in one mapping (PyYAML keeps the last silently)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
-        seen: list = []  # a list: keys may be unhashable (SafeLoader reports those)
-        for key_node, _ in node.value:  # `<<: *anchor` merges may be overridden, as YAML intends
-            key = None if key_node.tag == "tag:yaml.org,2002:merge" else self.construct_object(key_node, deep=True)
-            if key is not None and key in seen:
-                raise yaml.constructor.ConstructorError(
-                    "while constructing a mapping", node.start_mark, f"duplicate key {key!r}", key_node.start_mark)
-            seen.append(key)
-        return super().construct_mapping(node, deep=deep)
-
-
-def load_config(path: str | Path | None) -> ExperimentConfig:
-    """Read and validate a YAML config; None gives the defaults (the built-in demo)."""
-    if path is None:
-        return ExperimentConfig()
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{p}: config file not found") from None
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"{p}: not UTF-8 text (byte {e.start})") from None
-    except OSError as e:  # a folder, no permission, ...
-        raise ConfigError(f"{p}: cannot read the config ({e.strerror or e})") from None
-    try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"{p}:{mark.line + 1}" if mark is not None else str(p)
-        raise ConfigError(f"{where}: not valid YAML ({getattr(e, 'problem', None) or e})") from None
-    except RecursionError:
-        raise ConfigError(f"{p}: not valid YAML (nested too deeply)") from None
-    except ValueError as e:  # e.g. an integer with more digits than Python converts
-        raise ConfigError(f"{p}: not valid YAML ({str(e)[:120]})") from None
-    return parse_config(data, source=str(p), base_dir=p.parent.resolve())
+from mixopt.config_io import load_config, parse_config  # noqa: E402,F401  (YAML reading lives there)

@@ -34,6 +34,19 @@ def train_settings(train: TrainConfig) -> dict:
     return {k: v for k, v in train.model_dump(mode="json").items() if k in _TRAIN_KEYS}
 
 
+# Extra runs for the report's checks: they add proxies but change none, so they are not identity.
+_CHECK_FIELDS = {"transfer_mixtures", "transfer_min_rho", "noise_mixtures", "noise_seeds"}
+
+
+def design_identity(cfg: ExperimentConfig) -> dict:
+    """The design settings that define an experiment (without a second size, the same dict as
+    before multi-fidelity existed, so earlier experiments keep their ids)."""
+    d = cfg.design.model_dump(mode="json", exclude=_CHECK_FIELDS)
+    if d.get("low_fidelity") is None:
+        d.pop("low_fidelity", None)
+    return d
+
+
 def mixture_id(weights: Sequence[float]) -> str:
     """Content address of a mixture (weights rounded to 6 decimals)."""
     return "m" + _hash([round(float(w), 6) for w in weights])
@@ -59,7 +72,7 @@ class Experiment:
             "corpus": fingerprint,
             "tokenizer": cfg.tokenizer.model_dump(mode="json"),
             "target": cfg.target.model_dump(mode="json"),
-            "design": cfg.design.model_dump(mode="json"),
+            "design": design_identity(cfg),
             "proxy": train_settings(cfg.swarm),
             "seed": cfg.swarm.seed,
         }
@@ -150,6 +163,7 @@ class Experiment:
             experiment=self.experiment_id,
             wandb_mode=cfg.runtime.wandb_mode,
             threads=cfg.runtime.threads,
+            compile=cfg.runtime.compile,
             progress=cfg.runtime.progress,
             save_checkpoint=(role == "final"),
             devices=cfg.final.devices if role == "final" else 1,

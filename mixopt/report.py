@@ -6,12 +6,14 @@ it at any time; the flow also publishes parts of it as Prefect artifacts.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from mixopt.mixtures.diagnostics import check_warnings, noise_floor, rank_transfer, train_flops
 from mixopt.warehouse import Warehouse
 
 
@@ -24,6 +26,8 @@ class Report:
     top_mixtures: list[dict[str, Any]] = field(default_factory=list)
     comparison: list[dict[str, Any]] = field(default_factory=list)
     verdict: str = ""
+    checks: dict[str, Any] = field(default_factory=dict)  # noise floor and scale transfer (see `trust_checks`)
+    warnings: list[str] = field(default_factory=list)
 
 
 def _fmt(x: Any, digits: int = 4) -> str:
@@ -89,7 +93,68 @@ def verdict_text(rows: list[dict[str, Any]]) -> str:
     return ("On the target loss, " + "; ".join(parts) + ".") if parts else "No baseline finished."
 
 
-def build_report(wh: Warehouse, experiment_id: str, out_dir: str | Path, final_run_ids: list[str] | None = None) -> Report:
+def _configured_min_rho(wh: Warehouse, experiment_id: str) -> float:
+    rows = wh.query("SELECT config_json FROM experiments WHERE experiment_id = ?", [experiment_id])
+    try:
+        return float(json.loads(rows[0]["config_json"])["design"]["transfer_min_rho"])
+    except (IndexError, KeyError, TypeError, ValueError):
+        return 0.5
+
+
+def trust_checks(wh: Warehouse, experiment_id: str) -> dict[str, Any]:
+    """The noise floor (pooled seed-to-seed sd of the target over target-size mixtures trained with
+    several seeds) and the scale transfer (Spearman rho between the sizes over mixtures trained at
+    both, one seed each), from the finished proxy runs alone."""
+    rows = wh.query(
+        """SELECT mixture_id, coalesce(size, 'target') AS size, label, target_loss, n_params, tokens
+           FROM proxy_runs WHERE experiment_id = ? AND status = 'ok' AND target_loss IS NOT NULL
+           AND isfinite(target_loss) ORDER BY run_id""", [experiment_id])
+    seeds: dict[str, list[float]] = {}
+    one: dict[str, dict[str, float]] = {"target": {}, "low": {}}
+    compute: dict[str, list[float]] = {"target": [], "low": []}
+    for r in rows:
+        if r["size"] == "target":
+            seeds.setdefault(r["mixture_id"], []).append(r["target_loss"])
+        if r["label"] != "seed_repeat" and r["size"] in one:
+            one[r["size"]][r["mixture_id"]] = r["target_loss"]
+        if r["size"] in compute and r["n_params"] and r["tokens"]:
+            compute[r["size"]].append(train_flops(r["n_params"], r["tokens"]))
+    transfer = rank_transfer(one["low"], one["target"]) if one["low"] else None
+    pairs = sorted(set(one["low"]) & set(one["target"]))
+    cost = (float(np.mean(compute["low"]) / np.mean(compute["target"]))
+            if compute["low"] and compute["target"] else None)
+    return {"noise": noise_floor(list(seeds.values())), "transfer": transfer, "relative_cost": cost,
+            "pairs": [(one["low"][m], one["target"][m]) for m in pairs]}
+
+
+def _checks_markdown(checks: dict[str, Any], chosen: dict | None, min_rho: float, warnings: list[str]) -> str:
+    noise, transfer = checks["noise"], checks["transfer"]
+    md = ["\n## Scale transfer and noise floor\n\n"]
+    if noise.sd is None:
+        md.append("Noise floor: no mixture was trained with several seeds at the target size (`design.noise_mixtures`).\n")
+    else:
+        ratio = (f" The chosen fit ({chosen['regressor']}) has CV RMSE {_fmt(chosen['cv_rmse'])}"
+                 f" = {chosen['cv_rmse'] / noise.sd:.1f}x the floor." if chosen and chosen["cv_rmse"] is not None
+                 and noise.sd > 0 else "")
+        md.append(f"Noise floor: seed-to-seed sd of the target at the target size, pooled over {noise.n_mixtures} "
+                  f"mixtures ({noise.n_runs} runs, {noise.dof} degrees of freedom): **{noise.sd:.4f}**.{ratio}\n")
+    if transfer is None:
+        md.append("\nScale transfer: no second proxy size (`design.low_fidelity`).\n")
+    else:
+        cost = f" ({checks['relative_cost']:.2g}x the target's compute)" if checks["relative_cost"] else ""
+        rho = "n/a (fewer than 3 mixtures, or constant losses)" if transfer.rho is None else f"**{transfer.rho:.3f}**"
+        md.append(f"\nScale transfer: Spearman rho of the target between the low size{cost} and the target size "
+                  f"over n = {transfer.n} mixtures trained at both: {rho} (warning below {min_rho:.2f}).\n")
+    md.append("\n" + ("\n".join(f"- **warning:** {w}" for w in warnings) if warnings else "No warning.") + "\n")
+    md.append("\nThe runs: `mixopt sql \"select label, size, seed, mixture_id, target_loss from proxy_runs "
+              "where label in ('seed_repeat', 'transfer') order by mixture_id\"`.\n")
+    return "".join(md)
+
+
+def build_report(wh: Warehouse, experiment_id: str, out_dir: str | Path, final_run_ids: list[str] | None = None,
+                 min_rho: float | None = None) -> Report:
+    """The report of one experiment; `min_rho`: the scale-transfer warning threshold (default: the
+    experiment's stored `design.transfer_min_rho`)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     exp = wh.query("SELECT * FROM experiments WHERE experiment_id = ?", [experiment_id])
@@ -99,7 +164,7 @@ def build_report(wh: Warehouse, experiment_id: str, out_dir: str | Path, final_r
     names = [d["domain"] for d in domains]
     status = wh.query("SELECT status, count(*) AS n FROM proxy_runs WHERE experiment_id = ? GROUP BY status ORDER BY status", [experiment_id])
     bad = wh.query("SELECT run_id, status, last_good_step, error FROM proxy_runs WHERE experiment_id = ? AND status <> 'ok' ORDER BY run_id", [experiment_id])
-    speed = wh.query("SELECT count(*) AS n, sum(wall_s) AS wall_s, avg(tokens_per_s) AS tokens_per_s, any_value(n_params) AS n_params FROM proxy_runs WHERE experiment_id = ? AND status = 'ok'", [experiment_id])[0]
+    speeds = wh.query("SELECT coalesce(size, 'target') AS size, count(*) AS n, sum(wall_s) AS wall_s, avg(tokens_per_s) AS tokens_per_s, any_value(n_params) AS n_params, any_value(tokens) AS tokens FROM proxy_runs WHERE experiment_id = ? AND status = 'ok' GROUP BY ALL ORDER BY size DESC", [experiment_id])
     fits = wh.query("SELECT fit_id, regressor, chosen, n_train, folds, cv_spearman, cv_kendall, cv_r2, cv_rmse FROM fits WHERE experiment_id = ? AND created_at = (SELECT max(created_at) FROM fits f2 WHERE f2.experiment_id = fits.experiment_id AND f2.regressor = fits.regressor) ORDER BY cv_spearman DESC NULLS LAST", [experiment_id])
     prop = wh.query("SELECT p.*, m.weights FROM proposals p JOIN mixtures m USING (mixture_id) WHERE p.experiment_id = ? ORDER BY p.created_at DESC LIMIT 1", [experiment_id])
     chosen = next((f for f in fits if f["chosen"]), None)
@@ -107,26 +172,33 @@ def build_report(wh: Warehouse, experiment_id: str, out_dir: str | Path, final_r
         """SELECT r.run_id, r.target_loss AS measured, fp.predicted AS predicted_cv, m.weights
            FROM proxy_runs r JOIN mixtures m USING (mixture_id)
            LEFT JOIN fit_predictions fp ON fp.run_id = r.run_id AND fp.fit_id = ?
-           WHERE r.experiment_id = ? AND r.status = 'ok' ORDER BY r.target_loss LIMIT 10""",
+           WHERE r.experiment_id = ? AND r.status = 'ok' AND coalesce(r.size, 'target') = 'target'
+           AND r.label IS DISTINCT FROM 'seed_repeat' ORDER BY r.target_loss LIMIT 10""",
         [chosen["fit_id"] if chosen else "", experiment_id],
     )
     for t in top:
         t["mixture"] = ", ".join(f"{n} {w:.2f}" for n, w in zip(names, t.pop("weights")) if w > 0)
     comp = comparison_rows(wh, experiment_id, final_run_ids)
     verdict = verdict_text(comp)
+    checks = trust_checks(wh, experiment_id)
+    min_rho = _configured_min_rho(wh, experiment_id) if min_rho is None else min_rho
+    warnings = check_warnings(chosen["regressor"] if chosen else None, chosen["cv_rmse"] if chosen else None,
+                              checks["noise"], checks["transfer"], min_rho)
 
     md = [f"# mixopt report — {experiment_id}\n"]
     md.append("## Domains (the prior is the token distribution)\n")
     md.append(_table(domains, ["domain", "train_tokens", "val_tokens", "prior"]))
     md.append("## Swarm\n")
     md.append(", ".join(f"{s['n']} {s['status']}" for s in status) + " proxy runs"
-              + (f"; {speed['n_params']:,} parameters each, {_fmt(speed['tokens_per_s'], 0)} tokens/s on average, "
-                 f"{_fmt(speed['wall_s'], 1)} s of training in all.\n" if speed["n"] else ".\n"))
+              + "".join(f"; {sp['n']} ok at the {sp['size']} size: {sp['n_params']:,} parameters and "
+                        f"{sp['tokens']:,} tokens each, {_fmt(sp['tokens_per_s'], 0)} tokens/s on average, "
+                        f"{_fmt(sp['wall_s'], 1)} s of training in all" for sp in speeds) + ".\n")
     if bad:
         md.append("\nExcluded from every fit:\n\n" + _table(bad, ["run_id", "status", "last_good_step", "error"]))
-    md.append("\n## Fits (k-fold cross-validation on the proxies only)\n")
+    md.append("\n## Fits (k-fold cross-validation on the target-size proxies only, one seed per mixture)\n")
     md.append(_table(fits, ["regressor", "chosen", "n_train", "folds", "cv_spearman", "cv_kendall", "cv_r2", "cv_rmse"]))
-    md.append("\n## Top proxy mixtures (measured, and the chosen fit's out-of-fold prediction)\n")
+    md.append(_checks_markdown(checks, chosen, min_rho, warnings))
+    md.append("\n## Top proxy mixtures (target size; measured, and the chosen fit's out-of-fold prediction)\n")
     md.append(_table(top, ["run_id", "measured", "predicted_cv", "mixture"]))
     if prop:
         p = prop[0]
@@ -140,17 +212,17 @@ def build_report(wh: Warehouse, experiment_id: str, out_dir: str | Path, final_r
     md.append(_table(comp, ["label", "seeds", "mean_target", "std_target", "best", "worst", "n_params", "tokens"]))
     md.append(f"\n{verdict}\n")
 
-    plots = _plots(wh, experiment_id, names, chosen, prop[0] if prop else None, domains, out)
+    plots = _plots(wh, experiment_id, names, chosen, prop[0] if prop else None, domains, out, checks["pairs"])
     if plots:
         md.append("\n## Plots\n\n" + "\n".join(f"![{p.stem}]({p.name})" for p in plots) + "\n")
     text = "\n".join(md)
     path = out / "report.md"
     path.write_text(text, encoding="utf-8")
-    return Report(experiment_id, text, path, plots, top, comp, verdict)
+    return Report(experiment_id, text, path, plots, top, comp, verdict, checks, warnings)
 
 
 def _plots(wh: Warehouse, experiment_id: str, names: list[str], chosen: dict | None, prop: dict | None,
-           domains: list[dict], out: Path) -> list[Path]:
+           domains: list[dict], out: Path, pairs: list[tuple[float, float]]) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -175,6 +247,13 @@ def _plots(wh: Warehouse, experiment_id: str, names: list[str], chosen: dict | N
         ax.bar(x + 0.2, prop["weights"], 0.4, label="proposed")
         ax.set_xticks(x, names, rotation=30, ha="right"); ax.set_ylabel("weight"); ax.legend()
         fig.tight_layout(); paths.append(out / "mixture_proposed_vs_natural.png"); fig.savefig(paths[-1], dpi=110); plt.close(fig)
+    if len(pairs) >= 2:
+        lo_, hi_ = np.array(pairs).T
+        fig, ax = plt.subplots(figsize=(4.5, 4.5))
+        ax.scatter(lo_, hi_, s=18)
+        ax.set(xlabel="target loss, low size", ylabel="target loss, target size",
+               title=f"Scale transfer ({len(pairs)} mixtures)")
+        fig.tight_layout(); paths.append(out / "scale_transfer.png"); fig.savefig(paths[-1], dpi=110); plt.close(fig)
     curves = wh.query(
         """SELECT r.label, r.seed, m.tokens, m.loss FROM final_runs r JOIN metrics m USING (run_id)
            WHERE r.experiment_id = ? ORDER BY r.label, r.seed, m.step""", [experiment_id])

@@ -49,7 +49,9 @@ class RunSpec:
     progress: bool = False
     save_checkpoint: bool = False
     devices: int = 1  # > 1: Lightning DDP, one process per device (started by Lightning itself)
+    compile: str = "auto"  # torch.compile batched proxies: "on", "off", or "auto" (on CUDA only)
     aioli: dict[str, Any] | None = None  # an AioliConfig dumped to a dict: adapt the mixture online
+    size: str = "target"  # a proxy's size (fidelity): "target" (the swarm's) or "low" (design.low_fidelity)
     fault: str | None = None  # test-only fault injection: "nan@STEP", "raise@STEP" or "exit@STEP"
 
     def to_json(self) -> str:

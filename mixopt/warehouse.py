@@ -38,11 +38,19 @@ CREATE TABLE IF NOT EXISTS domains (
 CREATE TABLE IF NOT EXISTS mixtures (
     mixture_id VARCHAR PRIMARY KEY, experiment_id VARCHAR, kind VARCHAR, weights DOUBLE[],
     created_at TIMESTAMPTZ);
+CREATE TABLE IF NOT EXISTS experiment_mixtures (
+    experiment_id VARCHAR, mixture_id VARCHAR, kind VARCHAR, created_at TIMESTAMPTZ,
+    PRIMARY KEY (experiment_id, mixture_id, kind));
+INSERT INTO experiment_mixtures SELECT experiment_id, mixture_id, kind, created_at FROM mixtures
+    ON CONFLICT DO NOTHING;
 CREATE TABLE IF NOT EXISTS runs (
     run_id VARCHAR PRIMARY KEY, experiment_id VARCHAR, role VARCHAR, label VARCHAR, mixture_id VARCHAR,
     seed INTEGER, status VARCHAR, error VARCHAR, n_params BIGINT, n_params_non_embedding BIGINT,
     tokens BIGINT, steps INTEGER, wall_s DOUBLE, tokens_per_s DOUBLE, last_good_step INTEGER,
-    target_loss DOUBLE, code_version VARCHAR, created_at TIMESTAMPTZ);
+    target_loss DOUBLE, code_version VARCHAR, created_at TIMESTAMPTZ, size VARCHAR);
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS size VARCHAR;
+CREATE TABLE IF NOT EXISTS design_sizes (
+    experiment_id VARCHAR, mixture_id VARCHAR, size VARCHAR, PRIMARY KEY (experiment_id, mixture_id));
 CREATE TABLE IF NOT EXISTS metrics (
     run_id VARCHAR, step INTEGER, tokens BIGINT, loss DOUBLE, lr DOUBLE);
 CREATE TABLE IF NOT EXISTS evals (
@@ -64,10 +72,13 @@ CREATE TABLE IF NOT EXISTS proposals (
 CREATE OR REPLACE VIEW proxy_runs AS SELECT * FROM runs WHERE role = 'proxy';
 CREATE OR REPLACE VIEW final_runs AS SELECT * FROM runs WHERE role = 'final';
 CREATE OR REPLACE VIEW mixture_weights AS
-    SELECT m.mixture_id, m.experiment_id, m.kind, d.domain, m.weights[d.idx + 1] AS weight
-    FROM mixtures m JOIN domains d USING (experiment_id);
+    SELECT e.mixture_id, e.experiment_id, e.kind, d.domain, m.weights[d.idx + 1] AS weight
+    FROM experiment_mixtures e JOIN mixtures m USING (mixture_id) JOIN domains d ON d.experiment_id = e.experiment_id;
 """
 
+_RUN_COLUMNS = ("run_id, experiment_id, role, label, mixture_id, seed, status, error, n_params, "
+                "n_params_non_embedding, tokens, steps, wall_s, tokens_per_s, last_good_step, target_loss, "
+                "code_version, created_at, size")
 _ALLOWED_STATEMENTS = {"SELECT", "EXPLAIN"}
 _EXPLAIN_PREFIX = re.compile(  # `EXPLAIN [ANALYZE] [(options)]`, the part before the explained statement
     r"\s*EXPLAIN\s+(?:ANALY[SZ]E\s+)?(?:\((?!\s*(?:SELECT|WITH|FROM|VALUES)\b)[^()]*\)\s*)?", re.IGNORECASE)
@@ -80,6 +91,17 @@ class WarehouseError(RuntimeError):
 def _jsonable(o: Any) -> Any:
     """numpy arrays and scalars in JSON columns."""
     return o.tolist() if hasattr(o, "tolist") else str(o)
+
+
+def _insert_mixture(con: duckdb.DuckDBPyConnection, mixture_id: str, experiment_id: str, kind: str,
+                    weights: Sequence[float]) -> None:
+    """A mixture is its weights (`mixtures`, keyed by the content address, first experiment kept
+    as its origin); which experiments use it, and as what, is `experiment_mixtures`."""
+    now = _now()
+    con.execute("INSERT INTO mixtures VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                [mixture_id, experiment_id, kind, [float(w) for w in weights], now])
+    con.execute("INSERT INTO experiment_mixtures VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                [experiment_id, mixture_id, kind, now])
 
 
 def _now() -> datetime:
@@ -154,16 +176,24 @@ class Warehouse:
                      float(p), d.train_sha256, d.val_sha256],
                 )
 
-    def record_mixture(self, mixture_id: str, experiment_id: str, kind: str, weights: Sequence[float]) -> None:
+    def record_mixture(self, mixture_id: str, experiment_id: str, kind: str, weights: Sequence[float],
+                       size: str | None = None) -> None:
+        """Store a mixture; `size` (multi-fidelity design) is the proxy size its design run trains at."""
         with self.transaction() as con:
-            con.execute(
-                "INSERT INTO mixtures VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                [mixture_id, experiment_id, kind, [float(w) for w in weights], _now()],
-            )
+            _insert_mixture(con, mixture_id, experiment_id, kind, weights)
+            if size is not None:
+                con.execute("INSERT INTO design_sizes VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                            [experiment_id, mixture_id, size])
+
+    def design_sizes(self, experiment_id: str) -> dict[str, str]:
+        """Proxy size chosen for each design mixture of a multi-fidelity design (absent: the target size)."""
+        rows = self.query("SELECT mixture_id, size FROM design_sizes WHERE experiment_id = ?", [experiment_id])
+        return {r["mixture_id"]: r["size"] for r in rows}
 
     def mixtures(self, experiment_id: str, kind: str) -> list[tuple[str, list[float]]]:
         rows = self.query(
-            "SELECT mixture_id, weights FROM mixtures WHERE experiment_id = ? AND kind = ? ORDER BY created_at, mixture_id",
+            "SELECT e.mixture_id, m.weights FROM experiment_mixtures e JOIN mixtures m USING (mixture_id) "
+            "WHERE e.experiment_id = ? AND e.kind = ? ORDER BY e.created_at, e.mixture_id",
             [experiment_id, kind],
         )
         return [(r["mixture_id"], list(r["weights"])) for r in rows]
@@ -171,18 +201,19 @@ class Warehouse:
     # ---------------------------------------------------------------- runs
     def record_run(
         self, result: RunResult, *, experiment_id: str, role: str, label: str, mixture_id: str,
-        seed: int, target_loss: float | None, code_version: str,
+        seed: int, target_loss: float | None, code_version: str, size: str | None = None,
     ) -> None:
-        """Store one run with its curve and per-domain losses, replacing an earlier attempt."""
+        """Store one run with its curve and per-domain losses, replacing an earlier attempt.
+        `size`: a proxy's size ("target" or "low"); None for final runs."""
         r = result
         with self.transaction() as con:
             for table in ("runs", "metrics", "evals", "mixture_trajectory", "aioli_params"):
                 con.execute(f"DELETE FROM {table} WHERE run_id = ?", [r.run_id])
             con.execute(
-                "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * 19)})",
                 [r.run_id, experiment_id, role, label, mixture_id, seed, r.status, r.error, r.n_params,
                  r.n_params_non_embedding, r.tokens, r.steps, r.wall_s, r.tokens_per_s, r.last_good_step,
-                 target_loss, code_version, _now()],
+                 target_loss, code_version, _now(), size],
             )
             if r.curve:
                 con.executemany(
@@ -216,14 +247,20 @@ class Warehouse:
         rows = self.query("SELECT run_id, status FROM runs WHERE run_id IN (SELECT unnest(?))", [list(run_ids)])
         return {r["run_id"]: r["status"] for r in rows}
 
-    def training_table(self, experiment_id: str) -> list[dict[str, Any]]:
-        """Finished (status ok) proxy runs with their mixture weights and target loss."""
+    def proxy_observations(self, experiment_id: str) -> list[dict[str, Any]]:
+        """Finished (status ok) proxy runs with a finite target: weights, target loss and size
+        ("target" or "low"), one per mixture and size (seed repeats, label `seed_repeat`, left out)."""
         return self.query(
-            """SELECT r.run_id, r.target_loss, m.weights FROM proxy_runs r JOIN mixtures m USING (mixture_id)
+            """SELECT r.run_id, r.target_loss, m.weights, coalesce(r.size, 'target') AS size
+               FROM proxy_runs r JOIN mixtures m USING (mixture_id)
                WHERE r.experiment_id = ? AND r.status = 'ok' AND r.target_loss IS NOT NULL
-               AND isfinite(r.target_loss) ORDER BY r.run_id""",
+               AND isfinite(r.target_loss) AND r.label IS DISTINCT FROM 'seed_repeat' ORDER BY r.run_id""",
             [experiment_id],
         )
+
+    def training_table(self, experiment_id: str) -> list[dict[str, Any]]:
+        """What regressors fit: the target-size rows of `proxy_observations` (sizes are never mixed)."""
+        return [r for r in self.proxy_observations(experiment_id) if r["size"] == "target"]
 
     # ---------------------------------------------------------------- fits and proposals
     def record_fit(self, fit_id: str, experiment_id: str, report: dict[str, Any], chosen: bool,
@@ -245,10 +282,7 @@ class Warehouse:
                         mixture_id: str, weights: Sequence[float], predicted: float,
                         caps_active: Sequence[bool], details: dict[str, Any]) -> None:
         with self.transaction() as con:
-            con.execute(
-                "INSERT INTO mixtures VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                [mixture_id, experiment_id, "proposal", [float(w) for w in weights], _now()],
-            )
+            _insert_mixture(con, mixture_id, experiment_id, "proposal", weights)
             con.execute(
                 "INSERT OR REPLACE INTO proposals VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [proposal_id, experiment_id, fit_id, method, regressor, mixture_id, float(predicted),

@@ -52,6 +52,18 @@ def test_every_field_has_a_docstring():
         ({"swarm": {"model": {"n_embd": 30, "n_head": 4}}}, "must divide"),
         ({"design": {"concentration_min": 9, "concentration_max": 1}}, "concentration_min"),
         ([1, 2], "must be a mapping"),
+        ({"design": {"low_fidelity": {"tokens": 200_000}}}, "design.low_fidelity.tokens (200000) > swarm.tokens (100000)"),
+        ({"design": {"low_fidelity": {"model": {"n_embd": 128, "n_head": 4}}}}, "design.low_fidelity.model.n_embd (128) > swarm.model.n_embd (64)"),
+        ({"design": {"low_fidelity": {"tokens": 100_000}}}, "design.low_fidelity is the same size as the swarm's proxy"),
+        ({"design": {"low_fidelity": {"tokens": 0}}}, "design.low_fidelity.tokens"),
+        ({"design": {"low_fidelity": {"steps": 3}}}, "design.low_fidelity.steps: unknown key"),
+        ({"design": {"low_fidelity": {"tokens": 1000}, "method": "sequential", "acquisition": "ucb"}},
+         "design.low_fidelity needs design.acquisition 'thompson'"),
+        ({"design": {"low_fidelity": {"tokens": 1000}, "transfer_mixtures": 1}}, "design.transfer_mixtures must be at least 3"),
+        ({"design": {"noise_seeds": 0}}, "design.noise_seeds"),
+        ({"design": {"noise_mixtures": -1}}, "design.noise_mixtures"),
+        ({"design": {"transfer_min_rho": 1.5}}, "design.transfer_min_rho"),
+        ({"regressor": {"kind": "gp_multi_fidelity"}}, "regressor.kind 'gp_multi_fidelity' needs design.low_fidelity"),
     ],
 )
 def test_bad_configs_name_the_field(data, needle):
@@ -86,3 +98,16 @@ def test_shipped_configs_are_valid():
     for path in sorted(root.glob("*.yaml")):
         cfg = load_config(path)
         assert cfg.name
+
+
+def test_a_second_size_is_accepted_and_the_checks_do_not_change_the_experiment():
+    from mixopt.experiment import design_identity
+
+    cfg = parse_config({"design": {"method": "sequential", "low_fidelity": {"tokens": 25_000, "model": {"n_layer": 1}},
+                                   "transfer_mixtures": 3}, "regressor": {"kind": "gp_multi_fidelity"}})
+    assert cfg.design.low_fidelity.tokens == 25_000 and cfg.design.low_fidelity.model.n_layer == 1
+    base = ExperimentConfig()
+    assert (base.design.noise_mixtures, base.design.noise_seeds, base.design.transfer_mixtures) == (2, 2, 4)
+    assert "low_fidelity" in design_identity(cfg) and "low_fidelity" not in design_identity(base)
+    more = parse_config({"design": {"noise_mixtures": 5, "noise_seeds": 4, "transfer_min_rho": 0.9}})
+    assert design_identity(more) == design_identity(base)  # extra checking runs keep the experiment's id

@@ -148,3 +148,56 @@ def test_mixture_trajectory_is_queryable(tmp_path):
         assert rows == [{"step": 0, "weight": 0.5}, {"step": 10, "weight": 0.7}]
         a = wh.query("SELECT value FROM aioli_params WHERE row_domain = 'code' AND col_domain = 'web'")
         assert a == [{"value": 0.2}]
+
+
+def test_a_warehouse_from_before_proxy_sizes_opens_and_reads_as_target_size(tmp_path):
+    path = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(path))  # the runs table as it was before the `size` column existed
+    con.execute("""CREATE TABLE runs (run_id VARCHAR PRIMARY KEY, experiment_id VARCHAR, role VARCHAR, label VARCHAR,
+        mixture_id VARCHAR, seed INTEGER, status VARCHAR, error VARCHAR, n_params BIGINT, n_params_non_embedding BIGINT,
+        tokens BIGINT, steps INTEGER, wall_s DOUBLE, tokens_per_s DOUBLE, last_good_step INTEGER,
+        target_loss DOUBLE, code_version VARCHAR, created_at TIMESTAMPTZ)""")
+    con.execute("CREATE TABLE mixtures (mixture_id VARCHAR PRIMARY KEY, experiment_id VARCHAR, kind VARCHAR, "
+                "weights DOUBLE[], created_at TIMESTAMPTZ)")
+    con.execute("INSERT INTO mixtures VALUES ('m1', 'e1', 'design', [0.5, 0.5], now())")
+    con.execute("INSERT INTO runs VALUES ('old', 'e1', 'proxy', 'design', 'm1', 0, 'ok', NULL, 10, 5, 100, 2, "
+                "1.0, 100.0, 1, 2.5, 'v0', now())")
+    con.close()
+    with Warehouse(path) as wh:
+        assert [(r["run_id"], r["size"]) for r in wh.training_table("e1")] == [("old", "target")]
+        wh.record_mixture("m2", "e1", "design", [0.2, 0.8], size="low")
+        wh.record_run(_result("new"), experiment_id="e1", role="proxy", label="design", mixture_id="m2", seed=0,
+                      target_loss=3.0, code_version="t", size="low")
+        assert [r["run_id"] for r in wh.training_table("e1")] == ["old"]  # the low-size run is not fit data
+        assert {r["run_id"]: r["size"] for r in wh.proxy_observations("e1")} == {"old": "target", "new": "low"}
+        assert wh.design_sizes("e1") == {"m2": "low"}
+        assert [m for m, _ in wh.mixtures("e1", "design")] == ["m1", "m2"]  # the old mixture is linked too
+    cols, rows = read_only_query(path, "select run_id, size from proxy_runs order by run_id")
+    assert rows == [("new", "low"), ("old", None)]
+
+
+def test_seed_repeats_are_not_fit_data(tmp_path):
+    with _setup(tmp_path / "w.duckdb") as wh:
+        _record(wh, _result("base"))
+        wh.record_run(_result("again"), experiment_id="e1", role="proxy", label="seed_repeat", mixture_id="m1",
+                      seed=1, target_loss=2.6, code_version="t", size="target")
+        assert [r["run_id"] for r in wh.training_table("e1")] == ["base"]
+        assert wh.query("SELECT count(*) AS n FROM proxy_runs WHERE label = 'seed_repeat'")[0]["n"] == 1
+
+
+def test_two_experiments_can_share_a_mixture(tmp_path):
+    """A mixture is keyed by its weights; a second experiment drawing the same weights must still
+    see it as its own (it used to be dropped: the second experiment then had an empty design)."""
+    with _setup(tmp_path / "wh.duckdb") as wh:
+        doms = [DomainShard("web", "a", "b", 300, 30), DomainShard("code", "c", "d", 100, 10)]
+        wh.record_experiment("e2", "demo", "h2", "fp", {"k": 2}, doms, [0.75, 0.25])
+        wh.record_mixture("m1", "e2", "design", [0.5, 0.5])
+        wh.record_mixture("m1", "e2", "natural", [0.5, 0.5])
+        assert wh.mixtures("e1", "design") == [("m1", [0.5, 0.5])]
+        assert wh.mixtures("e2", "design") == [("m1", [0.5, 0.5])]
+        assert wh.mixtures("e2", "natural") == [("m1", [0.5, 0.5])]
+        assert wh.mixtures("e1", "natural") == []
+    _, rows = read_only_query(tmp_path / "wh.duckdb", "select experiment_id, kind, domain, weight from mixture_weights "
+                              "order by experiment_id, kind, domain")
+    assert rows == [("e1", "design", "code", 0.5), ("e1", "design", "web", 0.5), ("e2", "design", "code", 0.5),
+                    ("e2", "design", "web", 0.5), ("e2", "natural", "code", 0.5), ("e2", "natural", "web", 0.5)]

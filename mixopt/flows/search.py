@@ -29,6 +29,7 @@ class SearchResult:
     comparison: list[dict] = field(default_factory=list)
     verdict: str = ""
     report_path: str = ""
+    warnings: list[str] = field(default_factory=list)  # the report's trust checks (noise floor, scale transfer)
 
 
 @flow(name="mixture-search", log_prints=True)
@@ -46,6 +47,7 @@ def mixture_search(config: ExperimentConfig = ExperimentConfig()) -> SearchResul
         return SearchResult(
             experiment_id=exp.experiment_id, domains=exp.domain_names, prior=[float(p) for p in exp.prior],
             swarm=summary, fit=outcome, comparison=rep.comparison, verdict=rep.verdict, report_path=str(rep.path),
+            warnings=rep.warnings,
         )
     finally:
         close_writer(config.runtime.warehouse)

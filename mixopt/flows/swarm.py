@@ -23,6 +23,7 @@ from mixopt.experiment import Experiment
 from mixopt.progress import SwarmProgress
 from mixopt.runspec import RunResult
 from mixopt.stages import swarm
+from mixopt.stages.fidelity import n_extra_runs
 from mixopt.tasks.corpus import prepare_experiment_task
 from mixopt.tasks.swarm import plan_swarm_task, train_proxies_task, train_proxy_task
 from mixopt.warehouse import close_writer, writer
@@ -59,13 +60,13 @@ RETRY_BACKOFF_S = 2.0  # first retry delay of a proxy task; doubles on each furt
 
 
 def proxies_in_flight(exp: Experiment) -> int:
-    """Proxies kept submitted: `swarm.workers` on threads, the cluster's worker count on Dask."""
+    """Proxies kept submitted: `swarm.workers` (resolved) on threads, the cluster's worker count on Dask."""
     if exp.cfg.runtime.dask_address:
         runner = getattr(FlowRunContext.get(), "task_runner", None)
         client = getattr(runner, "client", None)  # DaskTaskRunner: connects (or starts the cluster)
         if client is not None:
             return max(1, len(client.nthreads()))
-    return exp.cfg.swarm.workers
+    return swarm.task_workers(exp)
 
 
 @flow(name="swarm", log_prints=True)
@@ -75,7 +76,8 @@ def swarm_subflow(exp: Experiment) -> SwarmSummary:
     todo, reused = plan_swarm_task(exp)
     wh = writer(exp.warehouse)
     counts = {"ok": 0, "failed": 0, "diverged": 0}
-    total = max(len(todo), cfg.swarm.n_proxies - reused)  # a sequential design plans round by round
+    # a sequential design plans round by round; transfer and seed-repeat proxies come on top
+    total = max(len(todo), cfg.swarm.n_proxies + n_extra_runs(exp) - reused)
     artifact = create_progress_artifact(progress=0.0, description=f"swarm of {exp.experiment_id}")
     bar = SwarmProgress(total=total, reused=reused, enabled=cfg.runtime.progress)
     retry = dict(retries=cfg.swarm.retries, retry_delay_seconds=exponential_backoff(RETRY_BACKOFF_S))
@@ -85,10 +87,11 @@ def swarm_subflow(exp: Experiment) -> SwarmSummary:
     while todo:  # one pass for a Dirichlet design; one pass per round for a sequential one
         attempted.update(s.run_id for s in todo)
         pending, inflight = list(todo), {}
+        k_round = min(k, -(-len(todo) // proxies_in_flight(exp)))  # spread a round over all workers
         while pending or inflight:
             limit = proxies_in_flight(exp) if pending else 0
             while pending and len(inflight) < limit:
-                group, pending = pending[:k], pending[k:]
+                group, pending = pending[:k_round], pending[k_round:]
                 fut = (train_one.submit(exp, group[0]) if len(group) == 1
                        else train_k.submit(exp, group, len(group)))
                 inflight[fut] = group
@@ -113,7 +116,7 @@ def task_runner_for(exp: Experiment):
     if not address:
         from prefect.task_runners import ThreadPoolTaskRunner
 
-        return ThreadPoolTaskRunner(max_workers=cfg.swarm.workers)
+        return ThreadPoolTaskRunner(max_workers=swarm.task_workers(exp))
     from prefect_dask import DaskTaskRunner
 
     if address.startswith("local:"):

@@ -154,6 +154,15 @@ class BatchedGPT(nn.Module):
         self.wpe = _Embedding(k, block_size, n_embd)
         self.blocks = nn.ModuleList(BatchedBlock(k, n_embd, n_head) for _ in range(n_layer))
         self.ln_f = BatchedLayerNorm(k, n_embd)
+        self.compiled = False  # see `use_compile`
+        self._hidden_fn = self.hidden
+
+    def use_compile(self) -> BatchedGPT:
+        """Run `hidden` and the loss's softmax work through torch.compile from now on (fuses the
+        many small elementwise kernels of K tiny models; pays on a GPU). The weights are untouched."""
+        self.compiled = True
+        self._hidden_fn = torch.compile(self.hidden, dynamic=False)
+        return self
 
     @classmethod
     def from_seeds(
@@ -198,8 +207,9 @@ class BatchedGPT(nn.Module):
 
     def loss(self, idx: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
         """Per-proxy next-token cross-entropy (float32, shape (K,)); "sum" sums over tokens."""
-        h = self.hidden(idx)
-        return linear_cross_entropy(h, self.wte.weight, targets.reshape(self.k, -1), reduction)
+        compiled = self.compiled and torch.is_grad_enabled()  # evaluation stays eager: no recompiles
+        h = self._hidden_fn(idx) if compiled else self.hidden(idx)
+        return linear_cross_entropy(h, self.wte.weight, targets.reshape(self.k, -1), reduction, compiled=compiled)
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         """Logits (K, B, T, V) — for inspection and tests; training uses `loss`, which never

@@ -41,6 +41,30 @@ def _chunks(k: int, n: int, vocab: int, elements: int) -> Iterator[tuple[int, in
             yield k0, min(k, k0 + per), 0, n
 
 
+def _chunk_grad(logits: torch.Tensor, tc: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """One chunk's per-row loss (g, c, 1) in float32 and the loss's gradient w.r.t. the logits
+    (softmax minus one-hot, times `scale`) in the logits' dtype. Written as plain tensor algebra so
+    that torch.compile fuses it into two kernels (a row reduction and one pointwise pass), instead of
+    the eager route's float32 copy, softmax, log-sum-exp, scatter and scale over the whole chunk."""
+    x = logits.float()
+    lse = torch.logsumexp(x, -1, keepdim=True)
+    rows = lse - x.gather(-1, tc)
+    onehot = torch.arange(x.shape[-1], device=x.device) == tc
+    grad = (torch.exp(x - lse) - onehot.to(x.dtype)) * scale
+    return rows, grad.to(logits.dtype)
+
+
+_compiled_chunk_grad: object | None = None
+
+
+def _compiled() -> object:
+    """`_chunk_grad` under torch.compile, built on first use (shapes fixed: a few chunk shapes)."""
+    global _compiled_chunk_grad
+    if _compiled_chunk_grad is None:
+        _compiled_chunk_grad = torch.compile(_chunk_grad, dynamic=False)
+    return _compiled_chunk_grad
+
+
 class _LinearCrossEntropy(torch.autograd.Function):
     """Autograd wrapper: the forward pass returns per-model losses and keeps their gradients."""
 
@@ -52,8 +76,9 @@ class _LinearCrossEntropy(torch.autograd.Function):
         targets: torch.Tensor,
         reduction: str,
         elements: int,
+        compiled: bool,
     ) -> torch.Tensor:
-        loss, grad_h, grad_w = _forward(h, w, targets, reduction, elements, need_grad=True)
+        loss, grad_h, grad_w = _forward(h, w, targets, reduction, elements, need_grad=True, compiled=compiled)
         ctx.save_for_backward(grad_h, grad_w)
         return loss
 
@@ -64,7 +89,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
             scale = grad_loss.view(-1, 1, 1)
             grad_h.mul_(scale.to(grad_h.dtype))  # the saved gradients are this Function's own
             grad_w.mul_(scale.to(grad_w.dtype))
-        return grad_h, grad_w, None, None, None
+        return grad_h, grad_w, None, None, None, None
 
 
 @torch.no_grad()
@@ -75,7 +100,10 @@ def _forward(
     reduction: str,
     elements: int,
     need_grad: bool,
+    compiled: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    if compiled:
+        return _forward_compiled(h, w, targets, reduction, elements, need_grad)
     k, n, _ = h.shape
     vocab = w.shape[1]
     loss = torch.zeros(k, dtype=torch.float32, device=h.device)
@@ -106,6 +134,33 @@ def _forward(
     return loss.mul_(scale), grad_h, grad_w
 
 
+def _forward_compiled(
+    h: torch.Tensor, w: torch.Tensor, targets: torch.Tensor, reduction: str, elements: int, need_grad: bool
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """`_forward` with the per-chunk softmax work in one compiled `_chunk_grad` (for CUDA): the
+    logits' gradient stays in the logits' dtype (bf16 under autocast), so the two gradient GEMMs run
+    on bf16 tensor cores; the head's gradient is accumulated in float32."""
+    k, n, _ = h.shape
+    vocab = w.shape[1]
+    loss = torch.zeros(k, dtype=torch.float32, device=h.device)
+    grad_h = torch.empty(h.shape, dtype=h.dtype, device=h.device) if need_grad else None
+    grad_w = torch.zeros(w.shape, dtype=torch.float32, device=w.device) if need_grad else None
+    scale = 1.0 / n if reduction == "mean" else 1.0
+    wt = w.transpose(1, 2)
+    chunk_grad = _compiled()
+    for k0, k1, r0, r1 in _chunks(k, n, vocab, elements):
+        hc = h[k0:k1, r0:r1]
+        logits = torch.bmm(hc, wt[k0:k1])  # bf16 under autocast
+        rows, g = chunk_grad(logits, targets[k0:k1, r0:r1].unsqueeze(-1), scale)  # type: ignore[operator]
+        loss[k0:k1] += rows.sum(dim=(1, 2))
+        if need_grad:
+            grad_h[k0:k1, r0:r1] = torch.bmm(g, w[k0:k1].to(g.dtype))
+            grad_w[k0:k1] += torch.bmm(g.transpose(1, 2), hc.to(g.dtype))
+    if grad_w is not None and grad_w.dtype != w.dtype:
+        grad_w = grad_w.to(w.dtype)
+    return loss.mul_(scale), grad_h, grad_w
+
+
 def _target_nll(logits: torch.Tensor, probs: torch.Tensor, tc: torch.Tensor) -> torch.Tensor:
     """-log softmax at the targets, (g, c, 1). On the CPU it is -log(p_target), exact unless
     p_target underflows, which is rare enough to recompute those rows from the log-sum-exp; on a GPU
@@ -127,12 +182,14 @@ def linear_cross_entropy(
     targets: torch.Tensor,
     reduction: str = "mean",
     chunk_elements: int | None = None,
+    compiled: bool = False,
 ) -> torch.Tensor:
     """Per-model next-token loss of the tied head: `h` (K, N, D), `w` (K, V, D), `targets` (K, N).
 
     Returns a float32 tensor (K,): the mean (or, with reduction "sum", the summed) cross-entropy of
     `h[k] @ w[k].T` against `targets[k]`. Differentiable w.r.t. `h` and `w`. `chunk_elements`
-    (logits per chunk) defaults to `CHUNK_ELEMENTS` of the device.
+    (logits per chunk) defaults to `CHUNK_ELEMENTS` of the device. `compiled` runs each chunk's
+    softmax work through torch.compile (`_chunk_grad`; used on CUDA).
     """
     if reduction not in ("mean", "sum"):
         raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
@@ -141,5 +198,5 @@ def linear_cross_entropy(
     if chunk_elements is None:
         chunk_elements = CHUNK_ELEMENTS["cuda" if h.is_cuda else "cpu"]
     if torch.is_grad_enabled() and (h.requires_grad or w.requires_grad):
-        return _LinearCrossEntropy.apply(h, w, targets, reduction, chunk_elements)
-    return _forward(h, w, targets, reduction, chunk_elements, need_grad=False)[0]
+        return _LinearCrossEntropy.apply(h, w, targets, reduction, chunk_elements, compiled)
+    return _forward(h, w, targets, reduction, chunk_elements, need_grad=False, compiled=compiled)[0]

@@ -60,9 +60,10 @@ def _power_of_two_at_most(x: float) -> int:
 CPU_STEP_FLOPS = 12e9
 """Batch proxies on a CPU until one batched step holds about this many model FLOPs (~0.25 s of one
 core): beyond it per-step overheads (Python, Lightning, op dispatch) are amortised."""
-GPU_STEP_FLOPS = 2e12
-"""The same on a GPU: ~2 TFLOP per step (several ms of H100 time per step, so kernel launches
-stop mattering). Not measured (no GPU was available): an estimate."""
+GPU_STEP_FLOPS = 4e12
+"""The same on a GPU: ~4 TFLOP per step. Measured on an H100 (benchmarks/swarm_throughput_h100.md,
+compiled, bf16): tokens/s still rose from K=64 to K=256 at every size (default 9.6M -> 16.4M,
+large 7.2M -> 9.2M), so K is as large as this, memory and `MAX_K` allow."""
 MAX_K = {"cpu": 16, "cuda": 256}
 """On a CPU, K = 64 was slower than K = 16 at every size measured (the batch's activations no longer
 fit in cache); on a GPU memory is the real limit."""
@@ -82,7 +83,7 @@ def choose_batch_k(
     """How many proxies of `n_params` parameters to train in one batch (`SwarmConfig.batch_k` = 0).
 
     Rule: K = the largest power of two with K x 6 x n_params x tokens_per_step <= 12 GFLOP on a CPU
-    (`CPU_STEP_FLOPS`) or 2 TFLOP on a GPU (`GPU_STEP_FLOPS`), at most 16 on a CPU and 256 on a GPU
+    (`CPU_STEP_FLOPS`) or 4 TFLOP on a GPU (`GPU_STEP_FLOPS`), at most 16 on a CPU and 256 on a GPU
     (`MAX_K`), at least 1, and small enough that `estimate_memory_bytes` of the batch fits in half
     of `free_memory_bytes` (default: what is free now on `device`; when several training processes
     share the machine, pass each its share). Proxies of the default shape
@@ -95,8 +96,8 @@ def choose_batch_k(
     large (1.07M) sequential 7.6k, K=1 8.0k, K=4 8.1k, K=16 6.8k, K=64 4.9k. Batching pays where a
     proxy's step is small (per-step overheads), the fused loss and LayerNorm pay at every size, and
     past ~12 GFLOP per step larger batches lose to cache misses. On a GPU the same proxies leave the
-    device idle unless thousands of GFLOPs go into each step, so K is as large as memory and MAX_K
-    allow (an estimate: unmeasured here).
+    device idle unless thousands of GFLOPs go into each step: on an H100, K=256 beat K=64 by
+    1.3-1.7x at every size (benchmarks/swarm_throughput_h100.md).
     """
     cuda = device.startswith("cuda")
     work = 6 * max(1, n_params) * tokens_per_step  # model FLOPs of one proxy's step
@@ -105,6 +106,31 @@ def choose_batch_k(
     per_proxy = estimate_memory_bytes(n_params, 1, tokens_per_step, n_layer, n_embd)
     room = _power_of_two_at_most(MEMORY_FRACTION * free / max(1, per_proxy))
     return max(1, min(k, room))
+
+
+COMPILE_MIN_TOKENS = 2.5e8
+"""`runtime.compile: auto` compiles a batch on CUDA only when it trains at least this many tokens in
+all (K x steps x tokens per step): compiling costs ~15 s, and only a long batch earns it back.
+Measured on an H100 (benchmarks/swarm_wall.py; proxies of 2 layers x 128 wide, 8192 tokens per step,
+300 steps, wall time including start-up and compile): 16 proxies (39M tokens) eager 8.3 s, compiled
+21.3 s; 128 proxies (315M tokens) eager 58.8 s, compiled 43.6 s. In steady state compiling is 1.7-2x
+faster (swarm_throughput.py, default size K=64: 25 -> 14 ms per step)."""
+
+
+def should_compile(device: str, batch_tokens: float) -> bool:
+    """Whether `runtime.compile: auto` compiles a batch that trains `batch_tokens` tokens in all:
+    on CUDA from `COMPILE_MIN_TOKENS` on; never on a CPU (no steady-state gain measured there, and
+    compiling takes about a minute on 2 cores)."""
+    return device.startswith("cuda") and batch_tokens >= COMPILE_MIN_TOKENS
+
+
+def auto_workers(device: str, cores: int | None = None) -> int:
+    """Swarm tasks at once for `swarm.workers: 0`: one per core on a CPU (each trains its batch in its
+    own single-threaded process: the fastest layout measured, see `recommended_threads`), one on a GPU
+    (a single process fills the device with one large batch)."""
+    if device.startswith("cuda"):
+        return 1
+    return max(1, cores or os.cpu_count() or 1)
 
 
 def recommended_threads(n_params: int, device: str = "cpu", workers: int = 1, cores: int | None = None) -> int:

@@ -30,6 +30,7 @@ from mixopt.models.batched_gpt import BatchedGPT, clip_grad_norm_per_proxy
 from mixopt.models.data import MixtureDataModule, MixtureStream
 from mixopt.models.module import lr_lambda
 from mixopt.models.swarm_report import finish_results, log_wandb_runs
+from mixopt.models.swarm_sizing import should_compile
 from mixopt.models.train import (
     FaultInjector,
     describe_exception,
@@ -49,7 +50,7 @@ def batch_key(spec: RunSpec) -> tuple[Any, ...]:
     m = cfg.model
     return (
         m.n_layer, m.n_embd, m.n_head, cfg.seq_len, cfg.batch_size, steps, cfg.lr, cfg.weight_decay,
-        cfg.grad_clip, cfg.eval_batches, spec.vocab_size, resolve_device(spec.device), spec.threads,
+        cfg.grad_clip, cfg.eval_batches, spec.vocab_size, resolve_device(spec.device), spec.threads, spec.compile,
         tuple(d.name for d in spec.domains),
     )  # fmt: skip
 
@@ -88,13 +89,17 @@ class SwarmModule(pl.LightningModule):
     after every optimizer step (its earlier masked steps only moved it by AdamW momentum and decay).
     """
 
-    def __init__(self, cfg: TrainConfig, vocab_size: int, seeds: list[int], total_steps: int) -> None:
+    def __init__(
+        self, cfg: TrainConfig, vocab_size: int, seeds: list[int], total_steps: int, compile_model: bool = False
+    ) -> None:
         super().__init__()
         self.automatic_optimization = False
         m = cfg.model
         self.k = len(seeds)
         self.cfg, self.total_steps = cfg, total_steps
         self.model = BatchedGPT.from_seeds(seeds, vocab_size, cfg.seq_len, m.n_layer, m.n_embd, m.n_head)
+        if compile_model:
+            self.model.use_compile()
         self.nan_faults: dict[int, list[int]] = {}  # step -> proxies whose loss is made NaN there
         self.active = [True] * self.k  # host view, one step behind the device mask
         self.diverged_at: list[int | None] = [None] * self.k
@@ -103,7 +108,8 @@ class SwarmModule(pl.LightningModule):
         self.train_s = 0.0
         self._t0 = 0.0
         self._mask: torch.Tensor | None = None  # (K,) bool on the device: proxies still training
-        self._pending: tuple[int, int, float, torch.Tensor] | None = None  # step, tokens, lr, losses
+        # step, tokens, lr, losses (on the host, or being copied there), copy-done event (CUDA)
+        self._pending: tuple[int, int, float, torch.Tensor, Any] | None = None
 
     def on_train_start(self) -> None:
         self._t0 = time.perf_counter()
@@ -116,8 +122,10 @@ class SwarmModule(pl.LightningModule):
         """Record the last step's losses: curve rows for finite ones, divergence for the others."""
         if self._pending is None:
             return
-        step, tokens, lr, losses = self._pending
+        step, tokens, lr, losses, copied = self._pending
         self._pending = None
+        if copied is not None:
+            copied.synchronize()  # waits for that step's loss copy only, not for the device queue
         for k, v in enumerate(losses.tolist()):
             if not self.active[k]:
                 continue
@@ -146,12 +154,25 @@ class SwarmModule(pl.LightningModule):
         sched.step()
         self._mask = live
         self.flush()  # the previous step's losses: by now the device is done with them
-        self._pending = (step, (step + 1) * x.shape[1] * x.shape[2], lr, losses.detach())
+        self._pending = (step, (step + 1) * x.shape[1] * x.shape[2], lr, *self._to_host(losses.detach()))
         if not any(self.active):
             self.trainer.should_stop = True
         elif self.log_progress and self.curves[self.active.index(True)]:
             live_now = [c[-1][2] for c, a in zip(self.curves, self.active) if a and c]
             self.log("train_loss", sum(live_now) / len(live_now), prog_bar=True)
+
+    @staticmethod
+    def _to_host(losses: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        """Start copying a step's losses to the host. On CUDA the copy is asynchronous (pinned
+        memory) with an event marking its end: reading the losses a step later then waits for that
+        copy only, so the host prepares the next step while the device still runs this one."""
+        if not losses.is_cuda:
+            return losses, None
+        host = torch.empty(losses.shape, dtype=losses.dtype, pin_memory=True)
+        host.copy_(losses, non_blocking=True)
+        event = torch.cuda.Event()
+        event.record()
+        return host, event
 
     def _optimizer_step(self, opt: Any, live: torch.Tensor) -> None:
         """Zero the gradients of proxies not training, clip per proxy, step, and keep proxies known
@@ -195,7 +216,8 @@ class SwarmModule(pl.LightningModule):
             {"params": decay, "weight_decay": self.cfg.weight_decay},
             {"params": no_decay, "weight_decay": 0.0},
         ]
-        opt = torch.optim.AdamW(groups, lr=self.cfg.lr, betas=(0.9, 0.95))
+        fused = bool(params) and params[0].is_cuda  # one kernel for all K proxies' updates
+        opt = torch.optim.AdamW(groups, lr=self.cfg.lr, betas=(0.9, 0.95), fused=fused or None)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(self.total_steps))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
@@ -232,7 +254,9 @@ def _train_group(specs: list[RunSpec]) -> list[RunResult]:
             MixtureDataModule(s.domains, s.weights, cfg.seq_len, cfg.batch_size, s.seed, steps, cfg.eval_batches)
             for s in specs
         ]
-        module = SwarmModule(cfg, specs[0].vocab_size, [s.seed for s in specs], steps)
+        batch_tokens = len(specs) * steps * tokens_per_step
+        compile_model = specs[0].compile == "on" or (specs[0].compile == "auto" and should_compile(device, batch_tokens))
+        module = SwarmModule(cfg, specs[0].vocab_size, [s.seed for s in specs], steps, compile_model)
         callbacks: list[pl.Callback] = []
         for k, f in enumerate(faults):
             if f and f[0] == "nan":
@@ -258,7 +282,11 @@ def _train_group(specs: list[RunSpec]) -> list[RunResult]:
             limit_val_batches=0,
             default_root_dir=specs[0].out_dir,
         )
-        loader = DataLoader(StackedStream(modules, steps), batch_size=None, num_workers=0)
+        # On CUDA one worker process stacks the next batches (same order: one stream) while the
+        # device trains; on a CPU the cores are better spent training.
+        workers = 1 if device == "cuda" else 0
+        loader = DataLoader(StackedStream(modules, steps), batch_size=None, num_workers=workers,
+                            pin_memory=workers > 0, prefetch_factor=4 if workers else None)  # fmt: skip
         trainer.fit(module, train_dataloaders=loader)
         module.to(torch.device(device))
         val = {d.name: module.mean_losses(_val_batches(modules, d.name)) for d in specs[0].domains}

@@ -4,6 +4,10 @@ Regressors are judged only by k-fold cross-validation on the proxies (out-of-fol
 The configured regressor (by default `auto`, itself cross-validated with its choice redone inside
 every outer fold) is refitted on all proxies and handed to the proposer, whose token caps are set
 at the final run's budget. Every fit and the proposal are stored with their ids.
+
+Sizes are never mixed silently: regressors fit the target-size proxies only (one row per mixture;
+seed repeats are left out), except `gp_multi_fidelity`, which also learns from the cheap proxies
+and predicts at the target size (its CV scores target-size rows only, like the others').
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ from mixopt.mixtures.cv import cross_validate
 from mixopt.mixtures.design import token_caps
 from mixopt.mixtures.proposers import propose_best_seen, propose_exact, propose_regmix
 from mixopt.mixtures.auto import AutoRegressor
+from mixopt.mixtures.multifidelity import MultiFidelityGP
 from mixopt.mixtures.regressors import make_regressor
+from mixopt.stages.fidelity import LOW, fidelity_levels
 from mixopt.warehouse import Warehouse
 
 MIN_PROXIES = 4
@@ -47,12 +53,16 @@ def _id(*parts: object) -> str:
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:12]
 
 
-def training_data(exp: Experiment, wh: Warehouse) -> tuple[list[str], np.ndarray, np.ndarray]:
-    rows = wh.training_table(exp.experiment_id)
+def _rows(exp: Experiment, rows: list[dict]) -> tuple[list[str], np.ndarray, np.ndarray]:
     ids = [r["run_id"] for r in rows]
     X = np.array([r["weights"] for r in rows], dtype=float).reshape(len(rows), len(exp.domains))
     y = np.array([r["target_loss"] for r in rows], dtype=float)
     return ids, X, y
+
+
+def training_data(exp: Experiment, wh: Warehouse) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The rows every regressor fits: target-size proxies, one per mixture (no seed repeats)."""
+    return _rows(exp, wh.training_table(exp.experiment_id))
 
 
 def fit_and_propose(exp: Experiment, wh: Warehouse) -> FitOutcome:
@@ -60,7 +70,7 @@ def fit_and_propose(exp: Experiment, wh: Warehouse) -> FitOutcome:
     ids, X, y = training_data(exp, wh)
     if len(y) < MIN_PROXIES:
         raise NotEnoughProxies(
-            f"only {len(y)} proxies finished with a finite target loss; a fit needs at least {MIN_PROXIES}"
+            f"only {len(y)} target-size proxies finished with a finite target loss; a fit needs at least {MIN_PROXIES}"
         )
     folds = min(cfg.regressor.cv_folds, len(y))
     seed = cfg.swarm.seed
@@ -68,17 +78,30 @@ def fit_and_propose(exp: Experiment, wh: Warehouse) -> FitOutcome:
     factories = {name: (lambda n=name: make_regressor(n, seed=seed)) for name in cfg.regressor.candidates}
     if chosen == "auto":  # judged like the others: its own choice is redone inside every outer fold
         factories["auto"] = lambda: AutoRegressor(candidates=cfg.regressor.candidates, folds=folds, seed=seed)
-    else:
+    elif chosen != "gp_multi_fidelity":
         factories = {chosen: factories.get(chosen, lambda: make_regressor(chosen, seed=seed))}
+    else:
+        factories = {}
+    if cfg.design.low_fidelity is not None and chosen in ("auto", "gp_multi_fidelity"):
+        # the only model that sees the cheap proxies; scored, like the others, on target-size rows
+        low_ids, X_low, y_low = _rows(exp, [r for r in wh.proxy_observations(exp.experiment_id) if r["size"] == LOW])
+        level = fidelity_levels(exp)[LOW]
+        factories["gp_multi_fidelity"] = lambda: MultiFidelityGP(X_low, y_low, level, X_all=X, seed=seed)
+        ids_key = tuple(ids) + tuple(low_ids)
+    else:
+        ids_key = tuple(ids)
     reports = []
     for name, factory in factories.items():
         rep = cross_validate(factory, X, y, folds=folds, seed=seed)
         rep.name = name
         reports.append(rep)
     best = next(r for r in reports if r.name == chosen)
+    mf = next((r for r in reports if r.name == "gp_multi_fidelity"), None)
+    if chosen == "auto" and mf is not None and np.isfinite(mf.spearman) and mf.sort_key() > best.sort_key():
+        best, chosen = mf, mf.name  # the cheap proxies help: the same CV, on the same target-size rows, says so
     fit_ids = {}
     for rep in reports:
-        fit_id = "f" + _id(exp.experiment_id, rep.name, tuple(ids), folds)
+        fit_id = "f" + _id(exp.experiment_id, rep.name, ids_key if rep.name == "gp_multi_fidelity" else tuple(ids), folds)
         fit_ids[rep.name] = fit_id
         wh.record_fit(
             fit_id, exp.experiment_id,

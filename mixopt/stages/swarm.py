@@ -8,6 +8,8 @@ warehouse, never into it; `record_result` is the flow's single write path.
 
 from __future__ import annotations
 
+import dataclasses
+
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +17,7 @@ import numpy as np
 from mixopt.experiment import CODE_VERSION, Experiment, mixture_id
 from mixopt.mixtures.design import sample_design, token_caps
 from mixopt.runspec import RunResult, RunSpec, atomic_write_text
+from mixopt.stages import fidelity
 from mixopt.warehouse import Warehouse
 
 DONE = ("ok", "diverged")  # outcomes that retraining would not change
@@ -29,7 +32,13 @@ def design_mixtures(exp: Experiment, wh: Warehouse) -> list[tuple[str, list[floa
         caps = token_caps(exp.train_tokens, cfg.swarm.tokens, cfg.design.max_epochs)
         seed = cfg.swarm.seed + len(existing)
         d = cfg.design
-        if d.method == "sequential" and len(existing) >= d.initial:
+        sizes: list[str | None] = []
+        if d.method == "sequential" and len(existing) >= d.initial and d.low_fidelity is not None:
+            taken = {tuple(np.round(w, 4)) for _, w in existing}
+            chosen = [(w, s) for w, s in fidelity.acquire_multi_fidelity(exp, wh, caps, min(missing, d.round_size), seed)
+                      if tuple(np.round(w, 4)) not in taken]  # e.g. a failed proxy's mixture
+            new, sizes = [w for w, _ in chosen], [s for _, s in chosen]
+        elif d.method == "sequential" and len(existing) >= d.initial:
             new = _acquire(exp, wh, caps, min(missing, d.round_size), seed)
         else:
             n_new = missing if d.method == "dirichlet" else min(missing, d.initial - len(existing))
@@ -39,8 +48,8 @@ def design_mixtures(exp: Experiment, wh: Warehouse) -> list[tuple[str, list[floa
                 min_weight=d.min_weight,
                 existing=np.array([w for _, w in existing]) if existing else None,
             )
-        for w in new:
-            wh.record_mixture(mixture_id(w), exp.experiment_id, "design", w)
+        for i, w in enumerate(new):
+            wh.record_mixture(mixture_id(w), exp.experiment_id, "design", w, size=sizes[i] if sizes else None)
         existing = wh.mixtures(exp.experiment_id, "design")
     return existing[: cfg.swarm.n_proxies]
 
@@ -58,11 +67,24 @@ def _acquire(exp: Experiment, wh: Warehouse, caps: np.ndarray, n: int, seed: int
     return np.array(keep).reshape(len(keep), len(exp.domains))
 
 
+def swarm_specs(exp: Experiment, wh: Warehouse) -> list[RunSpec]:
+    """Every proxy of the swarm so far: one per design mixture (at the size the design chose), then
+    the transfer and seed-repeat proxies (`stages/fidelity.py`); distinct run ids."""
+    design = design_mixtures(exp, wh)
+    sizes = wh.design_sizes(exp.experiment_id)
+    runs = [("design", w, exp.cfg.swarm.seed, sizes.get(mid, fidelity.TARGET)) for mid, w in design]
+    specs: dict[str, RunSpec] = {}
+    for label, w, seed, size in runs + fidelity.extra_runs(exp, design, sizes):
+        spec = exp.run_spec("proxy", label, w, seed, fidelity.size_train(exp, size))
+        spec.size = size  # recorded with the run; the id already differs through the training settings
+        specs.setdefault(spec.run_id, spec)
+    return list(specs.values())
+
+
 def plan_swarm(exp: Experiment, wh: Warehouse) -> tuple[list[RunSpec], int]:
     """Specs of the proxies still to train, and how many of the swarm are already done."""
     ingest_spool(exp, wh)
-    cfg = exp.cfg
-    specs = [exp.run_spec("proxy", "design", w, cfg.swarm.seed, cfg.swarm) for _, w in design_mixtures(exp, wh)]
+    specs = swarm_specs(exp, wh)
     status = wh.run_status([s.run_id for s in specs])
     todo = [s for s in specs if status.get(s.run_id) not in DONE]
     return todo, len(specs) - len(todo)
@@ -86,6 +108,7 @@ def record_result(exp: Experiment, wh: Warehouse, spec: RunSpec, result: RunResu
     wh.record_run(
         result, experiment_id=exp.experiment_id, role=spec.role, label=spec.label,
         mixture_id=mixture_id(spec.weights), seed=spec.seed, target_loss=target, code_version=CODE_VERSION,
+        size=spec.size if spec.role == "proxy" else None,
     )
     spool_path(exp, result.run_id).unlink(missing_ok=True)
     return target
@@ -128,13 +151,55 @@ def proxies_per_task(exp: Experiment) -> int:
 
     m = cfg.swarm.model
     n_params, _ = expected_params(exp.vocab_size, cfg.swarm.seq_len, m.n_layer, m.n_embd)
-    return choose_batch_k(n_params, resolve_device(cfg.runtime.device),
-                          tokens_per_step=cfg.swarm.batch_size * cfg.swarm.seq_len, n_layer=m.n_layer, n_embd=m.n_embd)
+    device = resolve_device(cfg.runtime.device)
+    from mixopt.models.swarm_sizing import available_memory_bytes
+
+    share = available_memory_bytes(device) // task_workers(exp)  # batches training at once split the memory
+    return choose_batch_k(n_params, device, share, tokens_per_step=cfg.swarm.batch_size * cfg.swarm.seq_len,
+                          n_layer=m.n_layer, n_embd=m.n_embd)
+
+
+def task_workers(exp: Experiment) -> int:
+    """Swarm tasks at once: `swarm.workers`, or (0) `auto_workers` for the device (one per core on
+    a CPU, one on a GPU)."""
+    if exp.cfg.swarm.workers:
+        return exp.cfg.swarm.workers
+    from mixopt.models.swarm_sizing import auto_workers
+    from mixopt.models.train import resolve_device
+
+    return auto_workers(resolve_device(exp.cfg.runtime.device))
+
+
+def batches_in_child_processes(exp: Experiment) -> bool:
+    """Whether each batch trains in its own single-threaded child process: with `swarm.workers: 0`
+    (auto) on a multi-core CPU and threads (not on Dask, whose workers are processes already, and
+    not with `swarm.isolate`, which runs each proxy alone in a child). An explicit `swarm.workers`
+    keeps its tasks on threads in this process."""
+    from mixopt.models.train import resolve_device
+
+    cfg = exp.cfg
+    return (cfg.swarm.workers == 0 and not cfg.swarm.isolate and cfg.runtime.dask_address is None
+            and task_workers(exp) > 1 and resolve_device(cfg.runtime.device) == "cpu")  # fmt: skip
 
 
 def train_group_and_spool(exp: Experiment, specs: list[RunSpec]) -> list[RunResult]:
     """Train K proxies together as one batched model (each its own weights, data and optimizer
-    state) and spool every result; a group of one trains as `train_and_spool` does."""
+    state) and spool every result. With `batches_in_child_processes`, the batch trains in a child
+    process with a share of the cores; otherwise here, and a group of one as `train_and_spool` does."""
+    if batches_in_child_processes(exp):
+        from mixopt.models.launch import run_batch_in_subprocess
+        from mixopt.models.swarm_sizing import recommended_threads
+
+        threads = exp.cfg.runtime.threads or recommended_threads(0, "cpu", task_workers(exp))
+        specs = [dataclasses.replace(s, threads=threads) for s in specs]
+        work = work_dir(exp)
+        results = run_batch_in_subprocess(specs, work)
+        if all(r.status != "failed" for r in results):
+            for suffix in ("spec.json", "result.json", "stderr.log"):
+                (work / f"{specs[0].run_id}.batch.{suffix}").unlink(missing_ok=True)
+        for spec, result in zip(specs, results):
+            spool_result(exp, spec, result)
+        return results
     if len(specs) == 1:
         return [train_and_spool(exp, specs[0])]
     from mixopt.models.swarm_trainer import train_batch

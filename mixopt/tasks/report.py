@@ -13,9 +13,16 @@ from mixopt.warehouse import writer
 
 @task(name="report", cache_policy=NONE)
 def report_task(exp: Experiment, final_run_ids: list[str] | None = None) -> Report:
-    """Markdown + PNG plots in the output folder; the summary and top mixtures as artifacts.
+    """Markdown + PNG plots in the output folder; the summary, top mixtures and warnings (noise floor,
+    scale transfer) as artifacts.
     `final_run_ids`: the final runs to compare (one final configuration; default the latest)."""
-    rep = build_report(writer(exp.warehouse), exp.experiment_id, exp.report_dir(), final_run_ids)
+    rep = build_report(writer(exp.warehouse), exp.experiment_id, exp.report_dir(), final_run_ids,
+                       min_rho=exp.cfg.design.transfer_min_rho)
+    for w in rep.warnings:
+        print(f"warning: {w}")
+    if rep.warnings:
+        create_markdown_artifact(key="mixopt-warnings", markdown="\n".join(f"- **warning:** {w}" for w in rep.warnings),
+                                 description=f"Trust checks of {exp.experiment_id}: noise floor and scale transfer")
     create_table_artifact(key="top-mixtures", table=rep.top_mixtures, description=f"Best proxy mixtures of {exp.experiment_id}")
     if rep.comparison:
         create_table_artifact(key="final-comparison", table=rep.comparison, description=rep.verdict)

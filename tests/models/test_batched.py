@@ -196,3 +196,45 @@ def test_cuda_batch_trains_close_to_cpu(make_spec: MakeSpec) -> None:
         assert g.status == "ok", g.error
         np.testing.assert_allclose([r[2] for r in g.curve], [r[2] for r in c.curve], rtol=0.05)
         assert g.val_losses["a"] == pytest.approx(c.val_losses["a"], rel=0.05)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_compiled_loss_route_matches_cross_entropy(monkeypatch: pytest.MonkeyPatch, reduction: str) -> None:
+    """The route `compiled=True` takes (per-chunk `_chunk_grad`), checked eagerly: compiling it only
+    fuses kernels, so its algebra is what must be right."""
+    from mixopt.models import fused_loss
+
+    monkeypatch.setattr(fused_loss, "_compiled", lambda: fused_loss._chunk_grad)
+    h = torch.randn(4, 30, 8, requires_grad=True)
+    w = torch.randn(4, 50, 8, requires_grad=True)
+    t = torch.randint(0, 50, (4, 30))
+    scale = torch.tensor([1.0, 3.0, -0.5, 0.0])
+    (linear_cross_entropy(h, w, t, reduction, chunk_elements=30 * 50 * 2 + 7, compiled=True) * scale).sum().backward()
+    got = h.grad.clone(), w.grad.clone()
+    h.grad = w.grad = None
+    red = "mean" if reduction == "mean" else "sum"
+    ref = torch.stack([torch.nn.functional.cross_entropy(h[k] @ w[k].T, t[k], reduction=red) for k in range(4)])
+    (ref * scale).sum().backward()
+    torch.testing.assert_close(got[0], h.grad)
+    torch.testing.assert_close(got[1], w.grad)
+
+
+def test_batch_in_a_child_process_equals_in_process(make_spec: MakeSpec, tmp_path: Path) -> None:
+    from mixopt.models.launch import run_batch_in_subprocess
+
+    specs = three_specs(make_spec, threads=1)
+    here = train_batch(specs)
+    child = run_batch_in_subprocess(specs, tmp_path / "work")
+    for a, b in zip(here, child):
+        assert_same_run(a, b)
+
+
+def test_a_killed_batch_child_fails_every_proxy_with_the_reason(make_spec: MakeSpec, tmp_path: Path) -> None:
+    from mixopt.models.launch import run_batch_in_subprocess
+
+    specs = three_specs(make_spec, threads=1)
+    specs[2].fault = "exit@3"
+    out = run_batch_in_subprocess(specs, tmp_path / "work")
+    assert [r.status for r in out] == ["failed"] * 3
+    assert all("exited with code 137" in r.error for r in out)
+    assert (tmp_path / "work" / f"{specs[0].run_id}.batch.stderr.log").exists()
