@@ -87,7 +87,10 @@ def swarm_subflow(exp: Experiment) -> SwarmSummary:
     while todo:  # one pass for a Dirichlet design; one pass per round for a sequential one
         attempted.update(s.run_id for s in todo)
         pending, inflight = list(todo), {}
-        k_round = min(k, -(-len(todo) // proxies_in_flight(exp)))  # spread a round over all workers
+        # spread a round evenly over the workers: each trains the same number of batches of <= k
+        workers = proxies_in_flight(exp)
+        per_worker = -(-len(todo) // (workers * k))
+        k_round = -(-len(todo) // (workers * per_worker))
         while pending or inflight:
             limit = proxies_in_flight(exp) if pending else 0
             while pending and len(inflight) < limit:

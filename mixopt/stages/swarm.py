@@ -191,7 +191,7 @@ def train_group_and_spool(exp: Experiment, specs: list[RunSpec]) -> list[RunResu
         from mixopt.models.swarm_sizing import recommended_threads
 
         threads = exp.cfg.runtime.threads or recommended_threads(0, "cpu", task_workers(exp))
-        specs = [dataclasses.replace(s, threads=threads) for s in specs]
+        specs = [dataclasses.replace(s, threads=threads, progress=False) for s in specs]  # bars would interleave
         work = work_dir(exp)
         results = run_batch_in_subprocess(specs, work)
         if all(r.status != "failed" for r in results):
