@@ -28,6 +28,8 @@ def design_mixtures(exp: Experiment, wh: Warehouse) -> list[tuple[str, list[floa
     cfg = exp.cfg
     existing = wh.mixtures(exp.experiment_id, "design")
     missing = cfg.swarm.n_proxies - len(existing)
+    if missing > 0 and cfg.design.method == "sequential" and _round_unfinished(exp, wh, existing):
+        missing = 0  # e.g. after a crash mid-round: finish that round before choosing the next
     if missing > 0:
         caps = token_caps(exp.train_tokens, cfg.swarm.tokens, cfg.design.max_epochs)
         seed = cfg.swarm.seed + len(existing)
@@ -52,6 +54,15 @@ def design_mixtures(exp: Experiment, wh: Warehouse) -> list[tuple[str, list[floa
             wh.record_mixture(mixture_id(w), exp.experiment_id, "design", w, size=sizes[i] if sizes else None)
         existing = wh.mixtures(exp.experiment_id, "design")
     return existing[: cfg.swarm.n_proxies]
+
+
+def _round_unfinished(exp: Experiment, wh: Warehouse, existing: list[tuple[str, list[float]]]) -> bool:
+    """Whether a stored design mixture has no proxy run recorded yet (any outcome counts: a proxy
+    that failed for good must not stall the design)."""
+    rows = wh.query("SELECT DISTINCT mixture_id FROM runs WHERE experiment_id = ? AND role = 'proxy' "
+                    "AND label = 'design'", [exp.experiment_id])
+    trained = {r["mixture_id"] for r in rows}
+    return any(mid not in trained for mid, _ in existing)
 
 
 def _acquire(exp: Experiment, wh: Warehouse, caps: np.ndarray, n: int, seed: int) -> np.ndarray:

@@ -124,3 +124,21 @@ def test_an_unknown_size_is_refused(tmp_path):
 
     with pytest.raises(ValueError, match="unknown proxy size 'low'"):
         size_train(_experiment(tmp_path), "low")
+
+
+def test_a_round_left_unfinished_is_finished_before_the_next_is_chosen(tmp_path):
+    """After a crash mid-round, planning again returns that round's untrained proxies and chooses no
+    new mixtures; once they have results, the next round comes."""
+    exp = _experiment(tmp_path, method="sequential", initial=4, round_size=2, noise_mixtures=0)
+    with Warehouse(exp.warehouse) as wh:
+        first, _ = plan_swarm(exp, wh)
+        _finish(exp, wh, first)
+        round1, _ = plan_swarm(exp, wh)
+        assert len(round1) == 2
+        _finish(exp, wh, round1[:1])  # the flow dies after one proxy of the round
+        again, done = plan_swarm(exp, wh)
+        assert [s.run_id for s in again] == [round1[1].run_id] and done == 5
+        assert len(wh.mixtures(exp.experiment_id, "design")) == 6  # no new mixtures yet
+        _finish(exp, wh, again)
+        round2, _ = plan_swarm(exp, wh)
+        assert len(round2) == 2 and not {s.run_id for s in round2} & {s.run_id for s in first + round1}
