@@ -119,8 +119,9 @@ faster (swarm_throughput.py, default size K=64: 25 -> 14 ms per step)."""
 
 def should_compile(device: str, batch_tokens: float) -> bool:
     """Whether `runtime.compile: auto` compiles a batch that trains `batch_tokens` tokens in all:
-    on CUDA from `COMPILE_MIN_TOKENS` on; never on a CPU (no steady-state gain measured there, and
-    compiling takes about a minute on 2 cores)."""
+    on CUDA from `COMPILE_MIN_TOKENS` on; never on a CPU, where compiled steps were slower (2-core
+    CPU, small size, K=16, benchmarks/swarm_profile.py: 76 ms per step eager, 137 ms compiled) and
+    compiling takes about a minute."""
     return device.startswith("cuda") and batch_tokens >= COMPILE_MIN_TOKENS
 
 
