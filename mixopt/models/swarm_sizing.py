@@ -89,11 +89,11 @@ def choose_batch_k(
     share the machine, pass each its share). Proxies of the default shape
     get K = 4 on a CPU; 31k-parameter proxies 16; 1M-parameter proxies 1.
 
-    Measured on the 2-core CPU (benchmarks/swarm_throughput.md; 2 processes x 1 thread; tokens per
-    CPU-second, the column that other jobs on the machine do not distort): small proxy (31k
-    parameters, 1024 tokens per step) sequential 90k, K=1 93k, K=4 137k, K=16 155k, K=64 125k;
-    default (239k, 2048 tokens) sequential 23.2k, K=1 28.5k, K=4 28.8k, K=16 26.3k, K=64 21.9k;
-    large (1.07M) sequential 7.6k, K=1 8.0k, K=4 8.1k, K=16 6.8k, K=64 4.9k. Batching pays where a
+    Measured on the 2-core CPU (benchmarks/swarm_throughput.md, 2026-11-23, idle machine; 2
+    processes x 1 thread; tokens per CPU-second): small proxy (31k parameters, 1024 tokens per step)
+    sequential 68k, K=1 74k, K=4 111k, K=16 125k, K=64 116k; default (239k, 2048 tokens) sequential
+    21.4k, K=1 25.7k, K=4 25.8k, K=16 24.4k, K=64 17.0k; large (1.07M) sequential 7.1k, K=1 7.4k,
+    K=4 7.5k, K=16 5.5k, K=64 4.8k (an earlier run under load gave the same ordering). Batching pays where a
     proxy's step is small (per-step overheads), the fused loss and LayerNorm pay at every size, and
     past ~12 GFLOP per step larger batches lose to cache misses. On a GPU the same proxies leave the
     device idle unless thousands of GFLOPs go into each step: on an H100, K=256 beat K=64 by
@@ -140,8 +140,8 @@ def recommended_threads(n_params: int, device: str = "cpu", workers: int = 1, co
     On a CPU: cores // workers (at least 1); the recommended layout is one single-threaded process
     per core (`workers` = cores), each training its own batch, because proxy-sized ops are too small
     to split well across threads. Measured on the 2-core CPU, tokens/s of 2 processes x 1 thread
-    against 1 process x 2 threads: default size 1.5x (sequential 46.5k vs 30.6k; K=16 50.8k vs
-    30.9k), large 1.1x, small about equal. On a machine shared with other jobs, start any
+    against 1 process x 2 threads, idle machine: small 1.9x (sequential 126k vs 66k), default 1.6x
+    (42.2k vs 26.8k; K=16 47.6k vs 33.1k), large 1.2x (14.1k vs 12.1k). On a machine shared with other jobs, start any
     multi-threaded training process with OMP_WAIT_POLICY=PASSIVE (it must be set before torch is
     imported): with spinning OpenMP threads a 2-thread process ran 4-12x slower than one thread.
     On a GPU the CPU only samples data and launches kernels: at most 4 threads per process.
