@@ -37,37 +37,7 @@ def run_in_subprocess(spec: RunSpec, work_dir: str | Path, timeout_s: float | No
     stderr goes to `<run_id>.stderr.log` (stdout, e.g. a progress bar, is inherited). Never raises
     for a failure of the child.
     """
-    work = Path(work_dir)
-    work.mkdir(parents=True, exist_ok=True)
-    spec_path = work / f"{spec.run_id}.spec.json"
-    result_path = work / f"{spec.run_id}.result.json"
-    err_path = work / f"{spec.run_id}.stderr.log"
-    atomic_write_text(spec_path, spec.to_json())
-    result_path.unlink(missing_ok=True)  # a stale result must not pass for this run's
-
-    cmd = [sys.executable, "-m", "mixopt.models.launch", str(spec_path), str(result_path)]
-    why = ""
-    try:
-        with open(err_path, "w", encoding="utf-8") as err:
-            proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stderr=err, timeout=timeout_s, check=False)
-        code = proc.returncode
-    except subprocess.TimeoutExpired:
-        code, why = None, f"timed out after {timeout_s} s (killed)"
-    except OSError as exc:
-        return RunResult(run_id=spec.run_id, status="failed", error=f"could not start the training process: {exc}")
-
-    if result_path.exists():
-        try:
-            return RunResult.from_json(result_path.read_text(encoding="utf-8"))
-        except (ValueError, TypeError) as exc:
-            why = f"unreadable result file {result_path}: {exc}"
-    if not why:
-        why = f"training process exited with code {code} without writing a result"
-        if code is not None and code < 0:
-            why += f" (killed by signal {-code})"
-    tail = _tail(err_path)
-    error = f"{why}; stderr tail:\n{tail}" if tail else f"{why}; no stderr output"
-    return RunResult(run_id=spec.run_id, status="failed", error=error)
+    return _launch([spec], Path(work_dir), spec.run_id, spec.to_json(), timeout_s)[0]
 
 
 def run_batch_in_subprocess(specs: list[RunSpec], work_dir: str | Path, timeout_s: float | None = None) -> list[RunResult]:
@@ -76,27 +46,33 @@ def run_batch_in_subprocess(specs: list[RunSpec], work_dir: str | Path, timeout_
     Files are named after the first spec's run id (`<id>.batch.spec.json`, ...). Never raises for a
     failure of the child: every spec then gets a "failed" result with the reason and stderr tail.
     """
-    work = Path(work_dir)
+    payload = json.dumps([json.loads(s.to_json()) for s in specs])
+    return _launch(specs, Path(work_dir), f"{specs[0].run_id}.batch", payload, timeout_s)
+
+
+def _launch(specs: list[RunSpec], work: Path, name: str, payload: str, timeout_s: float | None) -> list[RunResult]:
+    """Run `python -m mixopt.models.launch` on `payload` (one spec, or a JSON list of specs) and read
+    back one result per spec; a child that died without them fails every spec with the reason."""
     work.mkdir(parents=True, exist_ok=True)
-    name = f"{specs[0].run_id}.batch"
     spec_path, result_path, err_path = (work / f"{name}.{x}" for x in ("spec.json", "result.json", "stderr.log"))
-    atomic_write_text(spec_path, json.dumps([json.loads(s.to_json()) for s in specs]))
-    result_path.unlink(missing_ok=True)
-    why = ""
+    atomic_write_text(spec_path, payload)
+    result_path.unlink(missing_ok=True)  # a stale result must not pass for this run's
+    code, why = None, ""
     try:
         with open(err_path, "w", encoding="utf-8") as err:
             cmd = [sys.executable, "-m", "mixopt.models.launch", str(spec_path), str(result_path)]
             code = subprocess.run(cmd, stdin=subprocess.DEVNULL, stderr=err, timeout=timeout_s, check=False).returncode
     except subprocess.TimeoutExpired:
-        code, why = None, f"timed out after {timeout_s} s (killed)"
+        why = f"timed out after {timeout_s} s (killed)"
     except OSError as exc:
-        code, why = None, f"could not start the training process: {exc}"
-    if not why and result_path.exists():
+        why = f"could not start the training process: {exc}"
+    if result_path.exists():
         try:
-            results = [RunResult.from_json(json.dumps(r)) for r in json.loads(result_path.read_text(encoding="utf-8"))]
+            blob = json.loads(result_path.read_text(encoding="utf-8"))
+            results = [RunResult.from_json(json.dumps(r)) for r in (blob if isinstance(blob, list) else [blob])]
             if [r.run_id for r in results] == [s.run_id for s in specs]:
                 return results
-            why = f"result file {result_path} does not match the batch's run ids"
+            why = f"result file {result_path} does not match the run ids {[s.run_id for s in specs]}"
         except (ValueError, TypeError) as exc:
             why = f"unreadable result file {result_path}: {exc}"
     if not why:
