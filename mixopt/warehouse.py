@@ -241,6 +241,12 @@ class Warehouse:
         if params:
             con.executemany("INSERT INTO aioli_params VALUES (?, ?, ?, ?, ?, ?)", params)
 
+    def trained_mixture_ids(self, experiment_id: str, label: str = "design") -> set[str]:
+        """Mixtures with at least one proxy run of `label` recorded, whatever its outcome."""
+        rows = self.query("SELECT DISTINCT mixture_id FROM runs WHERE experiment_id = ? AND role = 'proxy' "
+                          "AND label = ?", [experiment_id, label])
+        return {r["mixture_id"] for r in rows}
+
     def run_status(self, run_ids: Sequence[str]) -> dict[str, str]:
         if not run_ids:
             return {}

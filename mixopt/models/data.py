@@ -113,6 +113,7 @@ class MixtureDataModule(pl.LightningDataModule):
         self.live = bool(live)  # Aioli (issue 4): draw each batch when its step starts
         self._live_rng: np.random.Generator | None = None
         self._train: dict[int, np.memmap] = {}  # opened lazily: weight-0 domains are never opened
+        self._train_lengths = np.array([d.train_tokens for d in self.domains])
         self.sampled_sequences = np.zeros(len(domains), dtype=np.int64)
         self.weights = np.zeros(len(domains))
         self.set_weights(weights)
@@ -146,7 +147,7 @@ class MixtureDataModule(pl.LightningDataModule):
         n = self.seq_len + 1
         live = np.flatnonzero(w > 0)  # weight-0 domains cannot be drawn, even by rounding
         dom = live[choice_indices(rng, w[live], self.batch_size)]
-        highs = np.array([d.train_tokens for d in self.domains])[dom] - n + 1
+        highs = self._train_lengths[dom] - n + 1
         offsets = rng.integers(0, highs)
         buf = np.empty((self.batch_size, n), dtype=np.int64)
         window = np.arange(n)

@@ -78,7 +78,10 @@ class _LinearCrossEntropy(torch.autograd.Function):
         elements: int,
         compiled: bool,
     ) -> torch.Tensor:
-        loss, grad_h, grad_w = _forward(h, w, targets, reduction, elements, need_grad=True, compiled=compiled)
+        if compiled:
+            loss, grad_h, grad_w = _forward_compiled(h, w, targets, reduction, elements)
+        else:
+            loss, grad_h, grad_w = _forward(h, w, targets, reduction, elements, need_grad=True)
         ctx.save_for_backward(grad_h, grad_w)
         return loss
 
@@ -100,10 +103,7 @@ def _forward(
     reduction: str,
     elements: int,
     need_grad: bool,
-    compiled: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-    if compiled:
-        return _forward_compiled(h, w, targets, reduction, elements, need_grad)
     k, n, _ = h.shape
     vocab = w.shape[1]
     loss = torch.zeros(k, dtype=torch.float32, device=h.device)
@@ -134,17 +134,19 @@ def _forward(
     return loss.mul_(scale), grad_h, grad_w
 
 
+@torch.no_grad()
 def _forward_compiled(
-    h: torch.Tensor, w: torch.Tensor, targets: torch.Tensor, reduction: str, elements: int, need_grad: bool
-) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-    """`_forward` with the per-chunk softmax work in one compiled `_chunk_grad` (for CUDA): the
-    logits' gradient stays in the logits' dtype (bf16 under autocast), so the two gradient GEMMs run
-    on bf16 tensor cores; the head's gradient is accumulated in float32."""
+    h: torch.Tensor, w: torch.Tensor, targets: torch.Tensor, reduction: str, elements: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`_forward` with gradients, the per-chunk softmax work in one compiled `_chunk_grad` (for
+    CUDA): the logits' gradient stays in the logits' dtype (bf16 under autocast), so the two gradient
+    GEMMs run on bf16 tensor cores; the head's gradient is accumulated in float32. (Loss-only calls
+    take the eager `_forward`: they skip the gradient work that `_chunk_grad` always does.)"""
     k, n, _ = h.shape
     vocab = w.shape[1]
     loss = torch.zeros(k, dtype=torch.float32, device=h.device)
-    grad_h = torch.empty(h.shape, dtype=h.dtype, device=h.device) if need_grad else None
-    grad_w = torch.zeros(w.shape, dtype=torch.float32, device=w.device) if need_grad else None
+    grad_h = torch.empty(h.shape, dtype=h.dtype, device=h.device)
+    grad_w = torch.zeros(w.shape, dtype=torch.float32, device=w.device)
     scale = 1.0 / n if reduction == "mean" else 1.0
     wt = w.transpose(1, 2)
     chunk_grad = _compiled()
@@ -153,10 +155,9 @@ def _forward_compiled(
         logits = torch.bmm(hc, wt[k0:k1])  # bf16 under autocast
         rows, g = chunk_grad(logits, targets[k0:k1, r0:r1].unsqueeze(-1), scale)  # type: ignore[operator]
         loss[k0:k1] += rows.sum(dim=(1, 2))
-        if need_grad:
-            grad_h[k0:k1, r0:r1] = torch.bmm(g, w[k0:k1].to(g.dtype))
-            grad_w[k0:k1] += torch.bmm(g.transpose(1, 2), hc.to(g.dtype))
-    if grad_w is not None and grad_w.dtype != w.dtype:
+        grad_h[k0:k1, r0:r1] = torch.bmm(g, w[k0:k1].to(g.dtype))
+        grad_w[k0:k1] += torch.bmm(g.transpose(1, 2), hc.to(g.dtype))
+    if grad_w.dtype != w.dtype:
         grad_w = grad_w.to(w.dtype)
     return loss.mul_(scale), grad_h, grad_w
 
@@ -189,7 +190,8 @@ def linear_cross_entropy(
     Returns a float32 tensor (K,): the mean (or, with reduction "sum", the summed) cross-entropy of
     `h[k] @ w[k].T` against `targets[k]`. Differentiable w.r.t. `h` and `w`. `chunk_elements`
     (logits per chunk) defaults to `CHUNK_ELEMENTS` of the device. `compiled` runs each chunk's
-    softmax work through torch.compile (`_chunk_grad`; used on CUDA).
+    softmax and gradient work through torch.compile (`_chunk_grad`; used on CUDA) when gradients
+    are needed; loss-only calls are eager either way.
     """
     if reduction not in ("mean", "sum"):
         raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
@@ -199,4 +201,4 @@ def linear_cross_entropy(
         chunk_elements = CHUNK_ELEMENTS["cuda" if h.is_cuda else "cpu"]
     if torch.is_grad_enabled() and (h.requires_grad or w.requires_grad):
         return _LinearCrossEntropy.apply(h, w, targets, reduction, chunk_elements, compiled)
-    return _forward(h, w, targets, reduction, chunk_elements, need_grad=False, compiled=compiled)[0]
+    return _forward(h, w, targets, reduction, chunk_elements, need_grad=False)[0]

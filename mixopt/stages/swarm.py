@@ -59,9 +59,7 @@ def design_mixtures(exp: Experiment, wh: Warehouse) -> list[tuple[str, list[floa
 def _round_unfinished(exp: Experiment, wh: Warehouse, existing: list[tuple[str, list[float]]]) -> bool:
     """Whether a stored design mixture has no proxy run recorded yet (any outcome counts: a proxy
     that failed for good must not stall the design)."""
-    rows = wh.query("SELECT DISTINCT mixture_id FROM runs WHERE experiment_id = ? AND role = 'proxy' "
-                    "AND label = 'design'", [exp.experiment_id])
-    trained = {r["mixture_id"] for r in rows}
+    trained = wh.trained_mixture_ids(exp.experiment_id)
     return any(mid not in trained for mid, _ in existing)
 
 
