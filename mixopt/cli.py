@@ -29,7 +29,7 @@ err = Console(stderr=True, soft_wrap=True)
 def _user_errors() -> tuple[type[BaseException], ...]:
     from mixopt.config import ConfigError
     from mixopt.corpus.readers import CorpusError
-    from mixopt.stages.fit import NotEnoughProxies
+    from mixopt.tasks.fit import NotEnoughProxies
     from mixopt.warehouse import WarehouseError
 
     return (ConfigError, CorpusError, WarehouseError, NotEnoughProxies)

@@ -6,10 +6,10 @@ from prefect import flow
 
 from mixopt.config import ExperimentConfig
 from mixopt.experiment import Experiment
-from mixopt.stages import final, swarm
 from mixopt.tasks.corpus import prepare_experiment_task
-from mixopt.tasks.final import final_run_task, plan_final_task
+from mixopt.tasks.final import final_run_task, final_specs, latest_proposal, plan_final_task
 from mixopt.tasks.report import report_task
+from mixopt.tasks.swarm import record_result
 from mixopt.warehouse import close_writer, writer
 
 
@@ -19,17 +19,8 @@ def run_final(exp: Experiment, proposal: list[float]) -> int:
     wh = writer(exp.warehouse)
     for spec in specs:
         result = final_run_task(exp, spec)
-        swarm.record_result(exp, wh, spec, result)
+        record_result(exp, wh, spec, result)
     return len(specs)
-
-
-def latest_proposal(exp: Experiment) -> list[float]:
-    rows = writer(exp.warehouse).query(
-        """SELECT m.weights FROM proposals p JOIN mixtures m USING (mixture_id)
-           WHERE p.experiment_id = ? ORDER BY p.created_at DESC LIMIT 1""", [exp.experiment_id])
-    if not rows:
-        raise RuntimeError(f"experiment {exp.experiment_id} has no proposal yet: run fit-and-propose first")
-    return list(rows[0]["weights"])
 
 
 @flow(name="final-run", log_prints=True)
@@ -37,8 +28,8 @@ def final_run(config: ExperimentConfig = ExperimentConfig()) -> str:
     """Train the latest proposal and the baselines; returns the report's verdict."""
     try:
         exp = prepare_experiment_task(config)
-        proposal = latest_proposal(exp)
+        proposal = latest_proposal(exp, writer(exp.warehouse))
         run_final(exp, proposal)
-        return report_task(exp, [s.run_id for s in final.final_specs(exp, proposal)]).verdict
+        return report_task(exp, [s.run_id for s in final_specs(exp, proposal)]).verdict
     finally:
         close_writer(config.runtime.warehouse)

@@ -5,9 +5,8 @@ from __future__ import annotations
 from prefect import flow
 
 from mixopt.config import ExperimentConfig
-from mixopt.stages.fit import FitOutcome
 from mixopt.tasks.corpus import prepare_experiment_task
-from mixopt.tasks.fit import fit_and_propose_task
+from mixopt.tasks.fit import FitOutcome, fit_and_propose_task
 from mixopt.tasks.report import report_task
 from mixopt.warehouse import close_writer
 

@@ -19,10 +19,10 @@ from pydantic import Field
 from mixopt.config import ExperimentConfig
 from mixopt.experiment import Experiment
 from mixopt.flows.swarm import SwarmSummary, run_swarm
-from mixopt.stages.fit import FitOutcome
 from mixopt.tasks.corpus import prepare_experiment_task
-from mixopt.tasks.fit import fit_and_propose_task
+from mixopt.tasks.fit import FitOutcome, fit_and_propose_task
 from mixopt.tasks.report import report_task
+from mixopt.tasks.swarm import held_design_mixtures
 from mixopt.warehouse import close_writer, writer
 
 
@@ -52,11 +52,6 @@ def with_swarm_size(exp: Experiment, n_proxies: int) -> Experiment:
     return dataclasses.replace(exp, config=cfg.model_dump(mode="json"), config_hash=cfg.config_hash())
 
 
-def held_design_mixtures(exp: Experiment) -> int:
-    """How many design mixtures (trained or not) the warehouse holds for the experiment."""
-    return len(writer(exp.warehouse).mixtures(exp.experiment_id, "design"))
-
-
 @flow(name="extend-and-refit", log_prints=True)
 def extend_and_refit(
     config: ExperimentConfig = ExperimentConfig(),
@@ -65,7 +60,7 @@ def extend_and_refit(
     """Add `add_proxies` proxies to the experiment's swarm, train only those, refit and re-propose."""
     try:
         exp = prepare_experiment_task(config)
-        held = held_design_mixtures(exp)
+        held = held_design_mixtures(exp, writer(exp.warehouse))
         n = extended_size(held, add_proxies, config.swarm.n_proxies)
         print(f"{exp.experiment_id}: {held} design mixtures held; extending the swarm to {n}")
         exp = with_swarm_size(exp, n)

@@ -9,10 +9,9 @@ from prefect import flow
 from mixopt.config import ExperimentConfig
 from mixopt.flows.final import run_final
 from mixopt.flows.swarm import SwarmSummary, run_swarm
-from mixopt.stages.final import final_specs
-from mixopt.stages.fit import FitOutcome
 from mixopt.tasks.corpus import prepare_experiment_task
-from mixopt.tasks.fit import fit_and_propose_task
+from mixopt.tasks.final import final_specs
+from mixopt.tasks.fit import FitOutcome, fit_and_propose_task
 from mixopt.tasks.report import report_task
 from mixopt.warehouse import close_writer
 

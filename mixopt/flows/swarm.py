@@ -9,7 +9,6 @@ that still fails is recorded as failed and the flow goes on.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from prefect import flow
@@ -22,9 +21,9 @@ from mixopt.config import ExperimentConfig
 from mixopt.experiment import Experiment
 from mixopt.progress import SwarmProgress
 from mixopt.runspec import RunResult
-from mixopt.stages import swarm
-from mixopt.stages.fidelity import n_extra_runs
+from mixopt.tasks import swarm
 from mixopt.tasks.corpus import prepare_experiment_task
+from mixopt.tasks.fidelity import n_extra_runs
 from mixopt.tasks.swarm import plan_swarm_task, train_proxies_task, train_proxy_task
 from mixopt.warehouse import close_writer, writer
 
@@ -46,14 +45,7 @@ def _outcomes(exp: Experiment, fut, group: list) -> list[RunResult]:
         out = fut.result()
         return out if isinstance(out, list) else [out]
     except Exception as exc:
-        results = []
-        for spec in group:
-            path = swarm.spool_path(exp, spec.run_id)
-            if path.exists():
-                results.append(RunResult(**json.loads(path.read_text())["result"]))
-            else:
-                results.append(RunResult(run_id=spec.run_id, status="failed", error=str(exc)[:500]))
-        return results
+        return swarm.spooled_or_failed(exp, group, exc)
 
 
 RETRY_BACKOFF_S = 2.0  # first retry delay of a proxy task; doubles on each further retry

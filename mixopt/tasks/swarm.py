@@ -1,14 +1,263 @@
-"""Prefect tasks of the swarm: plan the proxies and train one (the flow records results itself)."""
+"""The swarm step: plan the proxies, train them, spool and record results (plain functions, then
+the Prefect tasks around them; the flow records results itself).
+
+`plan_swarm` extends the experiment's design to `n_proxies` mixtures (earlier mixtures are kept,
+so growing the swarm never changes what was trained) and returns the specs of the proxies that
+still need training. `train_and_spool` runs in a worker and writes the result next to the
+warehouse, never into it; `record_result` is the flow's single write path.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
 from prefect import task
 from prefect.cache_policies import NONE
 
-from mixopt.experiment import Experiment
-from mixopt.runspec import RunResult, RunSpec
-from mixopt.stages import swarm
-from mixopt.warehouse import writer
+from mixopt.experiment import CODE_VERSION, Experiment, mixture_id
+from mixopt.mixtures.design import sample_design, token_caps
+from mixopt.runspec import RunResult, RunSpec, atomic_write_text
+from mixopt.tasks import fidelity
+from mixopt.warehouse import Warehouse, writer
+
+DONE = ("ok", "diverged")  # outcomes that retraining would not change
+
+
+def design_mixtures(exp: Experiment, wh: Warehouse) -> list[tuple[str, list[float]]]:
+    """The experiment's first `n_proxies` design mixtures, sampling and storing new ones as needed."""
+    cfg = exp.cfg
+    existing = wh.mixtures(exp.experiment_id, "design")
+    missing = cfg.swarm.n_proxies - len(existing)
+    if missing > 0 and cfg.design.method == "sequential" and _round_unfinished(exp, wh, existing):
+        missing = 0  # e.g. after a crash mid-round: finish that round before choosing the next
+    if missing > 0:
+        caps = token_caps(exp.train_tokens, cfg.swarm.tokens, cfg.design.max_epochs)
+        seed = cfg.swarm.seed + len(existing)
+        d = cfg.design
+        sizes: list[str | None] = []
+        if d.method == "sequential" and len(existing) >= d.initial and d.low_fidelity is not None:
+            taken = {tuple(np.round(w, 4)) for _, w in existing}
+            chosen = [(w, s) for w, s in fidelity.acquire_multi_fidelity(exp, wh, caps, min(missing, d.round_size), seed)
+                      if tuple(np.round(w, 4)) not in taken]  # e.g. a failed proxy's mixture
+            new, sizes = [w for w, _ in chosen], [s for _, s in chosen]
+        elif d.method == "sequential" and len(existing) >= d.initial:
+            new = _acquire(exp, wh, caps, min(missing, d.round_size), seed)
+        else:
+            n_new = missing if d.method == "dirichlet" else min(missing, d.initial - len(existing))
+            new = sample_design(
+                exp.prior, n_new, caps, seed=seed,
+                concentration_min=d.concentration_min, concentration_max=d.concentration_max,
+                min_weight=d.min_weight,
+                existing=np.array([w for _, w in existing]) if existing else None,
+            )
+        for i, w in enumerate(new):
+            wh.record_mixture(mixture_id(w), exp.experiment_id, "design", w, size=sizes[i] if sizes else None)
+        existing = wh.mixtures(exp.experiment_id, "design")
+    return existing[: cfg.swarm.n_proxies]
+
+
+def _round_unfinished(exp: Experiment, wh: Warehouse, existing: list[tuple[str, list[float]]]) -> bool:
+    """Whether a stored design mixture has no proxy run recorded yet (any outcome counts: a proxy
+    that failed for good must not stall the design)."""
+    trained = wh.trained_mixture_ids(exp.experiment_id)
+    return any(mid not in trained for mid, _ in existing)
+
+
+def _acquire(exp: Experiment, wh: Warehouse, caps: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """One round of the sequential design: a batch chosen over the GP posterior of the proxies so far."""
+    from mixopt.mixtures.sequential import next_batch
+
+    rows = wh.training_table(exp.experiment_id)
+    X = np.array([r["weights"] for r in rows], dtype=float).reshape(len(rows), len(exp.domains))
+    y = np.array([r["target_loss"] for r in rows], dtype=float)
+    taken = {tuple(np.round(w, 4)) for _, w in wh.mixtures(exp.experiment_id, "design")}
+    batch = next_batch(X, y, exp.prior, caps, n, seed=seed, method=exp.cfg.design.acquisition)
+    keep = [b for b in batch if tuple(np.round(b, 4)) not in taken]  # e.g. a failed proxy's mixture
+    return np.array(keep).reshape(len(keep), len(exp.domains))
+
+
+def swarm_specs(exp: Experiment, wh: Warehouse) -> list[RunSpec]:
+    """Every proxy of the swarm so far: one per design mixture (at the size the design chose), then
+    the transfer and seed-repeat proxies (`tasks/fidelity.py`); distinct run ids."""
+    design = design_mixtures(exp, wh)
+    sizes = wh.design_sizes(exp.experiment_id)
+    runs = [("design", w, exp.cfg.swarm.seed, sizes.get(mid, fidelity.TARGET)) for mid, w in design]
+    specs: dict[str, RunSpec] = {}
+    for label, w, seed, size in runs + fidelity.extra_runs(exp, design, sizes):
+        spec = exp.run_spec("proxy", label, w, seed, fidelity.size_train(exp, size))
+        spec.size = size  # recorded with the run; the id already differs through the training settings
+        specs.setdefault(spec.run_id, spec)
+    return list(specs.values())
+
+
+def plan_swarm(exp: Experiment, wh: Warehouse) -> tuple[list[RunSpec], int]:
+    """Specs of the proxies still to train, and how many of the swarm are already done."""
+    ingest_spool(exp, wh)
+    specs = swarm_specs(exp, wh)
+    status = wh.run_status([s.run_id for s in specs])
+    todo = [s for s in specs if status.get(s.run_id) not in DONE]
+    return todo, len(specs) - len(todo)
+
+
+def spool_path(exp: Experiment, run_id: str) -> Path:
+    return exp.spool_dir() / f"{run_id}.json"
+
+
+def spool_result(exp: Experiment, spec: RunSpec, result: RunResult) -> None:
+    """Keep the result on disk until the warehouse has it (survives a crash of the flow)."""
+    atomic_write_text(spool_path(exp, result.run_id), '{"spec": %s, "result": %s}' % (spec.to_json(), result.to_json()))
+
+
+def record_result(exp: Experiment, wh: Warehouse, spec: RunSpec, result: RunResult) -> float | None:
+    """Store one finished run (the flow's single write path); returns its target loss."""
+    target = exp.target_loss(result.val_losses) if result.status == "ok" else None
+    if result.status == "ok" and target is None:
+        result.status, result.error = "failed", "no finite held-out loss for a target domain"
+    wh.record_mixture(mixture_id(spec.weights), exp.experiment_id, spec.label if spec.role == "final" else "design", spec.weights)
+    wh.record_run(
+        result, experiment_id=exp.experiment_id, role=spec.role, label=spec.label,
+        mixture_id=mixture_id(spec.weights), seed=spec.seed, target_loss=target, code_version=CODE_VERSION,
+        size=spec.size if spec.role == "proxy" else None,
+    )
+    spool_path(exp, result.run_id).unlink(missing_ok=True)
+    return target
+
+
+def ingest_spool(exp: Experiment, wh: Warehouse) -> int:
+    """Record results that workers finished but the flow did not store (e.g. it crashed)."""
+    n = 0
+    for path in sorted(exp.spool_dir().glob("*.json")):
+        try:
+            blob = json.loads(path.read_text(encoding="utf-8"))
+            spec = RunSpec.from_json(json.dumps(blob["spec"]))
+            result = RunResult(**blob["result"])
+        except (ValueError, KeyError, TypeError):
+            path.rename(path.with_suffix(".corrupt"))
+            continue
+        record_result(exp, wh, spec, result)
+        n += 1
+    return n
+
+
+def spooled_or_failed(exp: Experiment, specs: list[RunSpec], error: BaseException) -> list[RunResult]:
+    """The results of a task whose last retry failed: what the worker spooled for each spec, or a
+    failed result carrying the task's error."""
+    results = []
+    for spec in specs:
+        path = spool_path(exp, spec.run_id)
+        if path.exists():
+            results.append(RunResult(**json.loads(path.read_text())["result"]))
+        else:
+            results.append(RunResult(run_id=spec.run_id, status="failed", error=str(error)[:500]))
+    return results
+
+
+def held_design_mixtures(exp: Experiment, wh: Warehouse) -> int:
+    """How many design mixtures (trained or not) the warehouse holds for the experiment."""
+    return len(wh.mixtures(exp.experiment_id, "design"))
+
+
+def work_dir(exp: Experiment) -> Path:
+    """Scratch folder of isolated proxies (spec, result and stderr files), inside the spool folder."""
+    return exp.spool_dir() / "work"
+
+
+def proxies_per_task(exp: Experiment) -> int:
+    """K, the proxies trained together as one batched model: `swarm.batch_k`, or (0) chosen from the
+    proxy's size, the device and free memory by `choose_batch_k`; 1 when proxies are isolated."""
+    cfg = exp.cfg
+    if cfg.swarm.isolate:
+        return 1
+    if cfg.swarm.batch_k:
+        return cfg.swarm.batch_k
+    from mixopt.models.gpt import expected_params
+    from mixopt.models.swarm_sizing import choose_batch_k
+    from mixopt.models.train import resolve_device
+
+    m = cfg.swarm.model
+    n_params, _ = expected_params(exp.vocab_size, cfg.swarm.seq_len, m.n_layer, m.n_embd)
+    device = resolve_device(cfg.runtime.device)
+    from mixopt.models.swarm_sizing import available_memory_bytes
+
+    share = available_memory_bytes(device) // task_workers(exp)  # batches training at once split the memory
+    return choose_batch_k(n_params, device, share, tokens_per_step=cfg.swarm.batch_size * cfg.swarm.seq_len,
+                          n_layer=m.n_layer, n_embd=m.n_embd)
+
+
+def task_workers(exp: Experiment) -> int:
+    """Swarm tasks at once: `swarm.workers`, or (0) `auto_workers` for the device (one per core on
+    a CPU, one on a GPU)."""
+    if exp.cfg.swarm.workers:
+        return exp.cfg.swarm.workers
+    from mixopt.models.swarm_sizing import auto_workers
+    from mixopt.models.train import resolve_device
+
+    return auto_workers(resolve_device(exp.cfg.runtime.device))
+
+
+def batches_in_child_processes(exp: Experiment) -> bool:
+    """Whether each batch trains in its own single-threaded child process: with `swarm.workers: 0`
+    (auto) on a multi-core CPU and threads (not on Dask, whose workers are processes already, and
+    not with `swarm.isolate`, which runs each proxy alone in a child). An explicit `swarm.workers`
+    keeps its tasks on threads in this process."""
+    from mixopt.models.train import resolve_device
+
+    cfg = exp.cfg
+    return (cfg.swarm.workers == 0 and not cfg.swarm.isolate and cfg.runtime.dask_address is None
+            and task_workers(exp) > 1 and resolve_device(cfg.runtime.device) == "cpu")  # fmt: skip
+
+
+def train_group_and_spool(exp: Experiment, specs: list[RunSpec]) -> list[RunResult]:
+    """Train K proxies together as one batched model (each its own weights, data and optimizer
+    state) and spool every result. With `batches_in_child_processes`, the batch trains in a child
+    process with a share of the cores; otherwise here, and a group of one as `train_and_spool` does."""
+    if batches_in_child_processes(exp):
+        from mixopt.models.launch import run_batch_in_subprocess
+        from mixopt.models.swarm_sizing import recommended_threads
+
+        threads = exp.cfg.runtime.threads or recommended_threads(0, "cpu", task_workers(exp))
+        specs = [dataclasses.replace(s, threads=threads, progress=False) for s in specs]  # bars would interleave
+        work = work_dir(exp)
+        results = run_batch_in_subprocess(specs, work)
+        if all(r.status != "failed" for r in results):
+            for suffix in ("spec.json", "result.json", "stderr.log"):
+                (work / f"{specs[0].run_id}.batch.{suffix}").unlink(missing_ok=True)
+        for spec, result in zip(specs, results):
+            spool_result(exp, spec, result)
+        return results
+    if len(specs) == 1:
+        return [train_and_spool(exp, specs[0])]
+    from mixopt.models.swarm_trainer import train_batch
+
+    results = train_batch(specs)
+    for spec, result in zip(specs, results):
+        spool_result(exp, spec, result)
+    return results
+
+
+def train_and_spool(exp: Experiment, spec: RunSpec) -> RunResult:
+    """Train one proxy and spool its result (runs in a worker thread or process).
+
+    With `swarm.isolate` the training runs in a child process (`run_in_subprocess`): a crash or a
+    kill -9 of the child comes back as a "failed" result naming the signal, and the flow goes on.
+    Otherwise it runs here, in the worker.
+    """
+    if exp.cfg.swarm.isolate:
+        from mixopt.models.launch import run_in_subprocess
+
+        work = work_dir(exp)
+        result = run_in_subprocess(spec, work)
+        for suffix in (".spec.json", ".result.json") + ((".stderr.log",) if result.status != "failed" else ()):
+            (work / f"{spec.run_id}{suffix}").unlink(missing_ok=True)  # a failure keeps its stderr log
+    else:
+        from mixopt.models.train import train_run  # torch is imported only where training happens
+
+        result = train_run(spec)
+    spool_result(exp, spec, result)
+    return result
 
 
 class ProxyFailed(RuntimeError):
@@ -18,14 +267,14 @@ class ProxyFailed(RuntimeError):
 @task(name="plan-swarm", cache_policy=NONE)
 def plan_swarm_task(exp: Experiment) -> tuple[list[RunSpec], int]:
     """Extend the design to n_proxies mixtures; return the proxies still to train and the count done."""
-    return swarm.plan_swarm(exp, writer(exp.warehouse))
+    return plan_swarm(exp, writer(exp.warehouse))
 
 
 @task(name="train-proxies", task_run_name="proxies-{specs[0].run_id}-k{k}", cache_policy=NONE, retries=1,
       retry_delay_seconds=1)
 def train_proxies_task(exp: Experiment, specs: list[RunSpec], k: int) -> list[RunResult]:
     """Train k proxies as one batched model; if every one of them failed, raise so Prefect retries."""
-    results = swarm.train_group_and_spool(exp, specs)
+    results = train_group_and_spool(exp, specs)
     if all(r.status == "failed" for r in results):
         raise ProxyFailed(f"all {len(specs)} proxies of the batch failed: {results[0].error}")
     return results
@@ -34,7 +283,7 @@ def train_proxies_task(exp: Experiment, specs: list[RunSpec], k: int) -> list[Ru
 @task(name="train-proxy", task_run_name="proxy-{spec.run_id}", cache_policy=NONE, retries=1, retry_delay_seconds=1)
 def train_proxy_task(exp: Experiment, spec: RunSpec) -> RunResult:
     """Train one proxy; a failure raises (so Prefect retries) after the result is spooled."""
-    result = swarm.train_and_spool(exp, spec)
+    result = train_and_spool(exp, spec)
     if result.status == "failed":
         raise ProxyFailed(f"proxy {spec.run_id} failed: {result.error}")
     return result

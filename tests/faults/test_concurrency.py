@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 
 from mixopt.flows.swarm import train_swarm
-from mixopt.stages import swarm as swarm_stage
+from mixopt.tasks import swarm as swarm_stage
 from mixopt.warehouse import read_only_query
 from tests.helpers import tiny_config
 

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from mixopt.config import ExperimentConfig
 from mixopt.corpus.readers import CorpusError
-from mixopt.stages.corpus import prepare_experiment
+from mixopt.tasks.corpus import prepare_experiment
 from mixopt.warehouse import Warehouse
 from tests.faults.util import file_digest, snapshot
 

@@ -17,8 +17,8 @@ import pytest
 from mixopt.corpus.readers import CorpusError
 from mixopt.corpus.shards import file_sha256, verify_shards
 from mixopt.flows.swarm import train_swarm
-from mixopt.stages import swarm as swarm_stage
-from mixopt.stages.corpus import prepare_experiment
+from mixopt.tasks import swarm as swarm_stage
+from mixopt.tasks.corpus import prepare_experiment
 from mixopt.warehouse import Warehouse, read_only_query
 from tests.faults.util import snapshot
 from tests.helpers import tiny_config

@@ -16,7 +16,7 @@ import time
 from collections import defaultdict
 
 from mixopt.flows.swarm import train_swarm
-from mixopt.stages import swarm as swarm_stage
+from mixopt.tasks import swarm as swarm_stage
 from mixopt.warehouse import read_only_query
 from tests.faults.util import is_training, launch_children
 from tests.helpers import tiny_config

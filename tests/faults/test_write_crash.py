@@ -21,7 +21,7 @@ import duckdb
 
 from mixopt.experiment import Experiment
 from mixopt.runspec import DomainShard, RunResult
-from mixopt.stages.swarm import ingest_spool, spool_result
+from mixopt.tasks.swarm import ingest_spool, spool_result
 from mixopt.warehouse import Warehouse
 from tests.helpers import tiny_config
 
@@ -29,7 +29,7 @@ N_RUNS = 60
 CHILD = """
 import json, os, signal, sys
 from mixopt.experiment import Experiment
-from mixopt.stages.swarm import ingest_spool
+from mixopt.tasks.swarm import ingest_spool
 from mixopt.warehouse import Warehouse
 
 exp = Experiment.from_dict(json.loads(open(sys.argv[1]).read()))

@@ -14,7 +14,7 @@ from mixopt.experiment import Experiment
 from mixopt.flows import swarm as swarm_flow
 from mixopt.flows.schedule import extend_and_refit, extended_size
 from mixopt.flows.swarm import train_swarm
-from mixopt.stages import swarm as swarm_stage
+from mixopt.tasks import swarm as swarm_stage
 from mixopt.warehouse import read_only_query
 from tests.helpers import tiny_config
 

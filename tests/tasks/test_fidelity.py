@@ -8,9 +8,9 @@ import pytest
 from mixopt.experiment import Experiment, mixture_id
 from mixopt.mixtures.design import token_caps
 from mixopt.runspec import DomainShard, RunResult
-from mixopt.stages.fidelity import fidelity_levels
-from mixopt.stages.fit import fit_and_propose
-from mixopt.stages.swarm import plan_swarm, record_result
+from mixopt.tasks.fidelity import fidelity_levels
+from mixopt.tasks.fit import fit_and_propose
+from mixopt.tasks.swarm import plan_swarm, record_result
 from mixopt.warehouse import Warehouse
 from tests.helpers import tiny_config
 
@@ -120,7 +120,7 @@ def test_without_a_second_size_nothing_changes_but_the_repeats(tmp_path):
 
 
 def test_an_unknown_size_is_refused(tmp_path):
-    from mixopt.stages.fidelity import size_train
+    from mixopt.tasks.fidelity import size_train
 
     with pytest.raises(ValueError, match="unknown proxy size 'low'"):
         size_train(_experiment(tmp_path), "low")

@@ -6,7 +6,7 @@ import numpy as np
 
 from mixopt.experiment import Experiment
 from mixopt.runspec import DomainShard
-from mixopt.stages.final import final_mixtures, plan_final
+from mixopt.tasks.final import final_mixtures, plan_final
 from mixopt.warehouse import Warehouse
 from tests.helpers import tiny_config
 
