@@ -2,7 +2,7 @@
 
 `rows` are the warehouse's `mixture_trajectory` rows (mappings with `run_id`, `step`, `domain`,
 `weight`; an optional `label` and `seed` name the panel), e.g.
-``wh.query("SELECT t.*, r.label, r.seed FROM mixture_trajectory t JOIN runs r USING (run_id)")``.
+``mixopt.warehouse.reads.final_trajectories(wh, experiment_id).to_dicts()``.
 A weight holds from its step until the next entry, so lines are drawn as steps; LearnParams' short
 visits on smoothed one-hot mixtures are not part of the trajectory and are not drawn.
 """

@@ -135,7 +135,7 @@ def _print_summary(result) -> None:
 
 @app.command()
 def sql(
-    query: str = typer.Argument(..., help="One SELECT statement, e.g. \"select * from proxy_runs\"."),
+    query: str = typer.Argument(..., help="One read-only query, e.g. \"select * from proxy_runs\"."),
     warehouse: Path = typer.Option(Path("out/mixopt.duckdb"), "--warehouse", "-w", help="DuckDB warehouse file."),
     format: Format = typer.Option(Format.table, "--format", "-f", help="Output format."),
 ) -> None:
@@ -178,13 +178,13 @@ def report(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for report.md and plots (default: next to the warehouse)."),
 ) -> None:
     """Rebuild the markdown report and plots of an experiment from the warehouse."""
-    from mixopt.report import build_report, latest_experiment
-    from mixopt.warehouse import Warehouse
+    from mixopt.report import build_report
+    from mixopt.warehouse import Warehouse, reads
 
     if not warehouse.exists():
         _fail(f"{warehouse}: no warehouse here (run `mixopt run` first, or pass --warehouse)")
     with Warehouse(warehouse) as wh:
-        exp_id = experiment or latest_experiment(wh)
+        exp_id = experiment or reads.latest_experiment(wh)
         if exp_id is None:
             _fail(f"{warehouse}: no experiment recorded yet")
         folder = out or warehouse.parent / "reports" / exp_id

@@ -1,20 +1,21 @@
 """The experiment report: markdown and PNG plots, built from the warehouse alone.
 
-`build_report` reads what the warehouse holds for one experiment, so `mixopt report` can rebuild
-it at any time; the flow also publishes parts of it as Prefect artifacts.
+`build_report` reads what the warehouse holds for one experiment (through the named reads of
+`mixopt.warehouse.reads`, as polars DataFrames), so `mixopt report` can rebuild it at any time;
+the flow also publishes parts of it as Prefect artifacts.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import polars as pl
 
 from mixopt.mixtures.diagnostics import check_warnings, noise_floor, rank_transfer, train_flops
-from mixopt.warehouse import Warehouse
+from mixopt.warehouse import Warehouse, reads
 
 
 @dataclass
@@ -38,7 +39,9 @@ def _fmt(x: Any, digits: int = 4) -> str:
     return str(x)
 
 
-def _table(rows: list[dict[str, Any]], cols: list[str]) -> str:
+def _table(rows: pl.DataFrame | list[dict[str, Any]], cols: list[str]) -> str:
+    if isinstance(rows, pl.DataFrame):
+        rows = rows.to_dicts()
     if not rows:
         return "_(none)_\n"
     out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
@@ -47,30 +50,13 @@ def _table(rows: list[dict[str, Any]], cols: list[str]) -> str:
 
 
 def latest_experiment(wh: Warehouse) -> str | None:
-    rows = wh.query("SELECT experiment_id FROM experiments ORDER BY created_at DESC LIMIT 1")
-    return rows[0]["experiment_id"] if rows else None
+    return reads.latest_experiment(wh)
 
 
 def comparison_rows(wh: Warehouse, experiment_id: str, run_ids: list[str] | None = None) -> list[dict[str, Any]]:
     """Final runs grouped by mixture label: mean and spread of the target over seeds. Only runs of
     one final configuration are compared: `run_ids` (the flow's), else those of the latest final run."""
-    if run_ids is None:
-        latest = wh.query("SELECT n_params, tokens FROM final_runs WHERE experiment_id = ? ORDER BY created_at DESC LIMIT 1",
-                          [experiment_id])
-        if not latest:
-            return []
-        run_ids = [r["run_id"] for r in wh.query(
-            "SELECT run_id FROM final_runs WHERE experiment_id = ? AND n_params = ? AND tokens = ?",
-            [experiment_id, latest[0]["n_params"], latest[0]["tokens"]])]
-    return wh.query(
-        """SELECT label, count(*) FILTER (WHERE status = 'ok') AS seeds,
-                  avg(target_loss) AS mean_target, stddev_samp(target_loss) AS std_target,
-                  min(target_loss) AS best, max(target_loss) AS worst,
-                  any_value(n_params) AS n_params, any_value(tokens) AS tokens
-           FROM final_runs WHERE experiment_id = ? AND run_id IN (SELECT unnest(?)) GROUP BY label
-           ORDER BY CASE label WHEN 'proposed' THEN 0 ELSE 1 END, label""",
-        [experiment_id, list(run_ids)],
-    )
+    return reads.final_comparison(wh, experiment_id, run_ids).to_dicts()
 
 
 def verdict_text(rows: list[dict[str, Any]]) -> str:
@@ -94,9 +80,8 @@ def verdict_text(rows: list[dict[str, Any]]) -> str:
 
 
 def _configured_min_rho(wh: Warehouse, experiment_id: str) -> float:
-    rows = wh.query("SELECT config_json FROM experiments WHERE experiment_id = ?", [experiment_id])
     try:
-        return float(json.loads(rows[0]["config_json"])["design"]["transfer_min_rho"])
+        return float(reads.experiment_config(wh, experiment_id)["design"]["transfer_min_rho"])
     except (IndexError, KeyError, TypeError, ValueError):
         return 0.5
 
@@ -105,10 +90,7 @@ def trust_checks(wh: Warehouse, experiment_id: str) -> dict[str, Any]:
     """The noise floor (pooled seed-to-seed sd of the target over target-size mixtures trained with
     several seeds) and the scale transfer (Spearman rho between the sizes over mixtures trained at
     both, one seed each), from the finished proxy runs alone."""
-    rows = wh.query(
-        """SELECT mixture_id, coalesce(size, 'target') AS size, label, target_loss, n_params, tokens
-           FROM proxy_runs WHERE experiment_id = ? AND status = 'ok' AND target_loss IS NOT NULL
-           AND isfinite(target_loss) ORDER BY run_id""", [experiment_id])
+    rows = reads.finished_proxies(wh, experiment_id).iter_rows(named=True)
     seeds: dict[str, list[float]] = {}
     one: dict[str, dict[str, float]] = {"target": {}, "low": {}}
     compute: dict[str, list[float]] = {"target": [], "low": []}
@@ -157,25 +139,17 @@ def build_report(wh: Warehouse, experiment_id: str, out_dir: str | Path, final_r
     experiment's stored `design.transfer_min_rho`)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    exp = wh.query("SELECT * FROM experiments WHERE experiment_id = ?", [experiment_id])
-    if not exp:
+    if not reads.experiment(wh, experiment_id).height:
         raise ValueError(f"no experiment {experiment_id!r} in the warehouse")
-    domains = wh.query("SELECT domain, train_tokens, val_tokens, prior FROM domains WHERE experiment_id = ? ORDER BY idx", [experiment_id])
-    names = [d["domain"] for d in domains]
-    status = wh.query("SELECT status, count(*) AS n FROM proxy_runs WHERE experiment_id = ? GROUP BY status ORDER BY status", [experiment_id])
-    bad = wh.query("SELECT run_id, status, last_good_step, error FROM proxy_runs WHERE experiment_id = ? AND status <> 'ok' ORDER BY run_id", [experiment_id])
-    speeds = wh.query("SELECT coalesce(size, 'target') AS size, count(*) AS n, sum(wall_s) AS wall_s, avg(tokens_per_s) AS tokens_per_s, any_value(n_params) AS n_params, any_value(tokens) AS tokens FROM proxy_runs WHERE experiment_id = ? AND status = 'ok' GROUP BY ALL ORDER BY size DESC", [experiment_id])
-    fits = wh.query("SELECT fit_id, regressor, chosen, n_train, folds, cv_spearman, cv_kendall, cv_r2, cv_rmse FROM fits WHERE experiment_id = ? AND created_at = (SELECT max(created_at) FROM fits f2 WHERE f2.experiment_id = fits.experiment_id AND f2.regressor = fits.regressor) ORDER BY cv_spearman DESC NULLS LAST", [experiment_id])
-    prop = wh.query("SELECT p.*, m.weights FROM proposals p JOIN mixtures m USING (mixture_id) WHERE p.experiment_id = ? ORDER BY p.created_at DESC LIMIT 1", [experiment_id])
-    chosen = next((f for f in fits if f["chosen"]), None)
-    top = wh.query(
-        """SELECT r.run_id, r.target_loss AS measured, fp.predicted AS predicted_cv, m.weights
-           FROM proxy_runs r JOIN mixtures m USING (mixture_id)
-           LEFT JOIN fit_predictions fp ON fp.run_id = r.run_id AND fp.fit_id = ?
-           WHERE r.experiment_id = ? AND r.status = 'ok' AND coalesce(r.size, 'target') = 'target'
-           AND r.label IS DISTINCT FROM 'seed_repeat' ORDER BY r.target_loss LIMIT 10""",
-        [chosen["fit_id"] if chosen else "", experiment_id],
-    )
+    domains = reads.domains(wh, experiment_id)
+    names = domains["domain"].to_list()
+    status = reads.proxy_status_counts(wh, experiment_id).to_dicts()
+    bad = reads.excluded_proxies(wh, experiment_id)
+    speeds = reads.proxy_speeds(wh, experiment_id).to_dicts()
+    fits = reads.latest_fits(wh, experiment_id)
+    prop = reads.latest_proposal(wh, experiment_id).to_dicts()
+    chosen = next(iter(fits.filter(pl.col("chosen")).to_dicts()), None)
+    top = reads.top_proxies(wh, experiment_id, chosen["fit_id"] if chosen else None).to_dicts()
     for t in top:
         t["mixture"] = ", ".join(f"{n} {w:.2f}" for n, w in zip(names, t.pop("weights")) if w > 0)
     comp = comparison_rows(wh, experiment_id, final_run_ids)
@@ -193,7 +167,7 @@ def build_report(wh: Warehouse, experiment_id: str, out_dir: str | Path, final_r
               + "".join(f"; {sp['n']} ok at the {sp['size']} size: {sp['n_params']:,} parameters and "
                         f"{sp['tokens']:,} tokens each, {_fmt(sp['tokens_per_s'], 0)} tokens/s on average, "
                         f"{_fmt(sp['wall_s'], 1)} s of training in all" for sp in speeds) + ".\n")
-    if bad:
+    if bad.height:
         md.append("\nExcluded from every fit:\n\n" + _table(bad, ["run_id", "status", "last_good_step", "error"]))
     md.append("\n## Fits (k-fold cross-validation on the target-size proxies only, one seed per mixture)\n")
     md.append(_table(fits, ["regressor", "chosen", "n_train", "folds", "cv_spearman", "cv_kendall", "cv_r2", "cv_rmse"]))
@@ -202,7 +176,7 @@ def build_report(wh: Warehouse, experiment_id: str, out_dir: str | Path, final_r
     md.append(_table(top, ["run_id", "measured", "predicted_cv", "mixture"]))
     if prop:
         p = prop[0]
-        prior = {d["domain"]: d["prior"] for d in domains}
+        prior = dict(zip(names, domains["prior"].to_list()))
         rows = [{"domain": n, "proposed": w, "natural": prior[n], "cap_active": c}
                 for n, w, c in zip(names, p["weights"], p["caps_active"])]
         md.append(f"\n## Proposal ({p['method']} on the {p['regressor']} fit `{p['fit_id']}`)\n")
@@ -222,7 +196,7 @@ def build_report(wh: Warehouse, experiment_id: str, out_dir: str | Path, final_r
 
 
 def _plots(wh: Warehouse, experiment_id: str, names: list[str], chosen: dict | None, prop: dict | None,
-           domains: list[dict], out: Path, pairs: list[tuple[float, float]]) -> list[Path]:
+           domains: pl.DataFrame, out: Path, pairs: list[tuple[float, float]]) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -230,9 +204,9 @@ def _plots(wh: Warehouse, experiment_id: str, names: list[str], chosen: dict | N
 
     paths = []
     if chosen:
-        pts = wh.query("SELECT actual, predicted FROM fit_predictions WHERE fit_id = ?", [chosen["fit_id"]])
-        if pts:
-            a = np.array([p["actual"] for p in pts]); q = np.array([p["predicted"] for p in pts])
+        pts = reads.fit_predictions(wh, chosen["fit_id"])
+        if pts.height:
+            a = pts["actual"].to_numpy(); q = pts["predicted"].to_numpy()
             fig, ax = plt.subplots(figsize=(4.5, 4.5))
             ax.scatter(a, q, s=18)
             lo, hi = float(min(a.min(), q.min())), float(max(a.max(), q.max()))
@@ -243,7 +217,7 @@ def _plots(wh: Warehouse, experiment_id: str, names: list[str], chosen: dict | N
     if prop:
         fig, ax = plt.subplots(figsize=(6, 3.5))
         x = np.arange(len(names))
-        ax.bar(x - 0.2, [d["prior"] for d in domains], 0.4, label="natural (prior)")
+        ax.bar(x - 0.2, domains["prior"].to_list(), 0.4, label="natural (prior)")
         ax.bar(x + 0.2, prop["weights"], 0.4, label="proposed")
         ax.set_xticks(x, names, rotation=30, ha="right"); ax.set_ylabel("weight"); ax.legend()
         fig.tight_layout(); paths.append(out / "mixture_proposed_vs_natural.png"); fig.savefig(paths[-1], dpi=110); plt.close(fig)
@@ -254,9 +228,7 @@ def _plots(wh: Warehouse, experiment_id: str, names: list[str], chosen: dict | N
         ax.set(xlabel="target loss, low size", ylabel="target loss, target size",
                title=f"Scale transfer ({len(pairs)} mixtures)")
         fig.tight_layout(); paths.append(out / "scale_transfer.png"); fig.savefig(paths[-1], dpi=110); plt.close(fig)
-    curves = wh.query(
-        """SELECT r.label, r.seed, m.tokens, m.loss FROM final_runs r JOIN metrics m USING (run_id)
-           WHERE r.experiment_id = ? ORDER BY r.label, r.seed, m.step""", [experiment_id])
+    curves = reads.final_curves(wh, experiment_id).to_dicts()
     if curves:
         fig, ax = plt.subplots(figsize=(6, 4))
         keys = sorted({(c["label"], c["seed"]) for c in curves})
@@ -268,9 +240,7 @@ def _plots(wh: Warehouse, experiment_id: str, names: list[str], chosen: dict | N
         ax.set(xlabel="training tokens", ylabel="training loss (smoothed)", title="Final runs")
         ax.legend(fontsize=8); fig.tight_layout()
         paths.append(out / "final_loss_curves.png"); fig.savefig(paths[-1], dpi=110); plt.close(fig)
-    trajectory = wh.query(
-        """SELECT t.run_id, t.step, t.domain, t.weight, r.label, r.seed, r.steps FROM mixture_trajectory t
-           JOIN final_runs r USING (run_id) WHERE r.experiment_id = ? ORDER BY t.run_id, t.step""", [experiment_id])
+    trajectory = reads.final_trajectories(wh, experiment_id).to_dicts()
     if trajectory:
         from mixopt.aioli_plot import plot_trajectory
 

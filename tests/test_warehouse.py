@@ -201,3 +201,29 @@ def test_two_experiments_can_share_a_mixture(tmp_path):
                               "order by experiment_id, kind, domain")
     assert rows == [("e1", "design", "code", 0.5), ("e1", "design", "web", 0.5), ("e2", "design", "code", 0.5),
                     ("e2", "design", "web", 0.5), ("e2", "natural", "code", 0.5), ("e2", "natural", "web", 0.5)]
+
+
+def test_migrations_run_once_and_are_recorded(tmp_path):
+    from mixopt.warehouse.schema import MIGRATIONS, migrate
+
+    path = tmp_path / "w.duckdb"
+    with Warehouse(path) as wh:
+        first = wh.query("SELECT version, applied_at FROM schema_version ORDER BY version")
+        assert [r["version"] for r in first] == [v for v, _, _ in MIGRATIONS]
+    with Warehouse(path) as wh:  # a second open applies nothing
+        assert wh.query("SELECT version, applied_at FROM schema_version ORDER BY version") == first
+        assert migrate(wh.con) == []
+
+
+def test_a_warehouse_from_before_versioning_gets_primary_keys(tmp_path):
+    path = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(path))  # the child tables as they were: no primary key, a duplicated row
+    con.execute("CREATE TABLE metrics (run_id VARCHAR, step INTEGER, tokens BIGINT, loss DOUBLE, lr DOUBLE)")
+    con.execute("INSERT INTO metrics VALUES ('r', 0, 8, 2.0, 0.1), ('r', 0, 8, 2.0, 0.1), ('r', 1, 16, 1.5, 0.1)")
+    con.close()
+    with Warehouse(path) as wh:
+        assert wh.query("SELECT count(*) AS n FROM metrics")[0]["n"] == 2
+        keys = wh.query("SELECT table_name FROM information_schema.table_constraints "
+                        "WHERE constraint_type = 'PRIMARY KEY'")
+        tables = wh.query("SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE'")
+        assert {r["table_name"] for r in keys} == {r["table_name"] for r in tables}

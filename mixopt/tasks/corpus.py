@@ -11,7 +11,7 @@ from mixopt.config import ExperimentConfig
 from mixopt.corpus.ingest import prepare_corpus
 from mixopt.corpus.readers import CorpusError
 from mixopt.experiment import Experiment
-from mixopt.warehouse import Warehouse, writer
+from mixopt.warehouse import Warehouse, reads, writer
 
 
 def prepare_experiment(cfg: ExperimentConfig, wh: Warehouse, progress: bool = False) -> Experiment:
@@ -39,9 +39,7 @@ def check_recorded_shards(exp: Experiment, wh: Warehouse) -> None:
     different tokens (another tokenizer version, a damaged file rebuilt differently) would otherwise
     mix proxies trained on different data in one experiment.
     """
-    rows = wh.query(
-        "SELECT domain, train_sha256, val_sha256 FROM domains WHERE experiment_id = ?", [exp.experiment_id]
-    )
+    rows = reads.domain_checksums(wh, exp.experiment_id).iter_rows(named=True)
     recorded = {r["domain"]: (r["train_sha256"], r["val_sha256"]) for r in rows}
     for d in exp.domains:
         old = recorded.get(d.name)

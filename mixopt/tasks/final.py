@@ -18,7 +18,7 @@ from mixopt.experiment import Experiment
 from mixopt.mixtures.design import natural_mixture, stratified_mixture, token_caps
 from mixopt.runspec import RunResult, RunSpec
 from mixopt.tasks.swarm import DONE, ingest_spool, spool_result
-from mixopt.warehouse import Warehouse, writer
+from mixopt.warehouse import Warehouse, reads, writer
 
 AIOLI_LABELS = ("aioli", "aioli_restricted")  # runs that adapt their mixture online (issue 4)
 
@@ -60,12 +60,10 @@ def plan_final(exp: Experiment, wh: Warehouse, proposal: list[float]) -> list[Ru
 
 def latest_proposal(exp: Experiment, wh: Warehouse) -> list[float]:
     """The weights of the experiment's latest proposal."""
-    rows = wh.query(
-        """SELECT m.weights FROM proposals p JOIN mixtures m USING (mixture_id)
-           WHERE p.experiment_id = ? ORDER BY p.created_at DESC LIMIT 1""", [exp.experiment_id])
-    if not rows:
+    latest = reads.latest_proposal(wh, exp.experiment_id)
+    if not latest.height:
         raise RuntimeError(f"experiment {exp.experiment_id} has no proposal yet: run fit-and-propose first")
-    return list(rows[0]["weights"])
+    return latest["weights"][0].to_list()
 
 
 def train_final(exp: Experiment, spec: RunSpec) -> RunResult:

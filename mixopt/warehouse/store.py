@@ -1,4 +1,4 @@
-"""The DuckDB warehouse: the one module that reads and writes mixopt's results.
+"""The warehouse's single writer: `Warehouse` opens the file, migrates it and records results.
 
 Write path. DuckDB allows one writing process per file, so nothing but the flow's own process
 writes here. Workers (threads, Dask workers, child processes) never open the file: they spool each
@@ -8,15 +8,15 @@ an exclusive file lock across processes (two `mixopt run` on one warehouse wait 
 Every record is one transaction and idempotent (keyed by run id), so a crash mid-write leaves the
 previous state and re-ingesting the spool completes it.
 
-Reads. `read_only_query` opens the file read-only with external access disabled and accepts
-only SELECT-like statements; it is what `mixopt sql` uses.
+Reads. The few lookups the flow's tasks need while writing are methods here; the report's and the
+public API's reads are the functions of `reads.py`, which take a `Warehouse` or a read-only
+handle (`readonly.py`) alike.
 """
 
 from __future__ import annotations
 
 import fcntl
 import json
-import re
 import threading
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -24,68 +24,14 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import duckdb
+import polars as pl
 
 from mixopt.runspec import DomainShard, RunResult
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS experiments (
-    experiment_id VARCHAR PRIMARY KEY, name VARCHAR, config_hash VARCHAR, corpus_fingerprint VARCHAR,
-    config_json JSON, created_at TIMESTAMPTZ);
-CREATE TABLE IF NOT EXISTS domains (
-    experiment_id VARCHAR, domain VARCHAR, idx INTEGER, train_tokens BIGINT, val_tokens BIGINT,
-    train_docs BIGINT, val_docs BIGINT, prior DOUBLE, train_sha256 VARCHAR, val_sha256 VARCHAR,
-    PRIMARY KEY (experiment_id, domain));
-CREATE TABLE IF NOT EXISTS mixtures (
-    mixture_id VARCHAR PRIMARY KEY, experiment_id VARCHAR, kind VARCHAR, weights DOUBLE[],
-    created_at TIMESTAMPTZ);
-CREATE TABLE IF NOT EXISTS experiment_mixtures (
-    experiment_id VARCHAR, mixture_id VARCHAR, kind VARCHAR, created_at TIMESTAMPTZ,
-    PRIMARY KEY (experiment_id, mixture_id, kind));
-INSERT INTO experiment_mixtures SELECT experiment_id, mixture_id, kind, created_at FROM mixtures
-    ON CONFLICT DO NOTHING;
-CREATE TABLE IF NOT EXISTS runs (
-    run_id VARCHAR PRIMARY KEY, experiment_id VARCHAR, role VARCHAR, label VARCHAR, mixture_id VARCHAR,
-    seed INTEGER, status VARCHAR, error VARCHAR, n_params BIGINT, n_params_non_embedding BIGINT,
-    tokens BIGINT, steps INTEGER, wall_s DOUBLE, tokens_per_s DOUBLE, last_good_step INTEGER,
-    target_loss DOUBLE, code_version VARCHAR, created_at TIMESTAMPTZ, size VARCHAR);
-ALTER TABLE runs ADD COLUMN IF NOT EXISTS size VARCHAR;
-CREATE TABLE IF NOT EXISTS design_sizes (
-    experiment_id VARCHAR, mixture_id VARCHAR, size VARCHAR, PRIMARY KEY (experiment_id, mixture_id));
-CREATE TABLE IF NOT EXISTS metrics (
-    run_id VARCHAR, step INTEGER, tokens BIGINT, loss DOUBLE, lr DOUBLE);
-CREATE TABLE IF NOT EXISTS evals (
-    run_id VARCHAR, domain VARCHAR, loss DOUBLE, PRIMARY KEY (run_id, domain));
-CREATE TABLE IF NOT EXISTS mixture_trajectory (
-    run_id VARCHAR, round INTEGER, step INTEGER, domain VARCHAR, weight DOUBLE);
-CREATE TABLE IF NOT EXISTS aioli_params (
-    run_id VARCHAR, round INTEGER, step INTEGER, row_domain VARCHAR, col_domain VARCHAR, value DOUBLE);
-CREATE TABLE IF NOT EXISTS fits (
-    fit_id VARCHAR PRIMARY KEY, experiment_id VARCHAR, regressor VARCHAR, chosen BOOLEAN,
-    n_train INTEGER, folds INTEGER, cv_spearman DOUBLE, cv_kendall DOUBLE, cv_r2 DOUBLE,
-    cv_rmse DOUBLE, created_at TIMESTAMPTZ);
-CREATE TABLE IF NOT EXISTS fit_predictions (
-    fit_id VARCHAR, run_id VARCHAR, actual DOUBLE, predicted DOUBLE);
-CREATE TABLE IF NOT EXISTS proposals (
-    proposal_id VARCHAR PRIMARY KEY, experiment_id VARCHAR, fit_id VARCHAR, method VARCHAR,
-    regressor VARCHAR, mixture_id VARCHAR, predicted_target DOUBLE, caps_active BOOLEAN[],
-    details JSON, created_at TIMESTAMPTZ);
-CREATE OR REPLACE VIEW proxy_runs AS SELECT * FROM runs WHERE role = 'proxy';
-CREATE OR REPLACE VIEW final_runs AS SELECT * FROM runs WHERE role = 'final';
-CREATE OR REPLACE VIEW mixture_weights AS
-    SELECT e.mixture_id, e.experiment_id, e.kind, d.domain, m.weights[d.idx + 1] AS weight
-    FROM experiment_mixtures e JOIN mixtures m USING (mixture_id) JOIN domains d ON d.experiment_id = e.experiment_id;
-"""
+from mixopt.warehouse.schema import migrate
 
 _RUN_COLUMNS = ("run_id, experiment_id, role, label, mixture_id, seed, status, error, n_params, "
                 "n_params_non_embedding, tokens, steps, wall_s, tokens_per_s, last_good_step, target_loss, "
                 "code_version, created_at, size")
-_ALLOWED_STATEMENTS = {"SELECT", "EXPLAIN"}
-_EXPLAIN_PREFIX = re.compile(  # `EXPLAIN [ANALYZE] [(options)]`, the part before the explained statement
-    r"\s*EXPLAIN\s+(?:ANALY[SZ]E\s+)?(?:\((?!\s*(?:SELECT|WITH|FROM|VALUES)\b)[^()]*\)\s*)?", re.IGNORECASE)
-
-
-class WarehouseError(RuntimeError):
-    """A warehouse problem the user can act on (wrong path, refused statement, ...)."""
 
 
 def _jsonable(o: Any) -> Any:
@@ -98,9 +44,11 @@ def _insert_mixture(con: duckdb.DuckDBPyConnection, mixture_id: str, experiment_
     """A mixture is its weights (`mixtures`, keyed by the content address, first experiment kept
     as its origin); which experiments use it, and as what, is `experiment_mixtures`."""
     now = _now()
-    con.execute("INSERT INTO mixtures VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+    con.execute("INSERT INTO mixtures (mixture_id, experiment_id, kind, weights, created_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 [mixture_id, experiment_id, kind, [float(w) for w in weights], now])
-    con.execute("INSERT INTO experiment_mixtures VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+    con.execute("INSERT INTO experiment_mixtures (experiment_id, mixture_id, kind, created_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 [experiment_id, mixture_id, kind, now])
 
 
@@ -119,7 +67,7 @@ class Warehouse:
         fcntl.flock(self._lock_file, fcntl.LOCK_EX)
         try:
             self.con = duckdb.connect(str(self.path))
-            self.con.execute(SCHEMA)
+            migrate(self.con)
         except Exception:
             self._release_file_lock()
             raise
@@ -154,10 +102,16 @@ class Warehouse:
             self.con.execute("COMMIT")
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Rows of one statement as dicts (the tasks' lookups; tests use it too)."""
         with self._lock:
             cur = self.con.execute(sql, list(params))
             cols = [d[0] for d in cur.description]
             return [dict(zip(cols, row)) for row in cur.fetchall()]
+
+    def frame(self, sql: str, params: Sequence[Any] = ()) -> pl.DataFrame:
+        """The result of one read as a polars DataFrame (what `reads.py` builds on)."""
+        with self._lock:
+            return self.con.sql(sql, params=list(params) or None).pl()
 
     # ---------------------------------------------------------------- experiments and corpus
     def record_experiment(
@@ -166,12 +120,14 @@ class Warehouse:
     ) -> None:
         with self.transaction() as con:
             con.execute(
-                "INSERT INTO experiments VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                "INSERT INTO experiments (experiment_id, name, config_hash, corpus_fingerprint, config_json, "
+                "created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 [experiment_id, name, config_hash, fingerprint, json.dumps(config), _now()],
             )
             for i, (d, p) in enumerate(zip(domains, prior)):
                 con.execute(
-                    "INSERT OR REPLACE INTO domains VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT OR REPLACE INTO domains (experiment_id, domain, idx, train_tokens, val_tokens, "
+                    "train_docs, val_docs, prior, train_sha256, val_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [experiment_id, d.name, i, d.train_tokens, d.val_tokens, d.train_docs, d.val_docs,
                      float(p), d.train_sha256, d.val_sha256],
                 )
@@ -182,7 +138,8 @@ class Warehouse:
         with self.transaction() as con:
             _insert_mixture(con, mixture_id, experiment_id, kind, weights)
             if size is not None:
-                con.execute("INSERT INTO design_sizes VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                con.execute("INSERT INTO design_sizes (experiment_id, mixture_id, size) VALUES (?, ?, ?) "
+                            "ON CONFLICT DO NOTHING",
                             [experiment_id, mixture_id, size])
 
     def design_sizes(self, experiment_id: str) -> dict[str, str]:
@@ -217,12 +174,12 @@ class Warehouse:
             )
             if r.curve:
                 con.executemany(
-                    "INSERT INTO metrics VALUES (?, ?, ?, ?, ?)",
+                    "INSERT INTO metrics (run_id, step, tokens, loss, lr) VALUES (?, ?, ?, ?, ?)",
                     [[r.run_id, int(s), int(t), float(l), float(lr)] for s, t, l, lr in r.curve],
                 )
             if r.val_losses:
                 con.executemany(
-                    "INSERT INTO evals VALUES (?, ?, ?)",
+                    "INSERT INTO evals (run_id, domain, loss) VALUES (?, ?, ?)",
                     [[r.run_id, d, float(v)] for d, v in r.val_losses.items()],
                 )
             self._record_trajectory(con, r)
@@ -237,9 +194,11 @@ class Warehouse:
             for i, row in enumerate(e.get("A") or []):
                 params += [[r.run_id, e["round"], e["step"], names[i], names[j], float(v)] for j, v in enumerate(row)]
         if weights:
-            con.executemany("INSERT INTO mixture_trajectory VALUES (?, ?, ?, ?, ?)", weights)
+            con.executemany("INSERT INTO mixture_trajectory (run_id, round, step, domain, weight) "
+                            "VALUES (?, ?, ?, ?, ?)", weights)
         if params:
-            con.executemany("INSERT INTO aioli_params VALUES (?, ?, ?, ?, ?, ?)", params)
+            con.executemany("INSERT INTO aioli_params (run_id, round, step, row_domain, col_domain, value) "
+                            "VALUES (?, ?, ?, ?, ?, ?)", params)
 
     def trained_mixture_ids(self, experiment_id: str, label: str = "design") -> set[str]:
         """Mixtures with at least one proxy run of `label` recorded, whatever its outcome."""
@@ -274,13 +233,14 @@ class Warehouse:
         with self.transaction() as con:
             con.execute("DELETE FROM fit_predictions WHERE fit_id = ?", [fit_id])
             con.execute(
-                "INSERT OR REPLACE INTO fits VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO fits (fit_id, experiment_id, regressor, chosen, n_train, folds, cv_spearman, "
+                "cv_kendall, cv_r2, cv_rmse, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [fit_id, experiment_id, report["name"], chosen, report["n"], report["folds"],
                  report["spearman"], report["kendall"], report["r2"], report["rmse"], _now()],
             )
             if predictions:
                 con.executemany(
-                    "INSERT INTO fit_predictions VALUES (?, ?, ?, ?)",
+                    "INSERT INTO fit_predictions (fit_id, run_id, actual, predicted) VALUES (?, ?, ?, ?)",
                     [[fit_id, rid, float(a), float(p)] for rid, a, p in predictions],
                 )
 
@@ -290,60 +250,11 @@ class Warehouse:
         with self.transaction() as con:
             _insert_mixture(con, mixture_id, experiment_id, "proposal", weights)
             con.execute(
-                "INSERT OR REPLACE INTO proposals VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO proposals (proposal_id, experiment_id, fit_id, method, regressor, mixture_id, "
+                "predicted_target, caps_active, details, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [proposal_id, experiment_id, fit_id, method, regressor, mixture_id, float(predicted),
                  [bool(c) for c in caps_active], json.dumps(details, default=_jsonable), _now()],
             )
-
-
-def read_only_query(path: str | Path, sql: str) -> tuple[list[str], list[tuple]]:
-    """Run one read-only statement on the warehouse; refuses anything that writes or reaches outside it."""
-    path = Path(path)
-    if not path.exists():
-        raise WarehouseError(f"{path}: no warehouse here (run `mixopt run` first, or pass --warehouse)")
-    statements = _parse(sql)
-    if len(statements) != 1:
-        raise WarehouseError(f"give exactly one statement, got {len(statements)}")
-    kind, text = statements[0]
-    if kind == "EXPLAIN":  # EXPLAIN ANALYZE executes its statement: that one must be a SELECT too
-        m = _EXPLAIN_PREFIX.match(text)
-        inner = _parse(text[m.end():]) if m else []
-        if len(inner) != 1 or inner[0][0] != "SELECT":
-            kind = "EXPLAIN " + (inner[0][0] if len(inner) == 1 else "of something else")
-    if kind not in _ALLOWED_STATEMENTS:
-        raise WarehouseError(f"refused: `mixopt sql` is read-only and runs SELECT queries only (got {kind})")
-    try:
-        con = duckdb.connect(str(path), read_only=True)
-    except duckdb.IOException as e:
-        raise WarehouseError(f"{path}: cannot open read-only ({e}); is a run writing to it right now?") from None
-    try:
-        con.execute("SET enable_external_access = false")
-        con.execute("SET autoinstall_known_extensions = false")
-        con.execute("SET autoload_known_extensions = false")
-        con.execute("SET lock_configuration = true")
-        cur = con.execute(sql)
-        cols = [d[0] for d in cur.description] if cur.description else []
-        return cols, cur.fetchall()
-    except duckdb.Error as e:
-        raise WarehouseError(f"query failed: {e}") from None
-    finally:
-        con.close()
-
-
-def _parse(sql: str) -> list[tuple[str, str]]:
-    """(type, text) of each statement in `sql`; anything DuckDB cannot parse is a `WarehouseError`."""
-    try:
-        statements = duckdb.extract_statements(sql)
-    except duckdb.Error as e:
-        raise WarehouseError(f"could not parse the query: {e}") from None
-    parsed = []
-    for st in statements:
-        try:
-            kind = st.type.name
-        except ValueError:  # a statement type the Python API does not know (e.g. UPDATE EXTENSIONS)
-            kind = "UNKNOWN"
-        parsed.append((kind, st.query))
-    return parsed
 
 
 _writers: dict[str, Warehouse] = {}

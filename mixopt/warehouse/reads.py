@@ -1,0 +1,168 @@
+"""Every read of the report and of the public API, by name; each returns a polars DataFrame.
+
+`db` is a `Warehouse` (the flow's writer) or a `ReadOnlyWarehouse` (`mixopt.open`): anything
+with `frame(sql, params) -> polars.DataFrame`. The rule for which proxy runs a fit sees lives in
+`Warehouse.proxy_observations`; the report's top mixtures apply the same rule here.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Protocol, Sequence
+
+import polars as pl
+
+
+class Frames(Protocol):
+    def frame(self, sql: str, params: Sequence[Any] = ()) -> pl.DataFrame: ...
+
+
+def _where_experiment(experiment_id: str | None, column: str = "experiment_id") -> tuple[str, list]:
+    return (f" WHERE {column} = ?", [experiment_id]) if experiment_id is not None else ("", [])
+
+
+# ---------------------------------------------------------------- public API tables
+def runs(db: Frames, experiment_id: str | None = None) -> pl.DataFrame:
+    """Every training run (proxies and final runs), oldest first."""
+    where, params = _where_experiment(experiment_id)
+    return db.frame(f"SELECT * FROM runs{where} ORDER BY created_at, run_id", params)
+
+
+def fits(db: Frames, experiment_id: str | None = None) -> pl.DataFrame:
+    """Every regressor fit with its cross-validation scores, oldest first."""
+    where, params = _where_experiment(experiment_id)
+    return db.frame(f"SELECT * FROM fits{where} ORDER BY created_at, fit_id", params)
+
+
+def proposals(db: Frames, experiment_id: str | None = None) -> pl.DataFrame:
+    """Every proposal with its mixture's weights, oldest first."""
+    where, params = _where_experiment(experiment_id, "p.experiment_id")
+    return db.frame("SELECT p.*, m.weights FROM proposals p JOIN mixtures m USING (mixture_id)"
+                    f"{where} ORDER BY p.created_at, p.proposal_id", params)
+
+
+# ---------------------------------------------------------------- experiments and domains
+def latest_experiment(db: Frames) -> str | None:
+    """The id of the experiment recorded last, or None."""
+    df = db.frame("SELECT experiment_id FROM experiments ORDER BY created_at DESC LIMIT 1")
+    return df["experiment_id"][0] if df.height else None
+
+
+def experiment(db: Frames, experiment_id: str) -> pl.DataFrame:
+    """The experiment's row (empty when it is not recorded)."""
+    return db.frame("SELECT * FROM experiments WHERE experiment_id = ?", [experiment_id])
+
+
+def experiment_config(db: Frames, experiment_id: str) -> dict | None:
+    """The config stored with the experiment (as first recorded), or None."""
+    df = db.frame("SELECT config_json FROM experiments WHERE experiment_id = ?", [experiment_id])
+    return json.loads(df["config_json"][0]) if df.height and df["config_json"][0] is not None else None
+
+
+def domains(db: Frames, experiment_id: str) -> pl.DataFrame:
+    """Domain, train and validation tokens and prior weight, in the experiment's domain order."""
+    return db.frame("SELECT domain, train_tokens, val_tokens, prior FROM domains WHERE experiment_id = ? ORDER BY idx",
+                    [experiment_id])
+
+
+def domain_checksums(db: Frames, experiment_id: str) -> pl.DataFrame:
+    """The token shards' checksums recorded for the experiment's domains."""
+    return db.frame("SELECT domain, train_sha256, val_sha256 FROM domains WHERE experiment_id = ?", [experiment_id])
+
+
+# ---------------------------------------------------------------- the swarm
+def proxy_status_counts(db: Frames, experiment_id: str) -> pl.DataFrame:
+    return db.frame("SELECT status, count(*) AS n FROM proxy_runs WHERE experiment_id = ? GROUP BY status "
+                    "ORDER BY status", [experiment_id])
+
+
+def excluded_proxies(db: Frames, experiment_id: str) -> pl.DataFrame:
+    """Proxy runs that did not finish ok (failed or diverged): left out of every fit."""
+    return db.frame("SELECT run_id, status, last_good_step, error FROM proxy_runs WHERE experiment_id = ? "
+                    "AND status <> 'ok' ORDER BY run_id", [experiment_id])
+
+
+def proxy_speeds(db: Frames, experiment_id: str) -> pl.DataFrame:
+    """Per proxy size: finished runs, training time, mean tokens/s, parameters and tokens."""
+    return db.frame(
+        "SELECT coalesce(size, 'target') AS size, count(*) AS n, sum(wall_s) AS wall_s, "
+        "avg(tokens_per_s) AS tokens_per_s, any_value(n_params) AS n_params, any_value(tokens) AS tokens "
+        "FROM proxy_runs WHERE experiment_id = ? AND status = 'ok' GROUP BY ALL ORDER BY size DESC", [experiment_id])
+
+
+def finished_proxies(db: Frames, experiment_id: str) -> pl.DataFrame:
+    """Every proxy run with status ok and a finite target, all sizes and labels (the trust checks)."""
+    return db.frame(
+        """SELECT mixture_id, coalesce(size, 'target') AS size, label, target_loss, n_params, tokens
+           FROM proxy_runs WHERE experiment_id = ? AND status = 'ok' AND target_loss IS NOT NULL
+           AND isfinite(target_loss) ORDER BY run_id""", [experiment_id])
+
+
+def top_proxies(db: Frames, experiment_id: str, fit_id: str | None, limit: int = 10) -> pl.DataFrame:
+    """The best target-size proxies (one seed each): measured target, `fit_id`'s out-of-fold
+    prediction and the weights."""
+    return db.frame(
+        """SELECT r.run_id, r.target_loss AS measured, fp.predicted AS predicted_cv, m.weights
+           FROM proxy_runs r JOIN mixtures m USING (mixture_id)
+           LEFT JOIN fit_predictions fp ON fp.run_id = r.run_id AND fp.fit_id = ?
+           WHERE r.experiment_id = ? AND r.status = 'ok' AND coalesce(r.size, 'target') = 'target'
+           AND r.label IS DISTINCT FROM 'seed_repeat' ORDER BY r.target_loss LIMIT ?""",
+        [fit_id or "", experiment_id, limit])
+
+
+# ---------------------------------------------------------------- fits and proposals
+def latest_fits(db: Frames, experiment_id: str) -> pl.DataFrame:
+    """Each regressor's latest fit, best CV Spearman first."""
+    return db.frame(
+        "SELECT fit_id, regressor, chosen, n_train, folds, cv_spearman, cv_kendall, cv_r2, cv_rmse FROM fits "
+        "WHERE experiment_id = ? AND created_at = (SELECT max(created_at) FROM fits f2 WHERE "
+        "f2.experiment_id = fits.experiment_id AND f2.regressor = fits.regressor) ORDER BY cv_spearman DESC NULLS LAST",
+        [experiment_id])
+
+
+def fit_predictions(db: Frames, fit_id: str) -> pl.DataFrame:
+    """A fit's out-of-fold predictions against the measured targets."""
+    return db.frame("SELECT actual, predicted FROM fit_predictions WHERE fit_id = ?", [fit_id])
+
+
+def latest_proposal(db: Frames, experiment_id: str) -> pl.DataFrame:
+    """The experiment's latest proposal with its weights (empty when there is none)."""
+    return db.frame("SELECT p.*, m.weights FROM proposals p JOIN mixtures m USING (mixture_id) "
+                    "WHERE p.experiment_id = ? ORDER BY p.created_at DESC LIMIT 1", [experiment_id])
+
+
+# ---------------------------------------------------------------- final runs
+def final_comparison(db: Frames, experiment_id: str, run_ids: list[str] | None = None) -> pl.DataFrame:
+    """Final runs grouped by mixture label: mean and spread of the target over seeds. Only runs of
+    one final configuration: `run_ids`, else those of the latest final run's size and tokens."""
+    if run_ids is None:
+        latest = db.frame("SELECT n_params, tokens FROM final_runs WHERE experiment_id = ? "
+                          "ORDER BY created_at DESC LIMIT 1", [experiment_id])
+        if not latest.height:
+            run_ids = []
+        else:
+            run_ids = db.frame(
+                "SELECT run_id FROM final_runs WHERE experiment_id = ? AND n_params = ? AND tokens = ?",
+                [experiment_id, latest["n_params"][0], latest["tokens"][0]])["run_id"].to_list()
+    return db.frame(
+        """SELECT label, count(*) FILTER (WHERE status = 'ok') AS seeds,
+                  avg(target_loss) AS mean_target, stddev_samp(target_loss) AS std_target,
+                  min(target_loss) AS best, max(target_loss) AS worst,
+                  any_value(n_params) AS n_params, any_value(tokens) AS tokens
+           FROM final_runs WHERE experiment_id = ? AND run_id IN (SELECT unnest(?::VARCHAR[])) GROUP BY label
+           ORDER BY CASE label WHEN 'proposed' THEN 0 ELSE 1 END, label""",
+        [experiment_id, list(run_ids)])
+
+
+def final_curves(db: Frames, experiment_id: str) -> pl.DataFrame:
+    """The final runs' training curves: label, seed, tokens seen and loss, in step order."""
+    return db.frame(
+        """SELECT r.label, r.seed, m.tokens, m.loss FROM final_runs r JOIN metrics m USING (run_id)
+           WHERE r.experiment_id = ? ORDER BY r.label, r.seed, m.step""", [experiment_id])
+
+
+def final_trajectories(db: Frames, experiment_id: str) -> pl.DataFrame:
+    """The mixture trajectories of the final runs that adapt their mixture online (Aioli)."""
+    return db.frame(
+        """SELECT t.run_id, t.step, t.domain, t.weight, r.label, r.seed, r.steps FROM mixture_trajectory t
+           JOIN final_runs r USING (run_id) WHERE r.experiment_id = ? ORDER BY t.run_id, t.step""", [experiment_id])

@@ -1,0 +1,123 @@
+"""The warehouse's schema: ordered migrations, each applied once and recorded in `schema_version`.
+
+A warehouse created before `schema_version` existed holds the tables of migration 1 (perhaps
+without later columns); migration 1 is written so that it brings such a file to its state, and
+the version table then records it, so nothing here runs again on the next open.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import duckdb
+
+# Migration 1: the schema as it stood before versioning (idempotent, so an old file passes it too).
+_BASE = """
+CREATE TABLE IF NOT EXISTS experiments (
+    experiment_id VARCHAR PRIMARY KEY, name VARCHAR, config_hash VARCHAR, corpus_fingerprint VARCHAR,
+    config_json JSON, created_at TIMESTAMPTZ);
+CREATE TABLE IF NOT EXISTS domains (
+    experiment_id VARCHAR, domain VARCHAR, idx INTEGER, train_tokens BIGINT, val_tokens BIGINT,
+    train_docs BIGINT, val_docs BIGINT, prior DOUBLE, train_sha256 VARCHAR, val_sha256 VARCHAR,
+    PRIMARY KEY (experiment_id, domain));
+CREATE TABLE IF NOT EXISTS mixtures (
+    mixture_id VARCHAR PRIMARY KEY, experiment_id VARCHAR, kind VARCHAR, weights DOUBLE[],
+    created_at TIMESTAMPTZ);
+CREATE TABLE IF NOT EXISTS experiment_mixtures (
+    experiment_id VARCHAR, mixture_id VARCHAR, kind VARCHAR, created_at TIMESTAMPTZ,
+    PRIMARY KEY (experiment_id, mixture_id, kind));
+INSERT INTO experiment_mixtures (experiment_id, mixture_id, kind, created_at)
+    SELECT experiment_id, mixture_id, kind, created_at FROM mixtures ON CONFLICT DO NOTHING;
+CREATE TABLE IF NOT EXISTS runs (
+    run_id VARCHAR PRIMARY KEY, experiment_id VARCHAR, role VARCHAR, label VARCHAR, mixture_id VARCHAR,
+    seed INTEGER, status VARCHAR, error VARCHAR, n_params BIGINT, n_params_non_embedding BIGINT,
+    tokens BIGINT, steps INTEGER, wall_s DOUBLE, tokens_per_s DOUBLE, last_good_step INTEGER,
+    target_loss DOUBLE, code_version VARCHAR, created_at TIMESTAMPTZ, size VARCHAR);
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS size VARCHAR;
+CREATE TABLE IF NOT EXISTS design_sizes (
+    experiment_id VARCHAR, mixture_id VARCHAR, size VARCHAR, PRIMARY KEY (experiment_id, mixture_id));
+CREATE TABLE IF NOT EXISTS metrics (
+    run_id VARCHAR, step INTEGER, tokens BIGINT, loss DOUBLE, lr DOUBLE);
+CREATE TABLE IF NOT EXISTS evals (
+    run_id VARCHAR, domain VARCHAR, loss DOUBLE, PRIMARY KEY (run_id, domain));
+CREATE TABLE IF NOT EXISTS mixture_trajectory (
+    run_id VARCHAR, round INTEGER, step INTEGER, domain VARCHAR, weight DOUBLE);
+CREATE TABLE IF NOT EXISTS aioli_params (
+    run_id VARCHAR, round INTEGER, step INTEGER, row_domain VARCHAR, col_domain VARCHAR, value DOUBLE);
+CREATE TABLE IF NOT EXISTS fits (
+    fit_id VARCHAR PRIMARY KEY, experiment_id VARCHAR, regressor VARCHAR, chosen BOOLEAN,
+    n_train INTEGER, folds INTEGER, cv_spearman DOUBLE, cv_kendall DOUBLE, cv_r2 DOUBLE,
+    cv_rmse DOUBLE, created_at TIMESTAMPTZ);
+CREATE TABLE IF NOT EXISTS fit_predictions (
+    fit_id VARCHAR, run_id VARCHAR, actual DOUBLE, predicted DOUBLE);
+CREATE TABLE IF NOT EXISTS proposals (
+    proposal_id VARCHAR PRIMARY KEY, experiment_id VARCHAR, fit_id VARCHAR, method VARCHAR,
+    regressor VARCHAR, mixture_id VARCHAR, predicted_target DOUBLE, caps_active BOOLEAN[],
+    details JSON, created_at TIMESTAMPTZ);
+CREATE OR REPLACE VIEW proxy_runs AS SELECT * FROM runs WHERE role = 'proxy';
+CREATE OR REPLACE VIEW final_runs AS SELECT * FROM runs WHERE role = 'final';
+CREATE OR REPLACE VIEW mixture_weights AS
+    SELECT e.mixture_id, e.experiment_id, e.kind, d.domain, m.weights[d.idx + 1] AS weight
+    FROM experiment_mixtures e JOIN mixtures m USING (mixture_id) JOIN domains d ON d.experiment_id = e.experiment_id;
+"""
+
+
+def _with_primary_key(table: str, columns: str, key: str) -> str:
+    """Rebuild `table` with a primary key on `key`, keeping the first row of any duplicate key."""
+    names = ", ".join(c.split()[0] for c in columns.split(", "))
+    return f"""
+CREATE TABLE {table}__new ({columns}, PRIMARY KEY ({key}));
+INSERT INTO {table}__new ({names}) SELECT {names} FROM {table}
+    QUALIFY row_number() OVER (PARTITION BY {key}) = 1;
+DROP TABLE {table};
+ALTER TABLE {table}__new RENAME TO {table};
+"""
+
+
+# Migration 2: every table gets a primary key (the per-run child tables had none).
+_PRIMARY_KEYS = "".join([
+    _with_primary_key("metrics", "run_id VARCHAR, step INTEGER, tokens BIGINT, loss DOUBLE, lr DOUBLE",
+                      "run_id, step"),
+    _with_primary_key("mixture_trajectory", "run_id VARCHAR, round INTEGER, step INTEGER, domain VARCHAR, weight DOUBLE",
+                      "run_id, round, step, domain"),
+    _with_primary_key("aioli_params", "run_id VARCHAR, round INTEGER, step INTEGER, row_domain VARCHAR, "
+                      "col_domain VARCHAR, value DOUBLE", "run_id, round, step, row_domain, col_domain"),
+    _with_primary_key("fit_predictions", "fit_id VARCHAR, run_id VARCHAR, actual DOUBLE, predicted DOUBLE",
+                      "fit_id, run_id"),
+])
+
+MIGRATIONS: list[tuple[int, str, str]] = [
+    (1, "base schema (as before versioning) and the experiment_mixtures backfill", _BASE),
+    (2, "primary keys on metrics, mixture_trajectory, aioli_params and fit_predictions", _PRIMARY_KEYS),
+]
+
+_VERSION_TABLE = """CREATE TABLE IF NOT EXISTS schema_version (
+    version INTEGER PRIMARY KEY, description VARCHAR, applied_at TIMESTAMPTZ)"""
+
+
+def schema_version(con: duckdb.DuckDBPyConnection) -> int:
+    """The highest migration applied to this file (0: none, or a file from before versioning)."""
+    con.execute(_VERSION_TABLE)
+    row = con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()
+    return int(row[0])
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
+    """Apply the migrations this file has not had yet, in order, each in its own transaction;
+    returns the versions applied now (none on an up-to-date file)."""
+    current = schema_version(con)
+    applied = []
+    for version, description, sql in MIGRATIONS:
+        if version <= current:
+            continue
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(sql)
+            con.execute("INSERT INTO schema_version (version, description, applied_at) VALUES (?, ?, ?)",
+                        [version, description, datetime.now(timezone.utc)])
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        con.execute("COMMIT")
+        applied.append(version)
+    return applied
