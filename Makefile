@@ -11,15 +11,21 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
-.PHONY: install demo test bench serve
+.PHONY: install demo test test-fast lint bench serve
 install: $(VENV)/.installed
 
 demo: $(VENV)/.installed  ## the whole search on the built-in corpus
 	$(VENV)/bin/mixopt run
 
-test: $(VENV)/.installed  ## the test suite (integration tests, which start servers and clusters, in their own session)
-	$(PY) -m pytest -q --ignore=tests/integration
-	$(PY) -m pytest -q tests/integration
+lint: $(VENV)/.installed  ## ruff (configured in pyproject.toml)
+	$(VENV)/bin/ruff check mixopt tests benchmarks
+
+test: lint  ## ruff, then the test suite (integration tests, which start servers and clusters, in their own session)
+	$(PY) -m pytest -q --durations=15 --ignore=tests/integration
+	$(PY) -m pytest -q --durations=15 tests/integration
+
+test-fast: $(VENV)/.installed  ## the quick tier: no slow, integration or GPU tests (under 2 minutes here)
+	$(PY) -m pytest -q -m "not slow and not integration and not gpu" --ignore=tests/integration
 
 bench: $(VENV)/.installed  ## regressor benchmark on RegMix's public table
 	$(PY) benchmarks/regmix_table.py

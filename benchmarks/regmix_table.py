@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     fit_time: dict = defaultdict(lambda: defaultdict(float))
     choices: dict = defaultdict(Counter)
     with ProcessPoolExecutor(max_workers=max(1, args.jobs), initializer=_init_worker) as pool:
-        for name, n, rep, rho, fit_s, choice in pool.map(run_one, tasks):
+        for name, n, _rep, rho, fit_s, choice in pool.map(run_one, tasks):
             rhos[name][n].append(rho)
             fit_time[name][n] += fit_s / args.subsets
             if choice is not None:

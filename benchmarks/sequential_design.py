@@ -41,8 +41,7 @@ from regmix_table import DEFAULT_TARGET, load_split  # noqa: E402
 
 from mixopt.mixtures.design import sample_design  # noqa: E402
 from mixopt.mixtures.gp import GPRegressor  # noqa: E402
-from mixopt.mixtures.proposers import (  # noqa: E402
-    _predict, feasible_candidates, propose_exact, propose_regmix)
+from mixopt.mixtures.proposers import _predict, feasible_candidates, propose_exact, propose_regmix  # noqa: E402
 from mixopt.mixtures.sequential import candidate_set, fit_gp, next_batch  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parent.parent / ".." / "shared" / "benchmarks" / "regmix"

@@ -83,7 +83,8 @@ def matmul_flops_per_cpu_second(seconds: float = 0.3) -> float:
 # Worker: one mode of one size in this (fresh) process; prints one JSON line.
 
 
-def _specs(size: dict[str, int], k: int, steps: int, device: str, threads: int, folder: Path, compile: str = "auto") -> list[Any]:
+def _specs(size: dict[str, int], k: int, steps: int, device: str, threads: int, folder: Path,
+           compile: str = "auto") -> list[Any]:
     """K proxy specs of `size` over two random-token domains, `steps` steps each."""
     import numpy as np
 
@@ -95,13 +96,17 @@ def _specs(size: dict[str, int], k: int, steps: int, device: str, threads: int, 
     for name in ("a", "b"):
         for split, n in (("train", 200_000), ("val", 20_000)):
             rng.integers(0, size["vocab"], n).astype(np.uint16).tofile(folder / f"{name}.{split}.bin")
-        shards.append(DomainShard(name, str(folder / f"{name}.train.bin"), str(folder / f"{name}.val.bin"), 200_000, 20_000))
+        shards.append(DomainShard(name, str(folder / f"{name}.train.bin"), str(folder / f"{name}.val.bin"),
+                                  200_000, 20_000))
     model = ModelConfig(n_layer=size["n_layer"], n_embd=size["n_embd"], n_head=size["n_head"])
     tokens = steps * size["batch_size"] * size["seq_len"]
-    train = TrainConfig(model=model, tokens=tokens, seq_len=size["seq_len"], batch_size=size["batch_size"], eval_batches=1)
+    train = TrainConfig(model=model, tokens=tokens, seq_len=size["seq_len"], batch_size=size["batch_size"],
+                        eval_batches=1)
     return [
-        RunSpec(run_id=f"p{i}", role="proxy", label="bench", domains=shards, weights=[0.3 + 0.4 * i / max(1, k - 1), 0.7 - 0.4 * i / max(1, k - 1)],
-                train=train.model_dump(), vocab_size=size["vocab"], seed=i, device=device, threads=threads, out_dir=str(folder / "out"), compile=compile)
+        RunSpec(run_id=f"p{i}", role="proxy", label="bench", domains=shards,
+                weights=[0.3 + 0.4 * i / max(1, k - 1), 0.7 - 0.4 * i / max(1, k - 1)],
+                train=train.model_dump(), vocab_size=size["vocab"], seed=i, device=device, threads=threads,
+                out_dir=str(folder / "out"), compile=compile)
         for i in range(k)
     ]  # fmt: skip
 

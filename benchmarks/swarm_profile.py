@@ -28,7 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--k", type=int, default=16, help="proxies in the batch")
     p.add_argument("--warmup", type=int, default=5, help="steps before profiling starts")
     p.add_argument("--steps", type=int, default=5, help="profiled steps")
-    p.add_argument("--compile", choices=["on", "off"], default=None, help="torch.compile the batch (default: on for CUDA, off on a CPU)")
+    p.add_argument("--compile", choices=["on", "off"], default=None,
+                   help="torch.compile the batch (default: on for CUDA, off on a CPU)")
     p.add_argument("--top", type=int, default=25, help="operators to list")
     args = p.parse_args(argv)
     args.compile = args.compile or ("on" if args.device == "cuda" else "off")

@@ -50,10 +50,12 @@ def _steps_for(args: argparse.Namespace, size: dict[str, int], k: int, reference
     return (1 if est > 1.0 else 3), timed, args.rounds
 
 
-def _start(args: argparse.Namespace, size_name: str, plan: str, threads: int, extra: list[str]) -> subprocess.Popen[str]:
+def _start(args: argparse.Namespace, size_name: str, plan: str, threads: int,
+           extra: list[str]) -> subprocess.Popen[str]:
     """Start one worker process."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", "--size", size_name, "--plan", plan,
-           "--threads", str(threads), "--device", args.device, "--seq-runs", str(args.seq_runs), "--compile", args.compile, *extra]  # fmt: skip
+           "--threads", str(threads), "--device", args.device, "--seq-runs", str(args.seq_runs),
+           "--compile", args.compile, *extra]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     if args.passive:
         env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -130,7 +132,8 @@ def _throughput(args: argparse.Namespace, size_name: str, steps: dict[str, str],
     if procs > 1:  # the processes start training together, after their imports
         extra += ["--start-at", f"{time.time() + 10.0 + 5.0 * procs:.3f}"]
     try:
-        answers = [_answer(c) for c in [_start(args, size_name, ",".join(steps.values()), threads, extra) for _ in range(procs)]]
+        started = [_start(args, size_name, ",".join(steps.values()), threads, extra) for _ in range(procs)]
+        answers = [_answer(c) for c in started]
     except RuntimeError as exc:
         return {m + suffix: {"error": str(exc)} for m in steps}
     per_core = [x for a in answers for x in a["matmul_cpu"]]
@@ -141,7 +144,8 @@ def _throughput(args: argparse.Namespace, size_name: str, steps: dict[str, str],
         total = sum(statistics.median(r) for r in rates)  # median over rounds, summed over processes
         cpu_rate = statistics.median(k * tokens_per_step / t for a in answers for t in a["cpu"][m])
         rows[m + suffix] = {"tokens_per_s": total, "flops": total * fpt, "peak_mem_bytes": procs * mems[m],
-                            "threads": answers[0]["threads"], "processes": procs, "rounds": [sum(x) for x in zip(*rates)],
+                            "threads": answers[0]["threads"], "processes": procs,
+                            "rounds": [sum(x) for x in zip(*rates)],
                             "tokens_per_cpu_s": cpu_rate, "flops_per_cpu_s": cpu_rate * fpt}  # fmt: skip
         if per_core:
             rows[m + suffix]["matmul_flops_per_cpu_s"] = statistics.median(per_core)
@@ -158,7 +162,8 @@ def markdown(report: dict[str, Any]) -> str:
     if per_core:
         head += f" ({per_core / 1e9:.1f} GFLOP per CPU-second on one thread)"
     lines = [
-        head + f". Batched modes compiled: {report.get('compile', 'off')}. Wall time of this benchmark: {report['wall_s']:.0f} s.",
+        head + f". Batched modes compiled: {report.get('compile', 'off')}. "
+        f"Wall time of this benchmark: {report['wall_s']:.0f} s.",
         "",
         "Model FLOPs per token = 6 x (parameters excluding the input embeddings; the tied LM head counts) "
         "+ 12 x layers x context x width. Rows without a suffix: P processes with one thread each train that "
@@ -181,7 +186,8 @@ def markdown(report: dict[str, Any]) -> str:
                 lines.append(f"| {size_name} | {params:,} | {mode} | | {r['error']} | | | | | | |")
                 continue
             rel = f"{r['tokens_per_s'] / base:.2f}x" if base else ""
-            core = f"{100 * r['flops_per_cpu_s'] / r['matmul_flops_per_cpu_s']:.0f}%" if "matmul_flops_per_cpu_s" in r else ""
+            core = (f"{100 * r['flops_per_cpu_s'] / r['matmul_flops_per_cpu_s']:.0f}%"
+                    if "matmul_flops_per_cpu_s" in r else "")
             lines.append(
                 f"| {size_name} | {params:,} | {mode} | {r['threads']} x {r['processes']} | {r['tokens_per_s']:,.0f} | "
                 f"{r['flops'] / 1e9:.1f} | {100 * r['flops'] / ref:.0f}% | {rel} | {r['tokens_per_cpu_s']:,.0f} | "
@@ -192,28 +198,38 @@ def markdown(report: dict[str, Any]) -> str:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line (the worker flags are internal and hidden from --help)."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where to train")
     p.add_argument("--compile", choices=["on", "off"], default=None,
-                   help="torch.compile the batched modes (default: on for CUDA, off on a CPU; compile time is not counted)")
+                   help="torch.compile the batched modes "
+                        "(default: on for CUDA, off on a CPU; compile time is not counted)")
     p.add_argument("--sizes", default="small,default,large", help="comma-separated proxy sizes: " + ", ".join(SIZES))
     p.add_argument("--ks", default="1,4,16,64", help="comma-separated K for the batched modes")
     p.add_argument("--procs", type=int, default=0,
-                   help="processes training at once, one thread each, in every mode (0: one per core on CPU, 1 on CUDA)")
+                   help="processes training at once, one thread each, in every mode "
+                        "(0: one per core on CPU, 1 on CUDA)")
     p.add_argument("--threads", type=int, default=0, help="torch threads of single-process runs (0: all cores)")
     p.add_argument("--single-ks", default="16",
-                   help="with several processes, also run sequential and these batched_K in one process with --threads ('' for none)")  # fmt: skip
+                   help="with several processes, also run sequential and these batched_K in one process "
+                        "with --threads ('' for none)")
     p.add_argument("--rounds", type=int, default=2, help="interleaved rounds over the modes (median taken)")
-    p.add_argument("--seconds", type=float, default=2.0, help="target timed seconds per mode and round (sets the step count)")
+    p.add_argument("--seconds", type=float, default=2.0,
+                   help="target timed seconds per mode and round (sets the step count)")
     p.add_argument("--min-steps", type=int, default=2, help="fewest timed steps per mode and round")
     p.add_argument("--max-steps", type=int, default=30, help="most timed steps per mode and round")
-    p.add_argument("--seq-runs", type=int, default=2, help="proxies trained one after another per round in the sequential mode")
-    p.add_argument("--max-mem-frac", type=float, default=0.7, help="skip a mode whose (estimated, then measured x processes) memory exceeds this fraction of free memory")
+    p.add_argument("--seq-runs", type=int, default=2,
+                   help="proxies trained one after another per round in the sequential mode")
+    p.add_argument("--max-mem-frac", type=float, default=0.7,
+                   help="skip a mode whose (estimated, then measured x processes) memory exceeds this "
+                        "fraction of free memory")
     p.add_argument("--no-passive", dest="passive", action="store_false",
-                   help="do not set OMP_WAIT_POLICY=PASSIVE in the workers (spinning OpenMP threads collapse on a busy machine)")  # fmt: skip
+                   help="do not set OMP_WAIT_POLICY=PASSIVE in the workers "
+                        "(spinning OpenMP threads collapse on a busy machine)")
     p.add_argument("--quick", action="store_true", help="short run: one round, 1 s per mode, K up to 16")
     p.add_argument("--json", metavar="PATH", help="write the results as JSON here")
-    p.add_argument("--md", metavar="PATH", default=str(ROOT / "benchmarks" / "swarm_throughput.md"), help="write the markdown table here ('' for none)")
+    p.add_argument("--md", metavar="PATH", default=str(ROOT / "benchmarks" / "swarm_throughput.md"),
+                   help="write the markdown table here ('' for none)")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--memory", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--size", help=argparse.SUPPRESS)

@@ -7,7 +7,8 @@ swarm's default layout). It shows whether compiling pays for a swarm of that siz
 what the CPU layout gains end to end.
 
     python benchmarks/swarm_wall.py --device cuda --proxies 16 --steps 200
-    python benchmarks/swarm_wall.py --proxies 16 --steps 50 --n-embd 64 --seq-len 128 --batch-size 8 --vocab 2048 --modes sequential,batched_eager,batched_procs
+    python benchmarks/swarm_wall.py --proxies 16 --steps 50 --n-embd 64 --seq-len 128 --batch-size 8 --vocab 2048 \\
+        --modes sequential,batched_eager,batched_procs
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ def _in_processes(specs: list, procs: int, work: Path) -> list:
 
 def main(argv: list[str] | None = None) -> int:
     """Train the swarm in each mode and print the wall times (and `--json` them)."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where to train")
     p.add_argument("--proxies", type=int, default=16, help="proxies in the swarm (N)")
     p.add_argument("--steps", type=int, default=200, help="optimizer steps per proxy")
@@ -48,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seq-len", type=int, default=256, help="sequence length (configs/example.yaml: 256)")
     p.add_argument("--batch-size", type=int, default=32, help="sequences per step (configs/example.yaml: 32)")
     p.add_argument("--vocab", type=int, default=4096, help="vocabulary size")
-    p.add_argument("--sequential-runs", type=int, default=4, help="proxies actually trained in the sequential mode (its time is scaled to N)")
+    p.add_argument("--sequential-runs", type=int, default=4,
+                   help="proxies actually trained in the sequential mode (its time is scaled to N)")
     p.add_argument("--modes", default="sequential,batched_eager,batched_compiled,batched_procs",
                    help="comma-separated: sequential, batched_eager, batched_compiled, batched_procs (the CPU "
                         "swarm's auto layout: --procs single-threaded child processes, one batch each)")
@@ -59,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     from mixopt.models.swarm_trainer import train_batch
     from mixopt.models.train import train_run
 
-    size = dict(n_layer=args.n_layer, n_embd=args.n_embd, n_head=4, vocab=args.vocab, seq_len=args.seq_len, batch_size=args.batch_size)
+    size = dict(n_layer=args.n_layer, n_embd=args.n_embd, n_head=4, vocab=args.vocab, seq_len=args.seq_len,
+                batch_size=args.batch_size)
     out: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as d:
         for mode in args.modes.split(","):

@@ -27,12 +27,12 @@ err = Console(stderr=True, soft_wrap=True)
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    from mixopt.config import ConfigError
+    """Errors printed as one line: `MixoptError` (ConfigError, WarehouseError, NotEnoughProxies, ...),
+    and CorpusError, listed by name until it subclasses MixoptError too."""
     from mixopt.corpus.readers import CorpusError
-    from mixopt.tasks.fit import NotEnoughProxies
-    from mixopt.warehouse import WarehouseError
+    from mixopt.errors import MixoptError
 
-    return (ConfigError, CorpusError, WarehouseError, NotEnoughProxies)
+    return (MixoptError, CorpusError)
 
 
 class _HideUserErrorTracebacks(logging.Filter):
@@ -58,16 +58,17 @@ class Format(str, Enum):
 @app.command()
 def run(
     config: Optional[Path] = typer.Argument(None, help="Experiment YAML; omit to run the demo on the built-in corpus."),
-    warehouse: Optional[Path] = typer.Option(None, "--warehouse", "-w", help="DuckDB warehouse file (overrides runtime.warehouse)."),
+    warehouse: Optional[Path] = typer.Option(None, "--warehouse", "-w",
+                                             help="DuckDB warehouse file (overrides runtime.warehouse)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (overrides runtime.out_dir)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Run the whole search: corpus, proxy swarm, fit, proposal, final comparison, report."""
-    from mixopt.config import ConfigError, load_config
+    from mixopt.config import load_config
 
     try:
         cfg = load_config(config)
-    except ConfigError as e:
+    except _user_errors() as e:
         _fail(str(e))
     if out is not None:
         cfg.runtime.out_dir = str(out)
@@ -123,13 +124,15 @@ def _print_summary(result) -> None:
         for col in ("mixture", "seeds", "mean", "std"):
             c.add_column(col, justify="right" if col != "mixture" else "left")
         for r in result.comparison:
-            c.add_row(r["label"], str(r["seeds"]), *[("–" if r[k] is None else f"{r[k]:.4f}") for k in ("mean_target", "std_target")])
+            c.add_row(r["label"], str(r["seeds"]),
+                      *[("–" if r[k] is None else f"{r[k]:.4f}") for k in ("mean_target", "std_target")])
         console.print(c)
     console.print(result.verdict.replace("**", ""))
     for w in getattr(result, "warnings", []):
         console.print(f"[bold yellow]warning:[/] {escape(w)}", highlight=False)
     s = result.swarm
-    console.print(f"swarm: {s.trained} trained now, {s.reused} reused; {s.ok} ok, {s.failed} failed, {s.diverged} diverged")
+    console.print(f"swarm: {s.trained} trained now, {s.reused} reused; "
+                  f"{s.ok} ok, {s.failed} failed, {s.diverged} diverged")
     console.print(f"report: {result.report_path}")
 
 
@@ -140,11 +143,11 @@ def sql(
     format: Format = typer.Option(Format.table, "--format", "-f", help="Output format."),
 ) -> None:
     """Query the warehouse (read-only: statements that change anything are refused)."""
-    from mixopt.warehouse import WarehouseError, read_only_query
+    from mixopt.warehouse import read_only_query
 
     try:
         cols, rows = read_only_query(warehouse, query)
-    except WarehouseError as e:
+    except _user_errors() as e:
         _fail(str(e))
     if format is Format.json:
         typer.echo(json.dumps([dict(zip(cols, r)) for r in rows], default=str, indent=1))
@@ -175,7 +178,8 @@ def _cell(v: object) -> str:
 def report(
     warehouse: Path = typer.Option(Path("out/mixopt.duckdb"), "--warehouse", "-w", help="DuckDB warehouse file."),
     experiment: Optional[str] = typer.Option(None, "--experiment", "-e", help="Experiment id (default: the latest)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for report.md and plots (default: next to the warehouse)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o",
+                                       help="Folder for report.md and plots (default: next to the warehouse)."),
 ) -> None:
     """Rebuild the markdown report and plots of an experiment from the warehouse."""
     from mixopt.report import build_report

@@ -14,6 +14,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from mixopt.errors import MixoptError
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_assignment=True,
@@ -371,7 +373,8 @@ class ExperimentConfig(_Strict):
         if bigger:
             raise ValueError("design.low_fidelity must be a cheaper proxy than the swarm's: " + "; ".join(bigger))
         if (low.tokens or sw.tokens) == sw.tokens and (m.n_layer, m.n_embd) == (sw.model.n_layer, sw.model.n_embd):
-            raise ValueError("design.low_fidelity is the same size as the swarm's proxy: give fewer tokens or a smaller model")
+            raise ValueError("design.low_fidelity is the same size as the swarm's proxy: "
+                             "give fewer tokens or a smaller model")
         return self
 
     @model_validator(mode="after")
@@ -391,7 +394,7 @@ class ExperimentConfig(_Strict):
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
-class ConfigError(ValueError):
+class ConfigError(MixoptError, ValueError):
     """A config that cannot be used; the message names the file and the field."""
 
 

@@ -67,7 +67,8 @@ class Experiment:
     warehouse: str
 
     @classmethod
-    def create(cls, cfg: ExperimentConfig, domains: list[DomainShard], vocab_size: int, fingerprint: str) -> "Experiment":
+    def create(cls, cfg: ExperimentConfig, domains: list[DomainShard], vocab_size: int,
+               fingerprint: str) -> "Experiment":
         identity = {
             "corpus": fingerprint,
             "tokenizer": cfg.tokenizer.model_dump(mode="json"),

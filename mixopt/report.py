@@ -113,7 +113,8 @@ def _checks_markdown(checks: dict[str, Any], chosen: dict | None, min_rho: float
     noise, transfer = checks["noise"], checks["transfer"]
     md = ["\n## Scale transfer and noise floor\n\n"]
     if noise.sd is None:
-        md.append("Noise floor: no mixture was trained with several seeds at the target size (`design.noise_mixtures`).\n")
+        md.append("Noise floor: no mixture was trained with several seeds at the target size "
+                  "(`design.noise_mixtures`).\n")
     else:
         ratio = (f" The chosen fit ({chosen['regressor']}) has CV RMSE {_fmt(chosen['cv_rmse'])}"
                  f" = {chosen['cv_rmse'] / noise.sd:.1f}x the floor." if chosen and chosen["cv_rmse"] is not None
@@ -170,7 +171,8 @@ def build_report(wh: Warehouse, experiment_id: str, out_dir: str | Path, final_r
     if bad.height:
         md.append("\nExcluded from every fit:\n\n" + _table(bad, ["run_id", "status", "last_good_step", "error"]))
     md.append("\n## Fits (k-fold cross-validation on the target-size proxies only, one seed per mixture)\n")
-    md.append(_table(fits, ["regressor", "chosen", "n_train", "folds", "cv_spearman", "cv_kendall", "cv_r2", "cv_rmse"]))
+    md.append(_table(fits, ["regressor", "chosen", "n_train", "folds", "cv_spearman", "cv_kendall", "cv_r2",
+                            "cv_rmse"]))
     md.append(_checks_markdown(checks, chosen, min_rho, warnings))
     md.append("\n## Top proxy mixtures (target size; measured, and the chosen fit's out-of-fold prediction)\n")
     md.append(_table(top, ["run_id", "measured", "predicted_cv", "mixture"]))
@@ -213,14 +215,16 @@ def _plots(wh: Warehouse, experiment_id: str, names: list[str], chosen: dict | N
             ax.plot([lo, hi], [lo, hi], "k--", lw=1)
             ax.set(xlabel="measured target loss", ylabel="predicted (out-of-fold)",
                    title=f"{chosen['regressor']}: CV Spearman {_fmt(chosen['cv_spearman'], 3)}")
-            fig.tight_layout(); paths.append(out / "cv_predicted_vs_actual.png"); fig.savefig(paths[-1], dpi=110); plt.close(fig)
+            fig.tight_layout(); paths.append(out / "cv_predicted_vs_actual.png")
+            fig.savefig(paths[-1], dpi=110); plt.close(fig)
     if prop:
         fig, ax = plt.subplots(figsize=(6, 3.5))
         x = np.arange(len(names))
         ax.bar(x - 0.2, domains["prior"].to_list(), 0.4, label="natural (prior)")
         ax.bar(x + 0.2, prop["weights"], 0.4, label="proposed")
         ax.set_xticks(x, names, rotation=30, ha="right"); ax.set_ylabel("weight"); ax.legend()
-        fig.tight_layout(); paths.append(out / "mixture_proposed_vs_natural.png"); fig.savefig(paths[-1], dpi=110); plt.close(fig)
+        fig.tight_layout(); paths.append(out / "mixture_proposed_vs_natural.png")
+        fig.savefig(paths[-1], dpi=110); plt.close(fig)
     if len(pairs) >= 2:
         lo_, hi_ = np.array(pairs).T
         fig, ax = plt.subplots(figsize=(4.5, 4.5))

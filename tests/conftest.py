@@ -10,7 +10,6 @@ os.environ.setdefault("WANDB_MODE", "disabled")
 import pytest  # noqa: E402
 
 
-
 @pytest.fixture(scope="session")
 def prefect_harness():
     """A temporary Prefect database and ephemeral server, started once (~6 s) for all flow tests."""

@@ -39,7 +39,8 @@ def _checks_warehouse(tmp_path, cv_rmse):
     import math
 
     wh = Warehouse(tmp_path / "w.duckdb")
-    wh.record_experiment("e", "demo", "h", "fp", {"design": {"transfer_min_rho": 0.9}}, [DomainShard("a", "x", "y", 10, 2)], [1.0])
+    wh.record_experiment("e", "demo", "h", "fp", {"design": {"transfer_min_rho": 0.9}},
+                         [DomainShard("a", "x", "y", 10, 2)], [1.0])
     target = {"m1": 2.0, "m2": 2.2, "m3": 2.4, "m4": 2.6}
     low = {"m1": 3.0, "m2": 3.4, "m3": 3.2, "m4": 3.6}  # ranks 1 3 2 4 against 1 2 3 4: rho 0.8
     for m in target:

@@ -53,7 +53,8 @@ class _LoopLayerNorm(torch.autograd.Function):
         y = torch.empty_like(x)
         mean, rstd = x.new_empty(k, n, 1), x.new_empty(k, n, 1)
         for i in range(k):  # out= into slices of the stacked outputs: no copies
-            torch.ops.aten.native_layer_norm.out(x[i], [d], weight[i], bias[i], eps, out0=y[i], out1=mean[i], out2=rstd[i])
+            torch.ops.aten.native_layer_norm.out(x[i], [d], weight[i], bias[i], eps,
+                                                 out0=y[i], out1=mean[i], out2=rstd[i])
         ctx.save_for_backward(x, weight, bias, mean, rstd)
         return y
 

@@ -40,7 +40,8 @@ def run_in_subprocess(spec: RunSpec, work_dir: str | Path, timeout_s: float | No
     return _launch([spec], Path(work_dir), spec.run_id, spec.to_json(), timeout_s)[0]
 
 
-def run_batch_in_subprocess(specs: list[RunSpec], work_dir: str | Path, timeout_s: float | None = None) -> list[RunResult]:
+def run_batch_in_subprocess(specs: list[RunSpec], work_dir: str | Path,
+                            timeout_s: float | None = None) -> list[RunResult]:
     """Train `specs` as one batch (`train_batch`) in a fresh Python process; results in spec order.
 
     Files are named after the first spec's run id (`<id>.batch.spec.json`, ...). Never raises for a

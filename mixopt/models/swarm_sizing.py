@@ -101,7 +101,8 @@ def choose_batch_k(
     """
     cuda = device.startswith("cuda")
     work = 6 * max(1, n_params) * tokens_per_step  # model FLOPs of one proxy's step
-    k = min(MAX_K["cuda" if cuda else "cpu"], _power_of_two_at_most((GPU_STEP_FLOPS if cuda else CPU_STEP_FLOPS) / work))
+    step_flops = GPU_STEP_FLOPS if cuda else CPU_STEP_FLOPS
+    k = min(MAX_K["cuda" if cuda else "cpu"], _power_of_two_at_most(step_flops / work))
     free = available_memory_bytes(device) if free_memory_bytes is None else free_memory_bytes
     per_proxy = estimate_memory_bytes(n_params, 1, tokens_per_step, n_layer, n_embd)
     room = _power_of_two_at_most(MEMORY_FRACTION * free / max(1, per_proxy))

@@ -255,7 +255,8 @@ def _train_group(specs: list[RunSpec]) -> list[RunResult]:
             for s in specs
         ]
         batch_tokens = len(specs) * steps * tokens_per_step
-        compile_model = specs[0].compile == "on" or (specs[0].compile == "auto" and should_compile(device, batch_tokens))
+        compile_model = specs[0].compile == "on" or (specs[0].compile == "auto"
+                                                     and should_compile(device, batch_tokens))
         module = SwarmModule(cfg, specs[0].vocab_size, [s.seed for s in specs], steps, compile_model)
         callbacks: list[pl.Callback] = []
         for k, f in enumerate(faults):

@@ -39,7 +39,8 @@ def size_train(exp: Experiment, size: str) -> TrainConfig:
     low = cfg.design.low_fidelity
     if size != LOW or low is None:
         raise ValueError(f"unknown proxy size {size!r} (configured: {[TARGET] + ([LOW] if low else [])})")
-    return cfg.swarm.model_copy(update={"model": low.model or cfg.swarm.model, "tokens": low.tokens or cfg.swarm.tokens})
+    return cfg.swarm.model_copy(update={"model": low.model or cfg.swarm.model,
+                                        "tokens": low.tokens or cfg.swarm.tokens})
 
 
 def size_flops(exp: Experiment, size: str) -> float:
@@ -69,7 +70,7 @@ def extra_runs(exp: Experiment, design: list[tuple[str, list[float]]],
         for mid, w in design[: d.transfer_mixtures]:
             out.append(("transfer", w, base, LOW if sizes.get(mid, TARGET) == TARGET else TARGET))
     at_target = [(mid, w) for mid, w in design if sizes.get(mid, TARGET) == TARGET]
-    for mid, w in at_target[: d.noise_mixtures]:
+    for _mid, w in at_target[: d.noise_mixtures]:
         out += [("seed_repeat", w, base + i, TARGET) for i in range(1, d.noise_seeds + 1)]
     return out
 

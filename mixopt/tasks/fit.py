@@ -25,12 +25,13 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE
 
+from mixopt.errors import MixoptError
 from mixopt.experiment import Experiment, mixture_id
+from mixopt.mixtures.auto import AutoRegressor
 from mixopt.mixtures.cv import cross_validate
 from mixopt.mixtures.design import token_caps
-from mixopt.mixtures.proposers import propose_best_seen, propose_exact, propose_regmix
-from mixopt.mixtures.auto import AutoRegressor
 from mixopt.mixtures.multifidelity import MultiFidelityGP
+from mixopt.mixtures.proposers import propose_best_seen, propose_exact, propose_regmix
 from mixopt.mixtures.regressors import make_regressor
 from mixopt.tasks.fidelity import LOW, fidelity_levels
 from mixopt.warehouse import Warehouse, writer
@@ -38,7 +39,7 @@ from mixopt.warehouse import Warehouse, writer
 MIN_PROXIES = 4
 
 
-class NotEnoughProxies(RuntimeError):
+class NotEnoughProxies(MixoptError, RuntimeError):
     """Fewer finished proxies than a fit needs."""
 
 
@@ -109,7 +110,8 @@ def fit_and_propose(exp: Experiment, wh: Warehouse) -> FitOutcome:
         best, chosen = mf, mf.name  # the cheap proxies help: the same CV, on the same target-size rows, says so
     fit_ids = {}
     for rep in reports:
-        fit_id = "f" + _id(exp.experiment_id, rep.name, ids_key if rep.name == "gp_multi_fidelity" else tuple(ids), folds)
+        rows_key = ids_key if rep.name == "gp_multi_fidelity" else tuple(ids)
+        fit_id = "f" + _id(exp.experiment_id, rep.name, rows_key, folds)
         fit_ids[rep.name] = fit_id
         wh.record_fit(
             fit_id, exp.experiment_id,

@@ -23,7 +23,8 @@ def report_task(exp: Experiment, final_run_ids: list[str] | None = None) -> Repo
     if rep.warnings:
         create_markdown_artifact(key="mixopt-warnings", markdown="\n".join(f"- **warning:** {w}" for w in rep.warnings),
                                  description=f"Trust checks of {exp.experiment_id}: noise floor and scale transfer")
-    create_table_artifact(key="top-mixtures", table=rep.top_mixtures, description=f"Best proxy mixtures of {exp.experiment_id}")
+    create_table_artifact(key="top-mixtures", table=rep.top_mixtures,
+                          description=f"Best proxy mixtures of {exp.experiment_id}")
     if rep.comparison:
         create_table_artifact(key="final-comparison", table=rep.comparison, description=rep.verdict)
     create_markdown_artifact(key="mixopt-report", markdown=rep.markdown, description=f"Report of {exp.experiment_id}")

@@ -40,7 +40,8 @@ def design_mixtures(exp: Experiment, wh: Warehouse) -> list[tuple[str, list[floa
         sizes: list[str | None] = []
         if d.method == "sequential" and len(existing) >= d.initial and d.low_fidelity is not None:
             taken = {tuple(np.round(w, 4)) for _, w in existing}
-            chosen = [(w, s) for w, s in fidelity.acquire_multi_fidelity(exp, wh, caps, min(missing, d.round_size), seed)
+            acquired = fidelity.acquire_multi_fidelity(exp, wh, caps, min(missing, d.round_size), seed)
+            chosen = [(w, s) for w, s in acquired
                       if tuple(np.round(w, 4)) not in taken]  # e.g. a failed proxy's mixture
             new, sizes = [w for w, _ in chosen], [s for _, s in chosen]
         elif d.method == "sequential" and len(existing) >= d.initial:
@@ -116,7 +117,8 @@ def record_result(exp: Experiment, wh: Warehouse, spec: RunSpec, result: RunResu
     target = exp.target_loss(result.val_losses) if result.status == "ok" else None
     if result.status == "ok" and target is None:
         result.status, result.error = "failed", "no finite held-out loss for a target domain"
-    wh.record_mixture(mixture_id(spec.weights), exp.experiment_id, spec.label if spec.role == "final" else "design", spec.weights)
+    kind = spec.label if spec.role == "final" else "design"
+    wh.record_mixture(mixture_id(spec.weights), exp.experiment_id, kind, spec.weights)
     wh.record_run(
         result, experiment_id=exp.experiment_id, role=spec.role, label=spec.label,
         mixture_id=mixture_id(spec.weights), seed=spec.seed, target_loss=target, code_version=CODE_VERSION,

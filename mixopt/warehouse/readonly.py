@@ -13,12 +13,14 @@ from typing import Any, Sequence
 import duckdb
 import polars as pl
 
+from mixopt.errors import MixoptError
+
 _ALLOWED_STATEMENTS = {"SELECT", "EXPLAIN"}
 _EXPLAIN_PREFIX = re.compile(  # `EXPLAIN [ANALYZE] [(options)]`, the part before the explained statement
     r"\s*EXPLAIN\s+(?:ANALY[SZ]E\s+)?(?:\((?!\s*(?:SELECT|WITH|FROM|VALUES)\b)[^()]*\)\s*)?", re.IGNORECASE)
 
 
-class WarehouseError(RuntimeError):
+class WarehouseError(MixoptError, RuntimeError):
     """A warehouse problem the user can act on (wrong path, refused statement, ...)."""
 
 

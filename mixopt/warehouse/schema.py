@@ -78,7 +78,8 @@ ALTER TABLE {table}__new RENAME TO {table};
 _PRIMARY_KEYS = "".join([
     _with_primary_key("metrics", "run_id VARCHAR, step INTEGER, tokens BIGINT, loss DOUBLE, lr DOUBLE",
                       "run_id, step"),
-    _with_primary_key("mixture_trajectory", "run_id VARCHAR, round INTEGER, step INTEGER, domain VARCHAR, weight DOUBLE",
+    _with_primary_key("mixture_trajectory",
+                      "run_id VARCHAR, round INTEGER, step INTEGER, domain VARCHAR, weight DOUBLE",
                       "run_id, round, step, domain"),
     _with_primary_key("aioli_params", "run_id VARCHAR, round INTEGER, step INTEGER, row_domain VARCHAR, "
                       "col_domain VARCHAR, value DOUBLE", "run_id, round, step, row_domain, col_domain"),

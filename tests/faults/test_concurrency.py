@@ -41,6 +41,7 @@ def test_eight_workers_finishing_together_store_every_result_once(tmp_path, pref
     assert sorted(r for r, in _rows(wh, "select run_id from proxy_runs")) == sorted(arrived)
     assert _rows(wh, "select count(*), count(distinct (run_id, domain)) from evals") == [(24, 24)]
     bad = _rows(wh, "select r.run_id from proxy_runs r join metrics m using (run_id) "
-                    "group by r.run_id, r.steps having count(*) <> any_value(r.steps) or count(distinct m.step) <> count(*)")
+                    "group by r.run_id, r.steps "
+                    "having count(*) <> any_value(r.steps) or count(distinct m.step) <> count(*)")
     assert bad == []
     assert not list((tmp_path / "out" / "spool").rglob("*.json"))

@@ -57,7 +57,8 @@ def _leaves(model: type[BaseModel], prefix: str = "") -> list[tuple[str, typing.
 
 LEAVES = _leaves(ExperimentConfig) + _leaves(DomainConfig, "corpus.domains.1.")
 LEAF_NAMES = [p for p, _, _ in LEAVES]
-BOUNDED = [(p, a, m) for p, a, m in LEAVES if any(hasattr(c, k) for c in m for k in ("ge", "gt", "le", "lt", "min_length", "max_length", "pattern"))]
+_BOUNDS = ("ge", "gt", "le", "lt", "min_length", "max_length", "pattern")
+BOUNDED = [(p, a, m) for p, a, m in LEAVES if any(hasattr(c, k) for c in m for k in _BOUNDS)]
 MAPPINGS = {"": ExperimentConfig, "corpus": None, "corpus.domains.0": DomainConfig, "tokenizer": None,
             "swarm": None, "swarm.model": None, "design": None, "final": None, "final.model": None,
             "final.aioli": None, "runtime": None}
@@ -187,8 +188,8 @@ def test_an_unknown_key_is_named(folder, parent, key):
     node: typing.Any = copy.deepcopy(BASE)
     for k in [int(k) if k.isdigit() else k for k in parent.split(".") if k]:
         node = node[k]
-    if key in node or f"{parent}.{key}".lstrip(".") in LEAF_NAMES or (parent and key in MAPPINGS.get(parent).model_fields
-                                                                      if MAPPINGS.get(parent) else False):
+    known = parent and key in MAPPINGS.get(parent).model_fields if MAPPINGS.get(parent) else False
+    if key in node or f"{parent}.{key}".lstrip(".") in LEAF_NAMES or known:
         return  # a real field, not an unknown key
     data = copy.deepcopy(BASE)
     _set(data, f"{parent}.{key}", 1)
@@ -240,8 +241,10 @@ def _cfg(**changes: object) -> dict:
 
 @pytest.mark.parametrize("data, expected", [
     (_cfg(swarm__model__n_head=3), "swarm.model: Value error, n_head (3) must divide n_embd (16)"),
-    (_cfg(design__concentration_min=5.0, design__concentration_max=1.0), "concentration_min must be <= concentration_max"),
-    (_cfg(corpus__domains=[], target__weights=None), "corpus: Value error, source is 'files' but no domains are listed"),
+    (_cfg(design__concentration_min=5.0, design__concentration_max=1.0),
+     "concentration_min must be <= concentration_max"),
+    (_cfg(corpus__domains=[], target__weights=None),
+     "corpus: Value error, source is 'files' but no domains are listed"),
     (_cfg(corpus__domains__1__name="web"), "duplicate domain names: ['web']"),
     (_cfg(target__weights={"nope": 1.0}), "target.weights names unknown domains ['nope']"),
     (_cfg(target__weights={"web": 0.0}), "target.weights: Value error, target weights must not all be zero"),

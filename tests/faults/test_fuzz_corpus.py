@@ -25,7 +25,8 @@ from mixopt.tasks.corpus import prepare_experiment
 from mixopt.warehouse import Warehouse
 from tests.faults.util import file_digest, snapshot
 
-GOOD_DOCS = [{"text": f"document {i}: " + "the quick brown fox jumps over the lazy dog " * (1 + i % 4)} for i in range(40)]
+GOOD_DOCS = [{"text": f"document {i}: " + "the quick brown fox jumps over the lazy dog " * (1 + i % 4)}
+             for i in range(40)]
 _BAD_LINES = ['{"text": "unterminated', "[1, 2]", '"just a string"', "42", "null", '{"body": "no text field"}',
               '{"text": 5}', '{"text": null}', '{"text": ["a"]}', '{"text": "bad escape \\x"}', '{"text": "\\ud800"}',
               '{"text": "a"} trailing', '{"text": NaN}', "{'text': 'single quotes'}", "{", '{"text": "a",}']
@@ -109,7 +110,8 @@ def test_a_bad_domain_file_is_rejected_and_changes_nothing(world, case):
 
 
 @pytest.mark.parametrize("bad, expected", [
-    ({"name": "bad", "paths": ["{root}/nothing-here/*.jsonl"]}, "domain 'bad': no files match '{root}/nothing-here/*.jsonl'"),
+    ({"name": "bad", "paths": ["{root}/nothing-here/*.jsonl"]},
+     "domain 'bad': no files match '{root}/nothing-here/*.jsonl'"),
     ({"name": "source", "paths": ["{root}/good.jsonl"]}, "domain name 'source' is reserved"),
     ({"name": "bad", "paths": ["{root}/good.jsonl"], "text_field": "body"}, "{root}/good.jsonl:1: no 'body' field"),
 ])

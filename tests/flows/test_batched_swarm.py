@@ -37,6 +37,7 @@ def test_auto_workers_on_a_cpu_train_batches_in_child_processes(tmp_path, prefec
     summary = train_swarm(config=cfg)
     assert summary.trained == 4 and summary.ok == 4
     assert sorted(calls) == [(2, 1), (2, 1)]  # two batches of two, one thread each
-    rows = read_only_query(cfg.runtime.warehouse, "select count(distinct run_id) from proxy_runs where status = 'ok'")[1]
+    rows = read_only_query(cfg.runtime.warehouse,
+                           "select count(distinct run_id) from proxy_runs where status = 'ok'")[1]
     assert rows == [(4,)]
     assert not list((tmp_path / "out").rglob("*.batch.spec.json"))  # a clean batch leaves no files

@@ -37,7 +37,8 @@ def test_a_multi_fidelity_swarm_reports_transfer_and_noise_floor(tmp_path, prefe
     text = Path(result.report_path).read_text()
     assert "## Scale transfer and noise floor" in text
     pairs = q("""select l.target_loss, t.target_loss from proxy_runs l join proxy_runs t using (mixture_id)
-                 where l.size = 'low' and t.size = 'target' and l.label <> 'seed_repeat' and t.label <> 'seed_repeat'""")
+                 where l.size = 'low' and t.size = 'target'
+                 and l.label <> 'seed_repeat' and t.label <> 'seed_repeat'""")
     assert len(pairs) >= 3
     rho = spearmanr(*np.array(pairs).T)[0]
     assert f"over n = {len(pairs)} mixtures trained at both: **{rho:.3f}**" in text

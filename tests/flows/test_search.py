@@ -5,7 +5,7 @@ import pytest
 
 from mixopt.experiment import Experiment
 from mixopt.flows.search import mixture_search
-from mixopt.warehouse import Warehouse, read_only_query
+from mixopt.warehouse import read_only_query
 from tests.helpers import tiny_config
 
 
@@ -31,7 +31,8 @@ def test_the_swarm_lands_in_the_warehouse(finished):
     # every proxy has a loss curve with one point per step and a loss for every domain
     (n_eval,), = _count(wh, "select count(*) from evals join proxy_runs using (run_id)")
     assert n_eval == 6 * 3
-    bad = _count(wh, "select r.run_id from proxy_runs r join metrics m using (run_id) group by r.run_id, r.steps having count(*) <> any_value(r.steps)")
+    bad = _count(wh, "select r.run_id from proxy_runs r join metrics m using (run_id) group by r.run_id, r.steps "
+                     "having count(*) <> any_value(r.steps)")
     assert bad == []
     (n_mix,), = _count(wh, "select count(distinct mixture_id) from proxy_runs")
     assert n_mix == 6

@@ -14,7 +14,8 @@ def test_sequential_rounds_fill_the_swarm_without_repeats(tmp_path, prefect_harn
     summary = train_swarm(config=cfg)
     assert summary.trained == 7 and summary.ok == 7
     wh = cfg.runtime.warehouse
-    rows = read_only_query(wh, "select m.weights, r.created_at from proxy_runs r join mixtures m using (mixture_id) order by r.created_at")[1]
+    rows = read_only_query(wh, "select m.weights, r.created_at from proxy_runs r join mixtures m using (mixture_id) "
+                               "order by r.created_at")[1]
     W = np.array([w for w, _ in rows])
     assert len({tuple(np.round(w, 4)) for w in W}) == 7  # no mixture trained twice
     assert np.allclose(W.sum(axis=1), 1) and (W >= 0).all()

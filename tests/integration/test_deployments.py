@@ -18,6 +18,8 @@ from mixopt.warehouse import read_only_query
 from tests.helpers import tiny_config
 from tests.integration import prefect_server as ps
 
+pytestmark = pytest.mark.integration
+
 DEPLOYMENTS = {"mixture-search", "prepare-corpus", "extend-swarm", "fit-and-propose", "final-run", "nightly"}
 RUN_TIMEOUT_S = 900
 N_PROXIES = 4
@@ -134,7 +136,8 @@ def test_the_artifacts_are_in_the_ui(served, searched):
 
     first = searched["first"]
     with _api(served), _client() as client:
-        mine = client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[first.id])))
+        mine = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[first.id])))
         progress = [a for a in client.read_artifacts() if a.type == "progress"]
     by_key = {a.key: a for a in mine if a.key}
     expected = {"top-mixtures", "mixopt-fit", "mixopt-proposal", "mixopt-report"}

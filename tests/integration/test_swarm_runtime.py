@@ -18,6 +18,8 @@ from mixopt.tasks import swarm as swarm_stage
 from mixopt.warehouse import read_only_query
 from tests.helpers import tiny_config
 
+pytestmark = pytest.mark.integration
+
 NO_FINAL = {"enabled": False}
 
 

@@ -19,7 +19,7 @@ from mixopt.models.swarm_trainer import train_batch
 from mixopt.models.train import train_run
 from mixopt.runspec import RunSpec
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 MakeSpec = Callable[..., RunSpec]
 TOKENS = 64 * 30
 

@@ -54,7 +54,8 @@ def test_a_multi_fidelity_sequential_swarm_plans_checks_and_rounds(tmp_path):
         assert all(s.size == "target" and s.seed == 0 for s in by["design"])
         design_w = [s.weights for s in by["design"]]
         assert [s.weights for s in by["transfer"]] == design_w[:3]  # the first 3 design mixtures, at the low size
-        assert all(s.size == "low" and s.train["tokens"] == 1024 and s.train["model"]["n_embd"] == 8 for s in by["transfer"])
+        assert all(s.size == "low" and s.train["tokens"] == 1024 and s.train["model"]["n_embd"] == 8
+                   for s in by["transfer"])
         assert sorted((s.weights, s.seed) for s in by["seed_repeat"]) == sorted(
             (w, seed) for w in design_w[:2] for seed in (1, 2))
         assert all(s.size == "target" and s.train["tokens"] == exp.cfg.swarm.tokens for s in by["seed_repeat"])
@@ -77,7 +78,8 @@ def test_a_multi_fidelity_sequential_swarm_plans_checks_and_rounds(tmp_path):
         assert len(wh.mixtures(exp.experiment_id, "design")) == 8
         sizes = {r["size"]: r["n"] for r in wh.query("SELECT size, count(*) AS n FROM proxy_runs GROUP BY size")}
         assert sizes["low"] + sizes["target"] == 15 and sizes["low"] == sum(1 for _, size, _ in seen if size == "low")
-        assert {r["label"] for r in wh.query("SELECT DISTINCT label FROM proxy_runs")} == {"design", "transfer", "seed_repeat"}
+        labels = {r["label"] for r in wh.query("SELECT DISTINCT label FROM proxy_runs")}
+        assert labels == {"design", "transfer", "seed_repeat"}
 
         # fits: every regressor but the multi-fidelity GP sees target-size rows, one per mixture
         n_target = sum(1 for m, size, seed in seen if size == "target" and seed == 0)

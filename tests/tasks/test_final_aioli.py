@@ -13,7 +13,8 @@ from tests.helpers import tiny_config
 
 def _experiment(tmp_path, **final) -> Experiment:
     cfg = tiny_config(tmp_path, final={"seeds": [0, 1], **final})
-    domains = [DomainShard(n, f"{n}.train", f"{n}.val", t, 1000) for n, t in (("x", 90_000), ("y", 50_000), ("z", 20_000))]
+    domains = [DomainShard(n, f"{n}.train", f"{n}.val", t, 1000)
+               for n, t in (("x", 90_000), ("y", 50_000), ("z", 20_000))]
     return Experiment.create(cfg, domains, vocab_size=300, fingerprint="fp")
 
 
