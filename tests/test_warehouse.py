@@ -204,13 +204,15 @@ def test_two_experiments_can_share_a_mixture(tmp_path):
 
 
 def test_migrations_run_once_and_are_recorded(tmp_path):
+    from mixopt.warehouse import reads
     from mixopt.warehouse.schema import MIGRATIONS, migrate
 
     path = tmp_path / "w.duckdb"
     with Warehouse(path) as wh:
         first = wh.query("SELECT version, applied_at FROM schema_version ORDER BY version")
         assert [r["version"] for r in first] == [v for v, _, _ in MIGRATIONS]
-    with Warehouse(path) as wh:  # a second open applies nothing
+    with Warehouse(path) as wh:  # a second open applies nothing, and leaves the connection ready for reads
+        assert reads.runs(wh).height == 0
         assert wh.query("SELECT version, applied_at FROM schema_version ORDER BY version") == first
         assert migrate(wh.con) == []
 

@@ -99,8 +99,8 @@ _VERSION_TABLE = """CREATE TABLE IF NOT EXISTS schema_version (
 def schema_version(con: duckdb.DuckDBPyConnection) -> int:
     """The highest migration applied to this file (0: none, or a file from before versioning)."""
     con.execute(_VERSION_TABLE)
-    row = con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()
-    return int(row[0])
+    rows = con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchall()  # fetch it all:
+    return int(rows[0][0])  # DuckDB refuses other work on a connection with an unfinished result
 
 
 def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
