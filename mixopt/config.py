@@ -151,19 +151,6 @@ class SwarmConfig(TrainConfig):
     """Number of proxy runs (mixtures) in the swarm."""
     seed: int = 0
     """Seed for the design and every proxy's data stream and initialisation."""
-    workers: int = Field(0, ge=0)
-    """Proxy tasks running at the same time on the flow's task runner (threads, or Dask workers).
-    0 (auto): one per core on a CPU, each task training its batch in its own single-threaded
-    process (the fastest layout measured), and 1 on a GPU. A number N: N tasks on threads here."""
-    retries: int = Field(1, ge=0)
-    """Retries of a failed proxy task (exponential backoff: 2 s, 4 s, 8 s, ...); a proxy still failing
-    after them is recorded as failed and the swarm goes on."""
-    batch_k: int = Field(0, ge=0)
-    """Proxies trained together as one batched model in one task (0: chosen automatically from the
-    model size and the device; 1: one proxy at a time)."""
-    isolate: bool = Field(False)
-    """Train each proxy in its own process: a crash or kill -9 of one proxy cannot take down the
-    flow; costs ~5 s of start-up per proxy."""
 
 
 class ProxySizeConfig(_Strict):
@@ -182,8 +169,8 @@ class DesignConfig(_Strict):
     """Smallest Dirichlet concentration multiplier of the sweep (spiky mixtures)."""
     concentration_max: float = Field(5.0, gt=0)
     """Largest Dirichlet concentration multiplier of the sweep (close to the prior)."""
-    max_epochs: float = Field(4.0, gt=0)
-    """A proxy may read each domain's training tokens at most this many times."""
+    proxy_max_epochs: float = Field(4.0, gt=0)
+    """Cap: a proxy may read each domain's training tokens at most this many times (at `swarm.tokens`)."""
     min_weight: float = Field(0.005, ge=0, lt=0.5)
     """Weights below this are set to zero and the mixture renormalised."""
     method: Literal["dirichlet", "sequential"] = "dirichlet"
@@ -253,8 +240,8 @@ class ProposerConfig(_Strict):
     """Candidate mixtures drawn by the RegMix simulation."""
     top_k: int = Field(100, ge=1)
     """The proposal is the mean of the top-k predicted candidates."""
-    max_epochs: float = Field(4.0, gt=0)
-    """Cap: the final run may read each domain at most this many times at its token budget."""
+    final_max_epochs: float = Field(4.0, gt=0)
+    """Cap: the final run may read each domain at most this many times at its token budget (`final.tokens`)."""
     kl_weight: float = Field(0.0, ge=0)
     """lambda of the KL(mixture || prior) penalty in the exact proposer."""
 
@@ -333,6 +320,41 @@ class RuntimeConfig(_Strict):
     """torch.compile the batched proxies' model and loss (fuses their many small kernels; ~15 s to
     compile): `auto` compiles on CUDA for batches long enough to earn that back (README, swarm
     throughput), never on a CPU."""
+    workers: int = Field(0, ge=0)
+    """Proxy tasks running at the same time on the flow's task runner (threads, or Dask workers).
+    0 (auto): one per core on a CPU, each task training its batch in its own single-threaded
+    process (the fastest layout measured), and 1 on a GPU. A number N: N tasks on threads here."""
+    retries: int = Field(1, ge=0)
+    """Retries of a failed proxy task (exponential backoff: 2 s, 4 s, 8 s, ...); a proxy still failing
+    after them is recorded as failed and the swarm goes on."""
+    batch_k: int = Field(0, ge=0)
+    """Proxies trained together as one batched model in one task (0: chosen automatically from the
+    model size and the device; 1: one proxy at a time)."""
+    isolate: bool = Field(False)
+    """Train each proxy in its own process: a crash or kill -9 of one proxy cannot take down the
+    flow; costs ~5 s of start-up per proxy."""
+
+
+MOVED_KEYS = {  # old dotted key -> where it is now (settings that say how it runs went to `runtime`)
+    "swarm.workers": "runtime.workers",
+    "swarm.retries": "runtime.retries",
+    "swarm.batch_k": "runtime.batch_k",
+    "swarm.isolate": "runtime.isolate",
+    "design.max_epochs": "design.proxy_max_epochs",
+    "proposer.max_epochs": "proposer.final_max_epochs",
+}
+
+
+def moved_keys(data: object) -> list[str]:
+    """One message per moved or renamed key in a raw config mapping ("swarm.workers moved to runtime.workers")."""
+    if not isinstance(data, dict):
+        return []
+    found = []
+    for old, new in MOVED_KEYS.items():
+        section, key = old.split(".")
+        if isinstance(data.get(section), dict) and key in data[section]:
+            found.append(f"{old} moved to {new}")
+    return found
 
 
 class ExperimentConfig(_Strict):
@@ -358,6 +380,14 @@ class ExperimentConfig(_Strict):
     """The final run and its baselines."""
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
     """Runtime settings."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_moved_keys(cls, data: object) -> object:
+        moved = moved_keys(data)
+        if moved:
+            raise ValueError("; ".join(moved))
+        return data
 
     @model_validator(mode="after")
     def _check_sizes(self) -> "ExperimentConfig":

@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from mixopt.config import ConfigError, ExperimentConfig
+from mixopt.config import ConfigError, ExperimentConfig, moved_keys
 
 
 def _format_validation_error(source: str, err: ValidationError) -> str:
@@ -32,6 +32,9 @@ def parse_config(data: object, source: str = "<config>", base_dir: Path | None =
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the config must be a mapping of keys to values, got {type(data).__name__}")
+    moved = moved_keys(data)
+    if moved:
+        raise ConfigError(f"{source}: " + "; ".join(moved))
     try:
         cfg = ExperimentConfig.model_validate(data)
     except ValidationError as err:

@@ -44,6 +44,7 @@ def design_identity(cfg: ExperimentConfig) -> dict:
     d = cfg.design.model_dump(mode="json", exclude=_CHECK_FIELDS)
     if d.get("low_fidelity") is None:
         d.pop("low_fidelity", None)
+    d["max_epochs"] = d.pop("proxy_max_epochs")  # its name before the rename, so ids stay the same
     return d
 
 

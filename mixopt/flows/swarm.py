@@ -1,9 +1,9 @@
 """The swarm flow: train every proxy of the design that is not trained yet, record each result.
 
 Proxies run as Prefect tasks on the swarm subflow's task runner (threads here, or a Dask cluster),
-at most `swarm.workers` at a time on threads and one per Dask worker on Dask; results come back to
+at most `runtime.workers` at a time on threads and one per Dask worker on Dask; results come back to
 this (the flow's) process, which alone writes the warehouse, one run per transaction, as each proxy
-finishes. A proxy task that fails is retried `swarm.retries` times with exponential backoff; one
+finishes. A proxy task that fails is retried `runtime.retries` times with exponential backoff; one
 that still fails is recorded as failed and the flow goes on.
 """
 
@@ -52,7 +52,7 @@ RETRY_BACKOFF_S = 2.0  # first retry delay of a proxy task; doubles on each furt
 
 
 def proxies_in_flight(exp: Experiment) -> int:
-    """Proxies kept submitted: `swarm.workers` (resolved) on threads, the cluster's worker count on Dask."""
+    """Proxies kept submitted: `runtime.workers` (resolved) on threads, the cluster's worker count on Dask."""
     if exp.cfg.runtime.dask_address:
         runner = getattr(FlowRunContext.get(), "task_runner", None)
         client = getattr(runner, "client", None)  # DaskTaskRunner: connects (or starts the cluster)
@@ -72,7 +72,7 @@ def swarm_subflow(exp: Experiment) -> SwarmSummary:
     total = max(len(todo), cfg.swarm.n_proxies + n_extra_runs(exp) - reused)
     artifact = create_progress_artifact(progress=0.0, description=f"swarm of {exp.experiment_id}")
     bar = SwarmProgress(total=total, reused=reused, enabled=cfg.runtime.progress)
-    retry = dict(retries=cfg.swarm.retries, retry_delay_seconds=exponential_backoff(RETRY_BACKOFF_S))
+    retry = dict(retries=cfg.runtime.retries, retry_delay_seconds=exponential_backoff(RETRY_BACKOFF_S))
     train_one, train_k = train_proxy_task.with_options(**retry), train_proxies_task.with_options(**retry)
     k = swarm.proxies_per_task(exp)
     attempted: set[str] = set()

@@ -31,7 +31,7 @@ k x k matrix that drove the update (the EMA when `ema` is set), "lp_begin": firs
 "lp_steps": LearnParams steps of the round, "losses": the held-out losses measured before the
 round}``. The warehouse stores the first four keys.
 
-Aioli ignores the token caps of the static mixtures (a domain may be read more than `max_epochs`
+Aioli ignores the token caps of the static mixtures (a domain may be read more than `proposer.final_max_epochs`
 times), and a domain whose starting weight is 0 stays at 0 outside LearnParams (the update is
 multiplicative).
 """

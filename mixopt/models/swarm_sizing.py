@@ -80,7 +80,7 @@ def choose_batch_k(
     n_layer: int | None = None,
     n_embd: int | None = None,
 ) -> int:
-    """How many proxies of `n_params` parameters to train in one batch (`SwarmConfig.batch_k` = 0).
+    """How many proxies of `n_params` parameters to train in one batch (`runtime.batch_k` = 0).
 
     Rule: K = the largest power of two with K x 6 x n_params x tokens_per_step <= 12 GFLOP on a CPU
     (`CPU_STEP_FLOPS`) or 4 TFLOP on a GPU (`GPU_STEP_FLOPS`), at most 16 on a CPU and 256 on a GPU
@@ -127,7 +127,7 @@ def should_compile(device: str, batch_tokens: float) -> bool:
 
 
 def auto_workers(device: str, cores: int | None = None) -> int:
-    """Swarm tasks at once for `swarm.workers: 0`: one per core on a CPU (each trains its batch in its
+    """Swarm tasks at once for `runtime.workers: 0`: one per core on a CPU (each trains its batch in its
     own single-threaded process: the fastest layout measured, see `recommended_threads`), one on a GPU
     (a single process fills the device with one large batch)."""
     if device.startswith("cuda"):

@@ -26,7 +26,7 @@ AIOLI_LABELS = ("aioli", "aioli_restricted")  # runs that adapt their mixture on
 def final_mixtures(exp: Experiment, proposal: list[float]) -> dict[str, list[float]]:
     """Label -> mixture of every final run (for the Aioli runs: the mixture they start from)."""
     cfg = exp.cfg
-    caps = token_caps(exp.train_tokens, cfg.final.tokens, cfg.proposer.max_epochs)
+    caps = token_caps(exp.train_tokens, cfg.final.tokens, cfg.proposer.final_max_epochs)
     mixes = {"proposed": [float(w) for w in proposal]}
     if "natural" in cfg.final.baselines:
         mixes["natural"] = [float(w) for w in natural_mixture(exp.train_tokens, caps)]

@@ -121,7 +121,7 @@ def fit_and_propose(exp: Experiment, wh: Warehouse) -> FitOutcome:
             predictions=list(zip(ids, y, rep.oof_pred)),
         )
     model = factories[chosen]().fit(X, y)
-    caps = token_caps(exp.train_tokens, cfg.final.tokens, cfg.proposer.max_epochs)
+    caps = token_caps(exp.train_tokens, cfg.final.tokens, cfg.proposer.final_max_epochs)
     p = cfg.proposer
     if p.kind == "regmix":
         prop = propose_regmix(model, exp.prior, caps, n_samples=p.n_samples, top_k=p.top_k, seed=cfg.swarm.seed)

@@ -34,7 +34,7 @@ def design_mixtures(exp: Experiment, wh: Warehouse) -> list[tuple[str, list[floa
     if missing > 0 and cfg.design.method == "sequential" and _round_unfinished(exp, wh, existing):
         missing = 0  # e.g. after a crash mid-round: finish that round before choosing the next
     if missing > 0:
-        caps = token_caps(exp.train_tokens, cfg.swarm.tokens, cfg.design.max_epochs)
+        caps = token_caps(exp.train_tokens, cfg.swarm.tokens, cfg.design.proxy_max_epochs)
         seed = cfg.swarm.seed + len(existing)
         d = cfg.design
         sizes: list[str | None] = []
@@ -168,13 +168,13 @@ def work_dir(exp: Experiment) -> Path:
 
 
 def proxies_per_task(exp: Experiment) -> int:
-    """K, the proxies trained together as one batched model: `swarm.batch_k`, or (0) chosen from the
+    """K, the proxies trained together as one batched model: `runtime.batch_k`, or (0) chosen from the
     proxy's size, the device and free memory by `choose_batch_k`; 1 when proxies are isolated."""
     cfg = exp.cfg
-    if cfg.swarm.isolate:
+    if cfg.runtime.isolate:
         return 1
-    if cfg.swarm.batch_k:
-        return cfg.swarm.batch_k
+    if cfg.runtime.batch_k:
+        return cfg.runtime.batch_k
     from mixopt.models.gpt import expected_params
     from mixopt.models.swarm_sizing import choose_batch_k
     from mixopt.models.train import resolve_device
@@ -190,10 +190,10 @@ def proxies_per_task(exp: Experiment) -> int:
 
 
 def task_workers(exp: Experiment) -> int:
-    """Swarm tasks at once: `swarm.workers`, or (0) `auto_workers` for the device (one per core on
+    """Swarm tasks at once: `runtime.workers`, or (0) `auto_workers` for the device (one per core on
     a CPU, one on a GPU)."""
-    if exp.cfg.swarm.workers:
-        return exp.cfg.swarm.workers
+    if exp.cfg.runtime.workers:
+        return exp.cfg.runtime.workers
     from mixopt.models.swarm_sizing import auto_workers
     from mixopt.models.train import resolve_device
 
@@ -201,14 +201,14 @@ def task_workers(exp: Experiment) -> int:
 
 
 def batches_in_child_processes(exp: Experiment) -> bool:
-    """Whether each batch trains in its own single-threaded child process: with `swarm.workers: 0`
+    """Whether each batch trains in its own single-threaded child process: with `runtime.workers: 0`
     (auto) on a multi-core CPU and threads (not on Dask, whose workers are processes already, and
-    not with `swarm.isolate`, which runs each proxy alone in a child). An explicit `swarm.workers`
+    not with `runtime.isolate`, which runs each proxy alone in a child). An explicit `runtime.workers`
     keeps its tasks on threads in this process."""
     from mixopt.models.train import resolve_device
 
     cfg = exp.cfg
-    return (cfg.swarm.workers == 0 and not cfg.swarm.isolate and cfg.runtime.dask_address is None
+    return (cfg.runtime.workers == 0 and not cfg.runtime.isolate and cfg.runtime.dask_address is None
             and task_workers(exp) > 1 and resolve_device(cfg.runtime.device) == "cpu")  # fmt: skip
 
 
@@ -243,11 +243,11 @@ def train_group_and_spool(exp: Experiment, specs: list[RunSpec]) -> list[RunResu
 def train_and_spool(exp: Experiment, spec: RunSpec) -> RunResult:
     """Train one proxy and spool its result (runs in a worker thread or process).
 
-    With `swarm.isolate` the training runs in a child process (`run_in_subprocess`): a crash or a
+    With `runtime.isolate` the training runs in a child process (`run_in_subprocess`): a crash or a
     kill -9 of the child comes back as a "failed" result naming the signal, and the flow goes on.
     Otherwise it runs here, in the worker.
     """
-    if exp.cfg.swarm.isolate:
+    if exp.cfg.runtime.isolate:
         from mixopt.models.launch import run_in_subprocess
 
         work = work_dir(exp)

@@ -23,7 +23,7 @@ BAD_CONFIGS = {
     "unknown_key.yaml": ("name: x\nswarm:\n  n_proxy: 3\n", "swarm.n_proxy: unknown key"),
     "wrong_type.yaml": ("swarm: {n_proxies: many}\n", "swarm.n_proxies: Input should be a valid integer"),
     "negative.yaml": ("target: {weights: {web: -1}}\n", "target weights must be >= 0"),
-    "infinite.yaml": ("design: {max_epochs: .inf}\n", "design.max_epochs: Input should be a finite number"),
+    "infinite.yaml": ("design: {proxy_max_epochs: .inf}\n", "design.proxy_max_epochs: Input should be a finite number"),
     "bad_yaml.yaml": ("name: x\nswarm: [unclosed\n", "bad_yaml.yaml:3: not valid YAML"),
     "duplicate.yaml": ("name: x\nname: y\n", "duplicate.yaml:2: not valid YAML (duplicate key 'name')"),
     "binary.yaml": (b"\x89PNG\r\n\x1a\n\x00\xff", "not UTF-8 text"),

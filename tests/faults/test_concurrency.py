@@ -1,6 +1,6 @@
 """Concurrency: eight proxies finishing at the same moment each land in the warehouse exactly once.
 
-The flow runs with `swarm.workers: 8` and eight tiny proxies; each proxy's task waits at a barrier
+The flow runs with `runtime.workers: 8` and eight tiny proxies; each proxy's task waits at a barrier
 after training and spooling, so all eight results come back to the flow together. (Eight threads
 writing through one `Warehouse` at once: tests/test_warehouse.py::
 test_concurrent_writers_in_one_process_lose_nothing.)
@@ -21,7 +21,8 @@ def _rows(path, sql):
 
 
 def test_eight_workers_finishing_together_store_every_result_once(tmp_path, prefect_harness, monkeypatch):
-    cfg = tiny_config(tmp_path, final={"enabled": False}, swarm={"n_proxies": 8, "workers": 8, "tokens": 2048})
+    cfg = tiny_config(tmp_path, final={"enabled": False}, swarm={"n_proxies": 8, "tokens": 2048},
+                      runtime={"workers": 8})
     barrier = threading.Barrier(8, timeout=600)
     original = swarm_stage.train_and_spool
     arrived: list[str] = []

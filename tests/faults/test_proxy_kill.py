@@ -1,6 +1,6 @@
 """Crash and resume: kill -9 of an isolated proxy's process mid-training never takes the flow down.
 
-The swarm runs with `swarm.isolate: true`, so each proxy trains in a `mixopt.models.launch` child of
+The swarm runs with `runtime.isolate: true`, so each proxy trains in a `mixopt.models.launch` child of
 the flow's process. A watcher thread finds those children in /proc and SIGKILLs them once their
 training loop has started (a train shard is memory-mapped): proxy A on its first attempt only (the
 Prefect retry trains it), proxy B on every attempt (recorded failed after its retry). The flow ends
@@ -57,7 +57,8 @@ def _rows(path, sql):
 def test_kill_9_of_a_proxy_is_retried_or_recorded_and_a_rerun_trains_only_the_missing(
         tmp_path, prefect_harness, monkeypatch):
     cfg = tiny_config(tmp_path, final={"enabled": False},
-                      swarm={"n_proxies": 3, "workers": 3, "retries": 1, "isolate": True, "tokens": 8192})
+                      swarm={"n_proxies": 3, "tokens": 8192},
+                      runtime={"workers": 3, "retries": 1, "isolate": True})
     calls: dict[str, int] = defaultdict(int)
     original = swarm_stage.train_and_spool
 

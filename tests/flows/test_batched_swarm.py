@@ -6,7 +6,7 @@ from tests.helpers import tiny_config
 
 
 def test_batched_swarm_records_every_proxy_once(tmp_path, prefect_harness):
-    cfg = tiny_config(tmp_path, swarm={"batch_k": 3})
+    cfg = tiny_config(tmp_path, runtime={"batch_k": 3})
     summary = train_swarm(config=cfg)
     assert summary.trained == 6 and summary.ok == 6
     wh = cfg.runtime.warehouse
@@ -20,7 +20,7 @@ def test_batched_swarm_records_every_proxy_once(tmp_path, prefect_harness):
 
 
 def test_auto_workers_on_a_cpu_train_batches_in_child_processes(tmp_path, prefect_harness, monkeypatch):
-    """`swarm.workers: 0` on a multi-core CPU: one task per core, each batch in its own single-threaded
+    """`runtime.workers: 0` on a multi-core CPU: one task per core, each batch in its own single-threaded
     child process (`run_batch_in_subprocess`); every proxy is still recorded once."""
     from mixopt.models import launch, swarm_sizing
 
@@ -33,7 +33,7 @@ def test_auto_workers_on_a_cpu_train_batches_in_child_processes(tmp_path, prefec
         return real(specs, work_dir, timeout_s)
 
     monkeypatch.setattr(launch, "run_batch_in_subprocess", spy)
-    cfg = tiny_config(tmp_path, swarm={"batch_k": 2, "workers": 0, "n_proxies": 4}, runtime={"threads": 0})
+    cfg = tiny_config(tmp_path, swarm={"n_proxies": 4}, runtime={"batch_k": 2, "workers": 0, "threads": 0})
     summary = train_swarm(config=cfg)
     assert summary.trained == 4 and summary.ok == 4
     assert sorted(calls) == [(2, 1), (2, 1)]  # two batches of two, one thread each

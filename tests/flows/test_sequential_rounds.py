@@ -20,7 +20,7 @@ def test_sequential_rounds_fill_the_swarm_without_repeats(tmp_path, prefect_harn
     assert len({tuple(np.round(w, 4)) for w in W}) == 7  # no mixture trained twice
     assert np.allclose(W.sum(axis=1), 1) and (W >= 0).all()
     (train_tokens,) = zip(*read_only_query(wh, "select train_tokens from domains order by idx")[1])
-    caps = token_caps(np.array(train_tokens, float), cfg.swarm.tokens, cfg.design.max_epochs)
+    caps = token_caps(np.array(train_tokens, float), cfg.swarm.tokens, cfg.design.proxy_max_epochs)
     assert (W <= caps + 1e-9).all()  # every acquisition batch within the caps
     again = train_swarm(config=cfg)  # a later run (e.g. the nightly schedule) retrains nothing
     assert again.trained == 0 and again.reused == 7

@@ -51,7 +51,7 @@ def test_the_swarm_runs_on_a_dask_cluster_and_every_result_lands_once(tmp_path, 
 
 
 def test_a_proxy_that_keeps_failing_is_retried_with_backoff_then_recorded(tmp_path, prefect_harness, monkeypatch):
-    cfg = tiny_config(tmp_path, final=NO_FINAL, swarm={"n_proxies": 4, "retries": 1})
+    cfg = tiny_config(tmp_path, final=NO_FINAL, swarm={"n_proxies": 4}, runtime={"retries": 1})
     original_spec, original_train = Experiment.run_spec, swarm_stage.train_and_spool
     faulty: list[str] = []
     calls: dict[str, list[float]] = defaultdict(list)

@@ -36,7 +36,7 @@ def _finish(exp, wh, specs):
 
 def _check_feasible(exp, specs):
     W = np.array([s.weights for s in specs])
-    caps = token_caps(exp.train_tokens, exp.cfg.swarm.tokens, exp.cfg.design.max_epochs)
+    caps = token_caps(exp.train_tokens, exp.cfg.swarm.tokens, exp.cfg.design.proxy_max_epochs)
     assert np.allclose(W.sum(axis=1), 1.0) and (W >= 0).all() and (W <= caps + 1e-9).all()
     assert caps.min() < 1  # the caps bind on the small domain, so the check means something
 

@@ -1,0 +1,52 @@
+"""Experiment and run identity: settings that only say how a run executes never change an id."""
+
+import pytest
+
+from mixopt.config import ConfigError, ExperimentConfig, load_config, parse_config
+from mixopt.experiment import Experiment
+from mixopt.runspec import DomainShard
+
+DOMAINS = [DomainShard(n, f"/x/{n}.train", f"/x/{n}.val", 1000 * (i + 1), 100) for i, n in enumerate("abc")]
+
+# ids computed before the runtime settings moved out of `swarm` and the caps were renamed: an
+# existing warehouse must still resume, so these must never change
+IDS_BEFORE_THE_MOVE = {
+    "default": ("demo-3b762354ea", "pc308dd84a28b", "f1181f0c4bbbe"),
+    "tiny": ("tiny-f6db492ea4", "p13a2523443df", "f44ace19815d7"),
+    "custom": ("demo-cf84fe717f", "p5c854c4e6eca", "fbe24d41ac9fe"),
+}
+
+
+def _ids(cfg: ExperimentConfig) -> tuple[str, str, str]:
+    exp = Experiment.create(cfg, DOMAINS, 512, "fp")
+    proxy = exp.run_spec("proxy", "design", [0.2, 0.3, 0.5], 0, cfg.swarm)
+    final = exp.run_spec("final", "proposed", [0.2, 0.3, 0.5], 0, cfg.final)
+    return exp.experiment_id, proxy.run_id, final.run_id
+
+
+def test_ids_are_the_same_as_before_the_settings_moved():
+    custom = ExperimentConfig.model_validate({
+        "design": {"proxy_max_epochs": 3}, "proposer": {"final_max_epochs": 2},
+        "runtime": {"workers": 3, "retries": 2, "batch_k": 4, "isolate": True}})
+    assert _ids(ExperimentConfig()) == IDS_BEFORE_THE_MOVE["default"]
+    assert _ids(load_config("configs/tiny.yaml")) == IDS_BEFORE_THE_MOVE["tiny"]
+    assert _ids(custom) == IDS_BEFORE_THE_MOVE["custom"]
+
+
+def test_runtime_settings_are_not_identity():
+    how = ExperimentConfig.model_validate({"runtime": {"workers": 7, "retries": 0, "batch_k": 2, "isolate": True}})
+    assert _ids(how) == _ids(ExperimentConfig())
+    assert how.config_hash() == ExperimentConfig().config_hash()
+
+
+@pytest.mark.parametrize("section, key, where", [
+    ("swarm", "workers", "runtime.workers"), ("swarm", "retries", "runtime.retries"),
+    ("swarm", "batch_k", "runtime.batch_k"), ("swarm", "isolate", "runtime.isolate"),
+    ("design", "max_epochs", "design.proxy_max_epochs"), ("proposer", "max_epochs", "proposer.final_max_epochs"),
+])
+def test_a_moved_key_says_where_it_went(section, key, where):
+    with pytest.raises(ConfigError) as e:
+        parse_config({section: {key: 1}}, source="exp.yaml")
+    assert str(e.value) == f"exp.yaml: {section}.{key} moved to {where}"
+    with pytest.raises(ValueError, match=f"{section}.{key} moved to {where}"):  # the Prefect form's path
+        ExperimentConfig.model_validate({section: {key: 1}})
