@@ -79,6 +79,7 @@ def test_concurrent_writers_in_one_process_lose_nothing(tmp_path):
         assert wh.query("SELECT count(*) AS n FROM evals")[0]["n"] == 80
 
 
+@pytest.mark.slow
 def test_a_second_writer_process_waits_for_the_first(tmp_path):
     path = tmp_path / "w.duckdb"
     wh = _setup(path)

@@ -71,6 +71,7 @@ def test_the_real_command_exits_2_without_a_traceback(tmp_path):
     assert "Traceback" not in proc.stderr + proc.stdout
 
 
+@pytest.mark.slow
 def test_a_bad_corpus_stops_the_flow_with_file_and_line_and_leaves_the_warehouse(tmp_path):
     wh_path = tmp_path / "out" / "mixopt.duckdb"
     with Warehouse(wh_path) as wh:  # an earlier experiment

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from mixopt.flows.swarm import train_swarm
 from mixopt.tasks import swarm as swarm_stage
 from mixopt.warehouse import read_only_query
 from tests.helpers import tiny_config
+
+pytestmark = pytest.mark.slow
 
 
 def _rows(path, sql):

@@ -30,6 +30,7 @@ def _flip(path: Path, offset: int = 100) -> None:
     path.write_bytes(bytes(data))
 
 
+@pytest.mark.slow
 def test_a_shard_corrupted_between_runs_is_rebuilt_before_training(tmp_path, prefect_harness, monkeypatch):
     cfg = tiny_config(tmp_path, final={"enabled": False}, swarm={"n_proxies": 2, "tokens": 2048})
     first = train_swarm(config=cfg)

@@ -15,11 +15,15 @@ import threading
 import time
 from collections import defaultdict
 
+import pytest
+
 from mixopt.flows.swarm import train_swarm
 from mixopt.tasks import swarm as swarm_stage
 from mixopt.warehouse import read_only_query
 from tests.faults.util import is_training, launch_children
 from tests.helpers import tiny_config
+
+pytestmark = pytest.mark.slow
 
 
 class Killer(threading.Thread):

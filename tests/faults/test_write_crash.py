@@ -18,12 +18,15 @@ import time
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from mixopt.experiment import Experiment
 from mixopt.runspec import DomainShard, RunResult
 from mixopt.tasks.swarm import ingest_spool, spool_result
 from mixopt.warehouse import Warehouse
 from tests.helpers import tiny_config
+
+pytestmark = pytest.mark.slow
 
 N_RUNS = 60
 CHILD = """

@@ -1,8 +1,12 @@
 """The swarm trains K proxies per task as one batched model, and still records each as its own run."""
 
+import pytest
+
 from mixopt.flows.swarm import train_swarm
 from mixopt.warehouse import read_only_query
 from tests.helpers import tiny_config
+
+pytestmark = pytest.mark.slow
 
 
 def test_batched_swarm_records_every_proxy_once(tmp_path, prefect_harness):

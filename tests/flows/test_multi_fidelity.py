@@ -4,12 +4,15 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 from scipy.stats import spearmanr
 
 from mixopt.flows.search import mixture_search
 from mixopt.flows.swarm import train_swarm
 from mixopt.warehouse import read_only_query
 from tests.helpers import tiny_config
+
+pytestmark = pytest.mark.slow
 
 LOW = {"tokens": 2048, "model": {"n_layer": 1, "n_embd": 8, "n_head": 2}}
 

@@ -8,6 +8,8 @@ from mixopt.flows.search import mixture_search
 from mixopt.warehouse import read_only_query
 from tests.helpers import tiny_config
 
+pytestmark = pytest.mark.slow
+
 
 def _count(path, sql):
     return read_only_query(path, sql)[1]

@@ -1,11 +1,14 @@
 """A sequential design trains round by round: an initial batch, then GP-chosen rounds, no repeats."""
 
 import numpy as np
+import pytest
 
 from mixopt.flows.swarm import train_swarm
 from mixopt.mixtures.design import token_caps
 from mixopt.warehouse import read_only_query
 from tests.helpers import tiny_config
+
+pytestmark = pytest.mark.slow
 
 
 def test_sequential_rounds_fill_the_swarm_without_repeats(tmp_path, prefect_harness):

@@ -164,6 +164,7 @@ def test_mismatched_specs_are_trained_in_groups(make_spec: MakeSpec) -> None:
     assert_same_run(train_run(b), results[1])
 
 
+@pytest.mark.slow
 def test_checkpoint_and_wandb_per_proxy(make_spec: MakeSpec, tmp_path: Path) -> None:
     specs = [make_spec(run_id=f"w{i}", seed=i, wandb_mode="offline", save_checkpoint=True) for i in range(2)]
     results = train_batch(specs)
@@ -188,6 +189,7 @@ def test_choose_batch_k_is_sane() -> None:
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.gpu
 def test_cuda_batch_trains_close_to_cpu(make_spec: MakeSpec) -> None:
     specs = three_specs(make_spec)
     gpu = train_batch([RunSpec(**{**s.__dict__, "device": "cuda"}) for s in specs])
@@ -219,6 +221,7 @@ def test_compiled_loss_route_matches_cross_entropy(monkeypatch: pytest.MonkeyPat
     torch.testing.assert_close(got[1], w.grad)
 
 
+@pytest.mark.slow
 def test_batch_in_a_child_process_equals_in_process(make_spec: MakeSpec, tmp_path: Path) -> None:
     from mixopt.models.launch import run_batch_in_subprocess
 
@@ -229,6 +232,7 @@ def test_batch_in_a_child_process_equals_in_process(make_spec: MakeSpec, tmp_pat
         assert_same_run(a, b)
 
 
+@pytest.mark.slow
 def test_a_killed_batch_child_fails_every_proxy_with_the_reason(make_spec: MakeSpec, tmp_path: Path) -> None:
     from mixopt.models.launch import run_batch_in_subprocess
 

@@ -1,6 +1,10 @@
 """A final run with devices > 1 trains with Lightning's DDP in its own process (gloo on CPU)."""
 
+import pytest
+
 from mixopt.models.launch import run_in_subprocess
+
+pytestmark = pytest.mark.slow
 
 
 def test_ddp_final_run_keeps_the_token_budget(make_spec, tmp_path):

@@ -109,6 +109,7 @@ def test_result_json_round_trips(make_spec: MakeSpec) -> None:
     assert RunSpec.from_json(spec.to_json()) == spec
 
 
+@pytest.mark.slow
 def test_subprocess_matches_in_process(make_spec: MakeSpec, tmp_path: Path) -> None:
     spec = make_spec(run_id="sub")
     local = train_run(spec)
@@ -119,6 +120,7 @@ def test_subprocess_matches_in_process(make_spec: MakeSpec, tmp_path: Path) -> N
     assert (tmp_path / "work" / "sub.result.json").exists()
 
 
+@pytest.mark.slow
 def test_killed_subprocess_gives_failed_with_exit_code(make_spec: MakeSpec, tmp_path: Path) -> None:
     r = run_in_subprocess(make_spec(run_id="killed", fault="exit@2"), tmp_path / "work", timeout_s=120)
     assert r.status == "failed" and r.run_id == "killed"

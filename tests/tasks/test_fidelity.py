@@ -41,6 +41,7 @@ def _check_feasible(exp, specs):
     assert caps.min() < 1  # the caps bind on the small domain, so the check means something
 
 
+@pytest.mark.slow
 def test_a_multi_fidelity_sequential_swarm_plans_checks_and_rounds(tmp_path):
     exp = _experiment(tmp_path, method="sequential", initial=4, round_size=2, low_fidelity=LOW,
                       transfer_mixtures=3, noise_mixtures=2, noise_seeds=2)
