@@ -43,45 +43,88 @@ def log_compute(n_params: float | np.ndarray, tokens: float | np.ndarray) -> np.
 
 
 class ScaleAwareLaw:
-    """Ridge fit of y(w, z) = c0 + a.phi(w) + z (c1 + b.phi(w)) (see the module docstring).
+    """y(w, s) = f(w) + (s - s_ref) * g(w): a level at the largest proxy scale and a mixture slope.
 
-    `fit(W, s, y)` takes mixtures W (n x k), log compute s (n,) and targets y (n,); `z` is `s`
-    minus the largest proxy scale seen, so z = 0 is the largest proxy and the final run is z > 0.
+    `fit(W, s, y, groups)` takes mixtures W (n x k), log compute s (n,), targets y (n,) and a group
+    label per row (the mixture's id; rows of one mixture at several scales share it).
+
+    * f is the level at the largest scale seen (s_ref): `base()` (any regressor with fit/predict;
+      default a ridge on phi(w) = [w, sqrt(w)]) fitted on the rows at s_ref.
+    * g is the slope: each mixture seen at >= 2 scales gives the least-squares slope of its target
+      in s, and a ridge on phi(w) (penalty by GCV) spreads those slopes to every mixture.
+
+    With one scale only, g is 0 and the law is the base regressor.
     """
 
     name = "scale_law"
 
-    def __init__(self, alphas: Sequence[float] = tuple(ALPHAS)) -> None:
+    def __init__(self, base: Callable[[], Any] | None = None, alphas: Sequence[float] = tuple(ALPHAS)) -> None:
+        self.base = base
         self.alphas = tuple(float(a) for a in alphas)
 
-    def _design(self, W: np.ndarray, s: np.ndarray) -> np.ndarray:
-        F = mixture_features(W)
-        z = (np.asarray(s, dtype=float).reshape(-1) - self.s_ref_)[:, None]
-        return np.hstack([F, z, F * z])
-
-    def fit(self, W: np.ndarray, s: np.ndarray, y: np.ndarray) -> "ScaleAwareLaw":
+    def fit(self, W: np.ndarray, s: np.ndarray, y: np.ndarray, groups: Sequence[str] | None = None) -> "ScaleAwareLaw":
         W = np.asarray(W, dtype=float)
-        s = np.asarray(s, dtype=float).reshape(-1)
+        s = np.round(np.asarray(s, dtype=float).reshape(-1), 6)
         y = np.asarray(y, dtype=float).reshape(-1)
         if W.ndim != 2 or not (len(W) == len(s) == len(y)) or len(y) < 3:
             raise ValueError("scale law: W must be (n, k) with n == len(s) == len(y) >= 3")
+        g = np.asarray(groups) if groups is not None else np.array([_key(w) for w in W])
         self.s_ref_ = float(s.max())
-        self.n_scales_ = int(len(np.unique(np.round(s, 6))))
-        X = self._design(W, s)
-        self.mu_, self.sd_ = X.mean(axis=0), X.std(axis=0)
-        self.sd_[self.sd_ < 1e-12] = 1.0
-        self.ridge_ = RidgeCV(alphas=self.alphas).fit((X - self.mu_) / self.sd_, y)
+        self.n_scales_ = int(len(np.unique(s)))
+        top = s == self.s_ref_
+        if top.sum() < 3:
+            raise ValueError(f"scale law: only {int(top.sum())} runs at the largest scale; need >= 3")
+        self.level_ = (self.base() if self.base else _Ridge(self.alphas)).fit(W[top], y[top])
+        slopes, rows = [], []
+        for u in np.unique(g):
+            idx = np.flatnonzero(g == u)
+            if len(np.unique(s[idx])) < 2:
+                continue
+            slopes.append(float(np.polyfit(s[idx], y[idx], 1)[0]))
+            rows.append(W[idx[0]])
+        self.n_slopes_ = len(slopes)
+        self.slope_ = _Ridge(self.alphas).fit(np.array(rows), np.array(slopes)) if len(slopes) >= 3 else None
+        self.mean_slope_ = float(np.mean(slopes)) if slopes else 0.0
         return self
+
+    def slope(self, W: np.ndarray) -> np.ndarray:
+        """d target / d log10 compute at each mixture."""
+        W = np.atleast_2d(np.asarray(W, dtype=float))
+        if self.slope_ is None:
+            return np.full(len(W), self.mean_slope_)
+        return self.slope_.predict(W)
 
     def predict_at(self, W: np.ndarray, s: float | np.ndarray) -> np.ndarray:
         """Predicted target of mixtures W at log compute s (a scalar or one per row)."""
         W = np.atleast_2d(np.asarray(W, dtype=float))
-        s_arr = np.broadcast_to(np.asarray(s, dtype=float), (len(W),))
-        return self.ridge_.predict((self._design(W, s_arr) - self.mu_) / self.sd_)
+        level = np.asarray(self.level_.predict(W), dtype=float).ravel()
+        dz = np.broadcast_to(np.asarray(s, dtype=float), (len(W),)) - self.s_ref_
+        return level + dz * self.slope(W)
 
     def at(self, s: float) -> "FixedScale":
         """A regressor-like view (`predict(W)`) at one scale, for the proposers."""
         return FixedScale(self, float(s))
+
+
+def _key(w: np.ndarray) -> str:
+    return ",".join(f"{v:.6f}" for v in w)
+
+
+class _Ridge:
+    """Ridge regression on phi(w) with standardised features and its penalty chosen by GCV."""
+
+    def __init__(self, alphas: Sequence[float] = tuple(ALPHAS)) -> None:
+        self.alphas = alphas
+
+    def fit(self, W: np.ndarray, y: np.ndarray) -> "_Ridge":
+        F = mixture_features(W)
+        self.mu_, self.sd_ = F.mean(axis=0), F.std(axis=0)
+        self.sd_[self.sd_ < 1e-12] = 1.0
+        self.model_ = RidgeCV(alphas=self.alphas).fit((F - self.mu_) / self.sd_, np.asarray(y, float))
+        return self
+
+    def predict(self, W: np.ndarray) -> np.ndarray:
+        return self.model_.predict((mixture_features(np.atleast_2d(W)) - self.mu_) / self.sd_)
 
 
 @dataclass
@@ -97,7 +140,7 @@ class FixedScale:
 
 
 def bootstrap_laws(W: np.ndarray, s: np.ndarray, y: np.ndarray, groups: Sequence[str], B: int = 50,
-                   seed: int = 0) -> list[ScaleAwareLaw]:
+                   seed: int = 0, base: Callable[[], Any] | None = None) -> list[ScaleAwareLaw]:
     """B laws refitted on mixtures resampled with replacement (all scales of a mixture together)."""
     W, s, y = np.asarray(W, float), np.asarray(s, float), np.asarray(y, float)
     g = np.asarray(groups)
@@ -108,9 +151,10 @@ def bootstrap_laws(W: np.ndarray, s: np.ndarray, y: np.ndarray, groups: Sequence
     for _ in range(B):
         pick = rng.choice(ids, size=len(ids), replace=True)
         idx = np.concatenate([rows[u] for u in pick])
-        if len(np.unique(np.round(s[idx], 6))) < 2:
+        try:
+            laws.append(ScaleAwareLaw(base).fit(W[idx], s[idx], y[idx], g[idx]))
+        except ValueError:  # too few rows at the largest scale in this resample
             continue
-        laws.append(ScaleAwareLaw().fit(W[idx], s[idx], y[idx]))
     return laws
 
 
@@ -133,27 +177,34 @@ def _scores(name: str, pred: np.ndarray, y: np.ndarray) -> ScaleCheck:
     return ScaleCheck(name, rho, rmse, regret, int(len(y)))
 
 
-def leave_largest_scale_out(W: np.ndarray, s: np.ndarray, y: np.ndarray,
+def leave_largest_scale_out(W: np.ndarray, s: np.ndarray, y: np.ndarray, groups: Sequence[str] | None = None,
                             single_scale: dict[str, Callable[[], Any]] | None = None) -> list[ScaleCheck]:
     """Fit on every scale but the largest, predict the largest; one `ScaleCheck` per regressor.
 
-    The scale-aware law sees all smaller scales and extrapolates; each single-scale regressor
-    (factory) is fitted on the next-largest scale alone (the best it could do without a scale axis).
-    A regressor that fails to fit is left out.
+    `scale_law` (ridge level) and, for each single-scale factory, `scale_law[name]` (that regressor
+    as the level) see all smaller scales and extrapolate to the largest; each single-scale regressor
+    alone is fitted on the next-largest scale (the best it can do without a scale axis). A
+    regressor that fails to fit is left out.
     """
-    W, s, y = np.asarray(W, float), np.asarray(s, float), np.asarray(y, float)
-    scales = np.unique(np.round(s, 6))
+    W, s, y = np.asarray(W, float), np.round(np.asarray(s, float), 6), np.asarray(y, float)
+    g = np.asarray(groups) if groups is not None else np.array([_key(w) for w in W])
+    scales = np.unique(s)
     if len(scales) < 3:
         raise ValueError(f"leave-largest-scale-out needs >= 3 scales, got {len(scales)}")
-    top = np.isclose(s, scales[-1], atol=1e-6)
-    second = np.isclose(s, scales[-2], atol=1e-6)
-    out = []
-    law = ScaleAwareLaw().fit(W[~top], s[~top], y[~top])
-    out.append(_scores("scale_law", law.predict_at(W[top], scales[-1]), y[top]))
+    top, second = s == scales[-1], s == scales[-2]
+    fits: list[tuple[str, Callable[[], Any]]] = [("scale_law", lambda: ScaleAwareLaw())]
     for name, factory in (single_scale or {}).items():
+        fits.append((name, factory))
+        fits.append((f"scale_law[{name}]", lambda f=factory: ScaleAwareLaw(f)))
+    out = []
+    for name, make in fits:
         try:
-            model = factory().fit(W[second], y[second])
-            out.append(_scores(name, np.asarray(model.predict(W[top]), float).ravel(), y[top]))
+            model = make()
+            if isinstance(model, ScaleAwareLaw):
+                pred = model.fit(W[~top], s[~top], y[~top], g[~top]).predict_at(W[top], scales[-1])
+            else:
+                pred = model.fit(W[second], y[second]).predict(W[top])
+            out.append(_scores(name, np.asarray(pred, float).ravel(), y[top]))
         except Exception:  # a regressor that cannot fit this few rows is simply not scored
             continue
     return out

@@ -27,8 +27,8 @@ def _ladder(noise: float, seed: int = 0):
 
 
 def test_the_law_extrapolates_a_ranking_that_flips_with_scale():
-    W, Wl, sl, y, _ = _ladder(noise=0.002)
-    law = ScaleAwareLaw().fit(Wl, sl, y)
+    W, Wl, sl, y, groups = _ladder(noise=0.002)
+    law = ScaleAwareLaw().fit(Wl, sl, y, groups)
     s_final = 2.0
     pred = law.predict_at(W, s_final)
     truth = _truth(W, np.full(len(W), s_final))
@@ -40,14 +40,24 @@ def test_the_law_extrapolates_a_ranking_that_flips_with_scale():
 
 
 def test_leave_largest_scale_out_scores_the_law_and_single_scale_regressors():
-    _, Wl, sl, y, _ = _ladder(noise=0.002)
-    checks = {c.name: c for c in leave_largest_scale_out(Wl, sl, y, {"linear": lambda: make_regressor("linear", 0)})}
-    assert set(checks) == {"scale_law", "linear"}
+    _, Wl, sl, y, groups = _ladder(noise=0.002)
+    checks = {c.name: c for c in leave_largest_scale_out(Wl, sl, y, groups, {"linear": lambda: make_regressor("linear", 0)})}
+    assert set(checks) == {"scale_law", "linear", "scale_law[linear]"}
     assert checks["scale_law"].n == 24
     assert checks["scale_law"].spearman > 0.9
     assert checks["scale_law"].regret >= 0
     with pytest.raises(ValueError, match=">= 3 scales"):
         leave_largest_scale_out(Wl[sl > 0], sl[sl > 0], y[sl > 0])
+
+
+def test_one_scale_only_is_the_base_regressor_and_too_few_top_rows_is_refused():
+    W, Wl, sl, y, groups = _ladder(noise=0.0)
+    top = sl == 1.0
+    law = ScaleAwareLaw().fit(Wl[top], sl[top], y[top])
+    assert law.n_scales_ == 1 and np.allclose(law.slope(W), 0.0)
+    assert np.allclose(law.predict_at(W, 5.0), law.predict_at(W, 1.0))
+    with pytest.raises(ValueError, match="largest scale"):
+        ScaleAwareLaw().fit(Wl[:12], np.r_[np.zeros(10), np.ones(2)], y[:12])
 
 
 def test_the_hedge_moves_only_as_far_as_the_laws_agree():
