@@ -7,10 +7,15 @@ Five domains, each written as one JSONL file (`{"text": ..., "source": ...}` per
   the alphabetically first packages;
 - `c_headers`: the C headers of the Python installation;
 - `python_docs`: the reference-manual topics shipped in `pydoc_data.topics`, one per topic;
-- `licenses`: LICENSE / LICENCE / COPYING / NOTICE files of installed distributions and Python's
-  own LICENSE.txt (exact duplicates dropped);
-- `package_descriptions`: the long description (README) in each distribution's METADATA.
+- `licenses`: Python's own LICENSE.txt and the LICENSE / LICENCE / COPYING / NOTICE files of the
+  pinned distributions (exact duplicates dropped);
+- `package_descriptions`: the long description (README) in each pinned distribution's METADATA.
 
+Only files fixed by pinned versions are read, so the corpus is the same wherever mixopt is
+installed with the same Python: the standard library of the running Python, and the metadata of
+the distributions that mixopt itself pins (`name==version` in its own requirements, outside any
+extra or marker), each only when the installed version is the pinned one (a local label such as
+`+cpu` aside, as PEP 440's `==` has it). Other installed packages are never read.
 Everything is sorted, so the same installation always gives the same bytes. A domain with less
 than `MIN_DOMAIN_BYTES` of text is skipped with a warning; fewer than `MIN_DOMAINS` domains is an
 error. A file whose bytes are unchanged is not rewritten (its mtime stays, so shards are reused).
@@ -34,12 +39,15 @@ from mixopt.corpus.readers import CorpusError, truncate_utf8
 
 log = logging.getLogger(__name__)
 
+PINNING_PACKAGE = "mixopt"
+"""The distribution whose exact pins decide which packages' metadata the corpus reads."""
 MIN_DOMAIN_BYTES = 50_000
 MIN_DOMAINS = 4
 _TEST_DIRS = {"test", "tests", "idle_test", "testing"}
 _SKIP_DIRS = {"site-packages", "dist-packages", "__pycache__"} | _TEST_DIRS
 _LICENSE_NAME = re.compile(r"^(LICEN[CS]E|COPYING|NOTICE)([-_. ].*)?$", re.IGNORECASE)
 _LICENSE_HINT = re.compile(r"licen[cs]e|copying|notice", re.IGNORECASE)
+_PIN = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*===?\s*([A-Za-z0-9][A-Za-z0-9.+!_-]*)\s*$")
 _NOT_TEXT = {".py", ".pyc", ".pyi", ".so", ".pyd", ".dll", ".json", ".js", ".html", ".h", ".c"}
 
 Doc = tuple[str, str]  # (source label, text)
@@ -98,22 +106,58 @@ def pydoc_docs() -> Iterator[Doc]:
             yield f"pydoc/{key}", text
 
 
-def _distributions() -> list[tuple[str, md.Distribution, md.PackageMetadata]]:
-    """(name, distribution, metadata) of installed distributions, sorted by normalised name.
+def _normalise(name: str) -> str:
+    """A distribution name as PEP 503 compares them (lower case, runs of `-_.` as one `-`)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
 
-    When a name is installed twice, the first one found on `sys.path` wins (the one Python imports).
+
+def pinned_requirements(package: str = PINNING_PACKAGE) -> list[tuple[str, str]]:
+    """(normalised name, version) of `package`'s own `name==version` requirements, sorted by name.
+
+    Only requirements that hold in every installation count: any with an environment marker
+    (an extra such as `test`, a platform, a Python version) or without an exact pin is left out.
+    If `package` is not installed, a warning, and none.
     """
-    by_name: dict[str, tuple[str, md.Distribution, md.PackageMetadata]] = {}
-    for dist in md.distributions():
+    try:
+        requires = md.requires(package) or []
+    except md.PackageNotFoundError:
+        log.warning("built-in corpus: %s is not installed, so no pinned distributions are read", package)
+        return []
+    pins = {}
+    for req in requires:
+        m = _PIN.match(req)
+        if m:
+            pins[_normalise(m.group(1))] = m.group(2)
+    return sorted(pins.items())
+
+
+def _public_version(version: str) -> str:
+    """The version without its local label (`2.13.0+cpu` -> `2.13.0`), as `==` compares it."""
+    return version.split("+", 1)[0].strip()
+
+
+def _distributions() -> list[tuple[str, md.Distribution, md.PackageMetadata]]:
+    """(name, distribution, metadata) of the pinned distributions installed at their pinned version.
+
+    Sorted by normalised name. `importlib.metadata.distribution` finds the first one on `sys.path`
+    (the one Python imports); a pin that is missing or installed at another version is skipped
+    with a warning, since its text could differ from the pinned one's.
+    """
+    out = []
+    for key, version in pinned_requirements():
         try:
+            dist = md.distribution(key)
             meta = dist.metadata
             name = (meta["Name"] or "").strip()
-        except Exception:  # a broken METADATA file is just skipped
+            installed = dist.version or ""
+        except Exception:  # not installed, or a broken METADATA file
+            log.warning("built-in corpus: pinned distribution %s==%s is not installed; left out", key, version)
             continue
-        key = re.sub(r"[-_.]+", "-", name).lower()
-        if key and key not in by_name:
-            by_name[key] = (name, dist, meta)
-    return [by_name[k] for k in sorted(by_name)]
+        if _normalise(name) != key or _public_version(installed) != _public_version(version):
+            log.warning("built-in corpus: %s is installed at %s, not the pinned %s; left out", key, installed, version)
+            continue
+        out.append((name, dist, meta))
+    return out
 
 
 def _license_files(dist: md.Distribution) -> list[str]:
@@ -133,7 +177,7 @@ def _license_files(dist: md.Distribution) -> list[str]:
 
 
 def license_docs() -> Iterator[Doc]:
-    """Licence texts of installed distributions plus Python's own LICENSE.txt, duplicates dropped."""
+    """Python's own LICENSE.txt plus the pinned distributions' licence texts, duplicates dropped."""
     seen: set[str] = set()
 
     def fresh(text: str) -> bool:
@@ -167,7 +211,7 @@ def _description(meta: md.PackageMetadata) -> str:
 
 
 def description_docs() -> Iterator[Doc]:
-    """Package descriptions (READMEs) from installed distributions' METADATA."""
+    """Package descriptions (READMEs) from the pinned distributions' METADATA."""
     for name, _, meta in _distributions():
         try:
             text = _description(meta)

@@ -5,13 +5,16 @@ Layout under `<out_dir>/corpus/`:
     source/<domain>.jsonl        generated text of the builtin / synthetic corpus
     tokenizer.json               the tokenizer (trained or copied)
     <domain>/train.bin, val.bin  flat uint16 tokens, EOT after each document
-    manifest.json                fingerprint, shard sizes and checksums (written last)
+    manifest.json                fingerprint, shard sizes and checksums, text checksum per domain,
+                                 input-file hash cache (written last)
 
 Two passes over each domain: the first validates every input, splits it and picks the tokenizer
 sample (`split.scan_domain`); only then are the tokenizer and the shards built, in a staging folder
 that is renamed into place at the end, so bad input never touches earlier output. A later call whose
-fingerprint (corpus + tokenizer config, input file names / sizes / mtimes) matches the manifest,
-and whose shards still match their checksums, reuses them without reading the corpus.
+fingerprint (corpus + tokenizer settings and the sha256 of every input file's bytes; no path or
+mtime) matches the manifest, and whose shards still match their checksums, reuses them without
+tokenising again. The manifest also keeps each input file's sha256 keyed by its path, size and
+mtime, so an unchanged file is not re-hashed, and a checksum of each domain's text.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ import shutil
 import sys
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from mixopt.config import DomainConfig, ExperimentConfig
@@ -37,11 +41,11 @@ from mixopt.corpus.synthetic import write_synthetic_corpus
 from mixopt.corpus.tokenizer import TokenizerBundle, build_tokenizer, load_tokenizer
 from mixopt.runspec import DomainShard, atomic_write_text
 
-__all__ = ["CorpusInfo", "prepare_corpus", "verify_shards", "resolve_domains", "FORMAT_VERSION"]
+__all__ = ["CorpusInfo", "compute_fingerprint", "prepare_corpus", "text_checksum", "verify_shards", "resolve_domains", "FORMAT_VERSION"]
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 """Bump when the shard format or the split / sampling rules change (invalidates old manifests)."""
 SYNTHETIC_SEED = 0
 RESERVED_NAMES = frozenset({"source", "tokenizer.json", "manifest.json"})
@@ -59,6 +63,36 @@ class CorpusInfo:
     eot_id: int
     domains: list[DomainShard]
     fingerprint: str
+    domain_checksums: dict[str, str] = field(default_factory=dict)
+    """Per domain: sha256 of the text that went into it (see `text_checksum`), in domain order."""
+
+
+class TextChecksum:
+    """Running sha256 of a sequence of documents: each is hashed as its UTF-8 byte length (8 bytes,
+    little-endian) followed by its UTF-8 bytes, so document boundaries count and no separator can
+    collide with the text."""
+
+    def __init__(self) -> None:
+        """Start an empty checksum."""
+        self._sha = hashlib.sha256()
+
+    def add(self, text: str) -> None:
+        """Add one document."""
+        data = text.encode("utf-8")
+        self._sha.update(len(data).to_bytes(8, "little"))
+        self._sha.update(data)
+
+    def hexdigest(self) -> str:
+        """Hex sha256 of the documents added so far."""
+        return self._sha.hexdigest()
+
+
+def text_checksum(docs: Iterable[str]) -> str:
+    """Hex sha256 of documents as `TextChecksum` hashes them (the domain checksum of the corpus)."""
+    h = TextChecksum()
+    for text in docs:
+        h.add(text)
+    return h.hexdigest()
 
 
 def _say(progress: bool, message: str) -> None:
@@ -84,30 +118,59 @@ def resolve_domains(cfg: ExperimentConfig, corpus_dir: Path) -> list[DomainConfi
     return domains
 
 
-def _stat(path: Path) -> list[object]:
-    """[absolute path, size, mtime in ns] of an input file, for the fingerprint."""
+def _file_digest(path: Path, known: dict, seen: dict) -> str:
+    """sha256 of a file's bytes, streamed; taken from `known` when its size and mtime still match.
+
+    `known` and `seen` map the resolved path to `[size, mtime_ns, sha256]`: the path and the stat
+    only key this cache, they never enter the fingerprint. Every file hashed or reused is put in `seen`.
+    """
     st = path.stat()
-    return [str(path.resolve()), st.st_size, st.st_mtime_ns]
+    key = str(path.resolve())
+    hit = known.get(key)
+    if isinstance(hit, list) and len(hit) == 3 and hit[:2] == [st.st_size, st.st_mtime_ns]:
+        digest = str(hit[2])
+    else:
+        digest = file_sha256(path)
+    seen[key] = [st.st_size, st.st_mtime_ns, digest]
+    return digest
 
 
-def compute_fingerprint(cfg: ExperimentConfig, domains: list[DomainConfig]) -> str:
-    """Hash of the corpus and tokenizer config and of every input file's name, size and mtime."""
+def compute_fingerprint(cfg: ExperimentConfig, domains: list[DomainConfig], cache: dict | None = None) -> str:
+    """Hash of the corpus and tokenizer settings and of the bytes of every input file.
+
+    Per domain it covers the name, format and text field and the sha256 of each matched file in
+    reading order (the globs in the order given, each glob's matches sorted): the order decides
+    the documents' order, but no path, size or mtime enters. So the same data and settings give
+    the same fingerprint in any output folder (the builtin and synthetic sources are written
+    there) and wherever the input files lie.
+
+    `cache` (optional) maps resolved paths to `[size, mtime_ns, sha256]` from an earlier call: a
+    file whose size and mtime match is not re-read. It is replaced in place by the entries of the
+    files read now, ready to be stored.
+    """
+    known = dict(cache or {})
+    seen: dict = {}
     inputs = []
     for d in domains:
         try:
-            files = [_stat(p) for p in expand_globs(d)]
+            files = [_file_digest(p, known, seen) for p in expand_globs(d)]
         except OSError as e:
-            raise CorpusError(f"domain '{d.name}': cannot stat input ({_detail(e)})") from None
+            raise CorpusError(f"domain '{d.name}': cannot read input ({_detail(e)})") from None
         inputs.append({"domain": d.model_dump(mode="json", exclude={"paths"}), "files": files})
     tok = cfg.tokenizer
-    tok_file = _stat(Path(tok.path)) if tok.kind == "file" and tok.path and Path(tok.path).is_file() else None
+    tok_file = None
+    if tok.kind == "file" and tok.path and Path(tok.path).is_file():
+        tok_file = _file_digest(Path(tok.path), known, seen)
     payload = {
         "format_version": FORMAT_VERSION,
-        "corpus": cfg.corpus.model_dump(mode="json"),
-        "tokenizer": tok.model_dump(mode="json"),
+        "corpus": cfg.corpus.model_dump(mode="json", exclude={"domains"}),
+        "tokenizer": tok.model_dump(mode="json", exclude={"path"}),
         "tokenizer_file": tok_file,
         "inputs": inputs,
     }
+    if cache is not None:
+        cache.clear()
+        cache.update(seen)
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode("utf-8")).hexdigest()
 
 
@@ -139,16 +202,22 @@ def _try_reuse(corpus_dir: Path, fingerprint: str, progress: bool) -> CorpusInfo
             raise CorpusError(f"{tok_path}: missing or changed")
         domains = [_absolute(corpus_dir, s) for s in m["domains"]]
         verify_shards(domains)
-        info = CorpusInfo(str(tok_path.resolve()), int(m["vocab_size"]), int(m["eot_id"]), domains, fingerprint)
-    except (CorpusError, KeyError, TypeError, OSError) as e:
+        checksums = {str(k): str(v) for k, v in m["domain_checksums"].items()}
+        info = CorpusInfo(str(tok_path.resolve()), int(m["vocab_size"]), int(m["eot_id"]), domains, fingerprint,
+                          checksums)
+    except (CorpusError, KeyError, TypeError, AttributeError, OSError) as e:
         log.warning("corpus manifest matches but the output is damaged (%s); rebuilding", e)
         return None
     _say(progress, f"reusing {len(domains)} domains from {corpus_dir} (fingerprint {fingerprint[:12]})")
     return info
 
 
-def _tokenize_domain(plan: DomainPlan, bundle: TokenizerBundle, max_bytes: int, dest: Path) -> DomainShard:
-    """Second pass over one domain: encode in batches and write its train and val shards."""
+def _tokenize_domain(plan: DomainPlan, bundle: TokenizerBundle, max_bytes: int,
+                     dest: Path) -> tuple[DomainShard, str]:
+    """Second pass over one domain: encode in batches and write its train and val shards.
+
+    Returns the shard and the checksum of the domain's text (`TextChecksum` over its documents).
+    """
     dest.mkdir(parents=True, exist_ok=True)
     writers = (ShardWriter(dest / "train.bin", bundle.eot_id), ShardWriter(dest / "val.bin", bundle.eot_id))
     encode = getattr(bundle.tokenizer, "encode_batch_fast", bundle.tokenizer.encode_batch)
@@ -156,6 +225,7 @@ def _tokenize_domain(plan: DomainPlan, bundle: TokenizerBundle, max_bytes: int, 
     flags: list[int] = []
     batch_bytes = 0
     count = 0
+    checksum = TextChecksum()
 
     def flush() -> None:
         """Encode the pending batch and append each document to its split's shard."""
@@ -170,6 +240,7 @@ def _tokenize_domain(plan: DomainPlan, bundle: TokenizerBundle, max_bytes: int, 
         for text in iter_documents(plan.config, max_bytes):
             if count >= plan.n_docs:
                 raise CorpusError(f"domain '{name}': the input files changed while reading")
+            checksum.add(text)
             batch.append(text)
             flags.append(plan.is_val[count])
             count += 1
@@ -184,7 +255,7 @@ def _tokenize_domain(plan: DomainPlan, bundle: TokenizerBundle, max_bytes: int, 
     finally:
         train_sha, val_sha = (w.close() for w in writers)
     train, val = writers
-    return DomainShard(
+    shard = DomainShard(
         name=name,
         train_path=str(dest / "train.bin"),
         val_path=str(dest / "val.bin"),
@@ -195,6 +266,7 @@ def _tokenize_domain(plan: DomainPlan, bundle: TokenizerBundle, max_bytes: int, 
         train_sha256=train_sha,
         val_sha256=val_sha,
     )
+    return shard, checksum.hexdigest()
 
 
 def _install(staging: Path, corpus_dir: Path, names: list[str], old: dict | None) -> None:
@@ -239,7 +311,9 @@ def prepare_corpus(cfg: ExperimentConfig, out_dir: str | Path, progress: bool = 
         domains = resolve_domains(cfg, corpus_dir)
     except OSError as e:
         raise CorpusError(f"cannot write the corpus sources under {corpus_dir} ({_detail(e)})") from None
-    fingerprint = compute_fingerprint(cfg, domains)
+    hash_cache = (_read_manifest(corpus_dir) or {}).get("input_hashes")
+    hash_cache = dict(hash_cache) if isinstance(hash_cache, dict) else {}
+    fingerprint = compute_fingerprint(cfg, domains, hash_cache)
     reused = _try_reuse(corpus_dir, fingerprint, progress)
     if reused is not None:
         return reused
@@ -259,8 +333,11 @@ def prepare_corpus(cfg: ExperimentConfig, out_dir: str | Path, progress: bool = 
         bundle = build_tokenizer(cfg.tokenizer, samples, staging)
         _say(progress, f"tokenizer: {bundle.vocab_size} tokens, EOT id {bundle.eot_id}")
         shards = []
+        checksums: dict[str, str] = {}
         for plan in plans:
-            shard = _tokenize_domain(plan, bundle, c.max_bytes_per_domain, staging / plan.config.name)
+            shard, checksums[plan.config.name] = _tokenize_domain(
+                plan, bundle, c.max_bytes_per_domain, staging / plan.config.name
+            )
             _say(progress, f"tokenised {shard.name}: {shard.train_tokens:,} train / {shard.val_tokens:,} val tokens")
             shards.append(shard)
         tok_sha = file_sha256(staging / "tokenizer.json")
@@ -275,6 +352,8 @@ def prepare_corpus(cfg: ExperimentConfig, out_dir: str | Path, progress: bool = 
             "vocab_size": bundle.vocab_size,
             "eot_id": bundle.eot_id,
             "domains": [_manifest_entry(s) for s in shards],
+            "domain_checksums": checksums,
+            "input_hashes": hash_cache,
         }
         atomic_write_text(corpus_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
     except OSError as e:
@@ -283,4 +362,4 @@ def prepare_corpus(cfg: ExperimentConfig, out_dir: str | Path, progress: bool = 
         shutil.rmtree(staging, ignore_errors=True)
     _say(progress, f"prepared {len(shards)} domains in {time.perf_counter() - t0:.1f} s")
     tok_path = str((corpus_dir / "tokenizer.json").resolve())
-    return CorpusInfo(tok_path, bundle.vocab_size, bundle.eot_id, shards, fingerprint)
+    return CorpusInfo(tok_path, bundle.vocab_size, bundle.eot_id, shards, fingerprint, checksums)

@@ -1,7 +1,7 @@
 """AutoRegressor: pick or ensemble mixture regressors by cross-validation on the fit data.
 
 ``fit(X, y)`` computes out-of-fold (OOF) predictions of every candidate on ``(X, y)`` only
-(``repeats`` times K-fold with different shuffles), then
+(``repeats`` shuffles of K folds, :func:`mixopt.mixtures.cv.fold_splits`, seeded from ``seed``), then
 
 1. scores each candidate by OOF Spearman (mean over repeats; ties -> R^2);
 2. builds an ensemble by Caruana et al.'s (2004) ensemble selection: start from the equal average
@@ -24,7 +24,7 @@ from typing import Sequence
 
 import numpy as np
 
-from mixopt.mixtures.cv import CVReport, oof_predictions, rank_metrics
+from mixopt.mixtures.cv import DEFAULT_REPEATS, CVReport, oof_repeats, rank_metrics, report_from_repeats
 
 DEFAULT_CANDIDATES: tuple[str, ...] = ("linear", "lightgbm", "mixing_law", "mixing_law_sqrt", "gp")
 
@@ -41,7 +41,8 @@ class AutoRegressor:
     seed:
         Seed for the folds and for every candidate.
     repeats:
-        Number of K-fold repetitions (different shuffles) whose scores are averaged.
+        Number of K-fold repetitions (different shuffles) whose scores are averaged (the
+        folds of repeat ``r`` are those of :func:`mixopt.mixtures.cv.fold_splits`).
     ensemble:
         Whether to consider an ensemble at all (``False``: best single candidate).
     init_size:
@@ -57,7 +58,7 @@ class AutoRegressor:
     name = "auto"
 
     def __init__(self, candidates: Sequence[str] = DEFAULT_CANDIDATES, folds: int = 5, seed: int = 0,
-                 repeats: int = 1, ensemble: bool = True, init_size: int = 2, max_steps: int = 8,
+                 repeats: int = DEFAULT_REPEATS, ensemble: bool = True, init_size: int = 2, max_steps: int = 8,
                  min_gain: float = 0.0, fallback: str = "gp") -> None:
         from mixopt.mixtures.regressors import make_regressor
 
@@ -130,11 +131,10 @@ class AutoRegressor:
         if len(y) >= 4 and np.ptp(y) > 0:
             oof: dict[str, list[np.ndarray]] = {}
             for name in self.candidates:
-                oof[name] = [oof_predictions(lambda n=name: make_regressor(n, self.seed), X, y,
-                                             folds=self.folds, seed=self.seed + r)
-                             for r in range(self.repeats)]
-                self.reports_.append(CVReport(name=name, oof_pred=oof[name][0], n=len(y),
-                                              **rank_metrics(oof[name][0], y)))
+                runs = oof_repeats(lambda n=name: make_regressor(n, self.seed), X, y,
+                                   folds=self.folds, seed=self.seed, repeats=self.repeats)
+                oof[name] = list(runs)
+                self.reports_.append(report_from_repeats(name, runs, y))
             self.reports_.sort(key=lambda rep: rep.sort_key(), reverse=True)
             if any(np.isfinite(rep.spearman) for rep in self.reports_):
                 weights = self._select(oof, y)

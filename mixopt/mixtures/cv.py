@@ -3,7 +3,14 @@
 What matters when choosing a mixture is the *ranking* of candidate mixtures, so regressors are
 compared by the Spearman correlation of their out-of-fold (OOF) predictions with the observed
 losses (Kendall's tau, R^2 and RMSE are reported too).  Everything here sees only the rows it is
-given: folds are ``KFold(shuffle=True, random_state=seed)`` over those rows.
+given.
+
+With 12-24 rows one k-fold split is a coin toss: the score moves a lot with the shuffle.  So the
+CV is *repeated*: ``repeats`` shuffles of k folds (:func:`fold_splits`), each scored on its own;
+the reported metrics are the means over the repeats, their standard deviations across repeats
+are reported next to them (``spearman_sd``, ...), and the OOF predictions are averaged over the
+repeats.  The folds depend only on the number of rows (in the order given: nothing is sorted) and
+on ``seed``; ``repeats=1`` is the former single ``KFold(shuffle=True, random_state=seed)``.
 """
 
 from __future__ import annotations
@@ -15,6 +22,9 @@ from typing import Callable, Sequence, Union
 import numpy as np
 from scipy.stats import kendalltau, spearmanr
 from sklearn.model_selection import KFold
+
+DEFAULT_REPEATS = 5
+"""Shuffles of k folds unless told otherwise (``repeats=1``: a single k-fold split)."""
 
 Factory = Callable[[], object]
 NameOrFactory = Union[str, Factory]
@@ -33,7 +43,15 @@ class CVReport:
     r2: float
     rmse: float
     oof_pred: np.ndarray = field(repr=False)
+    """Out-of-fold predictions aligned with the rows, averaged over the repeats."""
     n: int
+    spearman_sd: float = float("nan")
+    """Standard deviation across repeats (ddof=1) of each metric; NaN with a single repeat."""
+    kendall_sd: float = float("nan")
+    r2_sd: float = float("nan")
+    rmse_sd: float = float("nan")
+    repeats: int = 1
+    """Number of k-fold shuffles the metrics are averaged over."""
 
     def sort_key(self) -> tuple[float, float]:
         """Key for "best first" ordering: higher Spearman, ties broken by higher R^2 (NaN last)."""
@@ -84,44 +102,89 @@ def rank_metrics(pred: np.ndarray, y: np.ndarray) -> dict[str, float]:
     return {"spearman": rho, "kendall": tau, "r2": r2, "rmse": rmse}
 
 
-def oof_predictions(factory: Factory, X: np.ndarray, y: np.ndarray, folds: int = 5,
-                    seed: int = 0) -> np.ndarray:
-    """Out-of-fold predictions: each row predicted by a model fitted on the other folds only.
+def _repeat_state(seed: int, r: int) -> int:
+    """The shuffle seed of repeat ``r``: ``seed`` itself for the first, then one derived from both."""
+    if r == 0:
+        return int(seed)
+    return int(np.random.SeedSequence([int(seed) % 2**63, r]).generate_state(1)[0])
 
-    ``folds`` is capped at ``n``.  Raises ``ValueError`` when there are fewer than 2 rows.
+
+def fold_splits(n: int, folds: int = 5, seed: int = 0,
+                repeats: int = DEFAULT_REPEATS) -> list[list[tuple[np.ndarray, np.ndarray]]]:
+    """``repeats`` lists of ``(train, test)`` row indices, each a shuffled k-fold split of ``range(n)``.
+
+    ``folds`` is capped at ``n`` (and raised to 2).  Only ``n``, ``folds``, ``seed`` and the repeat
+    index decide the folds.  Raises ``ValueError`` when there are fewer than 2 rows.
     """
-    X, y = _check_xy(X, y)
-    n = len(y)
     if n < 2:
         raise ValueError(f"cross-validation needs at least 2 rows, got {n}")
     k = int(min(max(2, folds), n))
-    oof = np.full(n, np.nan)
-    for train, test in KFold(n_splits=k, shuffle=True, random_state=seed).split(X):
-        model = factory()
-        model.fit(X[train], y[train])
-        oof[test] = model.predict(X[test])
+    rows = np.arange(n)
+    return [list(KFold(n_splits=k, shuffle=True, random_state=_repeat_state(seed, r)).split(rows))
+            for r in range(max(1, int(repeats)))]
+
+
+def oof_repeats(factory: Factory, X: np.ndarray, y: np.ndarray, folds: int = 5, seed: int = 0,
+                repeats: int = DEFAULT_REPEATS) -> np.ndarray:
+    """Out-of-fold predictions of every repeat, shape ``(repeats, n)`` (see :func:`fold_splits`).
+
+    In each repeat every row is predicted by a model fitted on the other folds only.
+    """
+    X, y = _check_xy(X, y)
+    splits = fold_splits(len(y), folds, seed, repeats)
+    oof = np.full((len(splits), len(y)), np.nan)
+    for r, split in enumerate(splits):
+        for train, test in split:
+            model = factory()
+            model.fit(X[train], y[train])
+            oof[r, test] = np.asarray(model.predict(X[test]), dtype=float).ravel()
     return oof
 
 
-def cross_validate(name_or_factory: NameOrFactory, X: np.ndarray, y: np.ndarray, folds: int = 5,
-                   seed: int = 0) -> CVReport:
-    """K-fold CV of one regressor (a registered name or a zero-argument factory) on ``(X, y)``.
+def oof_predictions(factory: Factory, X: np.ndarray, y: np.ndarray, folds: int = 5,
+                    seed: int = 0, repeats: int = DEFAULT_REPEATS) -> np.ndarray:
+    """Out-of-fold predictions averaged over ``repeats`` shuffles of k folds.
 
-    Returns a :class:`CVReport` whose ``oof_pred`` is aligned with the rows given.  With fewer
-    than 4 rows or constant ``y`` the rank metrics are NaN (predictions are still computed when
-    there are at least 2 rows); fewer than 2 rows is a ``ValueError``.
+    ``folds`` is capped at ``n``.  Raises ``ValueError`` when there are fewer than 2 rows.
+    """
+    return oof_repeats(factory, X, y, folds=folds, seed=seed, repeats=repeats).mean(axis=0)
+
+
+def report_from_repeats(name: str, oof: np.ndarray, y: np.ndarray) -> CVReport:
+    """A :class:`CVReport` from per-repeat OOF predictions ``(repeats, n)``: metric means and sds.
+
+    Each repeat is scored on its own; a metric undefined in any repeat (constant predictions) is
+    NaN.  With fewer than 4 rows the rank metrics and R^2 are NaN (only RMSE is kept).
+    """
+    oof = np.atleast_2d(np.asarray(oof, dtype=float))
+    y = np.asarray(y, dtype=float).ravel()
+    per = [rank_metrics(row, y) for row in oof]
+    keys = ("spearman", "kendall", "r2", "rmse")
+    values = {key: np.array([m[key] for m in per]) for key in keys}
+    if len(y) < 4:
+        values |= {key: np.full(len(per), np.nan) for key in ("spearman", "kendall", "r2")}
+    mean = {key: float(np.mean(v)) for key, v in values.items()}
+    sd = {f"{key}_sd": float(np.std(v, ddof=1)) if len(v) > 1 else float("nan") for key, v in values.items()}
+    return CVReport(name=name, oof_pred=oof.mean(axis=0), n=len(y), repeats=len(oof), **mean, **sd)
+
+
+def cross_validate(name_or_factory: NameOrFactory, X: np.ndarray, y: np.ndarray, folds: int = 5,
+                   seed: int = 0, repeats: int = DEFAULT_REPEATS) -> CVReport:
+    """Repeated K-fold CV of one regressor (a registered name or a zero-argument factory) on ``(X, y)``.
+
+    Returns a :class:`CVReport` of metric means and sds over ``repeats`` shuffles, whose
+    ``oof_pred`` (averaged over the repeats) is aligned with the rows given.  With fewer than 4
+    rows or constant ``y`` the rank metrics are NaN (predictions are still computed when there are
+    at least 2 rows); fewer than 2 rows is a ``ValueError``.
     """
     name, factory = _resolve(name_or_factory, seed)
     X, y = _check_xy(X, y)
-    oof = oof_predictions(factory, X, y, folds=folds, seed=seed)
-    metrics = rank_metrics(oof, y)
-    if len(y) < 4:
-        metrics = {key: float("nan") for key in metrics} | {"rmse": metrics["rmse"]}
-    return CVReport(name=name, oof_pred=oof, n=len(y), **metrics)
+    return report_from_repeats(name, oof_repeats(factory, X, y, folds=folds, seed=seed, repeats=repeats), y)
 
 
 def choose_regressor(candidates: Sequence[NameOrFactory], X: np.ndarray, y: np.ndarray,
-                     folds: int = 5, seed: int = 0) -> tuple[str, list[CVReport]]:
+                     folds: int = 5, seed: int = 0,
+                     repeats: int = DEFAULT_REPEATS) -> tuple[str, list[CVReport]]:
     """Cross-validate every candidate and return the best name (highest Spearman, ties -> R^2).
 
     The reports come back best first.  When no candidate has a finite Spearman (constant ``y``,
@@ -129,7 +192,7 @@ def choose_regressor(candidates: Sequence[NameOrFactory], X: np.ndarray, y: np.n
     """
     if not candidates:
         raise ValueError("no candidate regressors given")
-    reports = [cross_validate(c, X, y, folds=folds, seed=seed) for c in candidates]
+    reports = [cross_validate(c, X, y, folds=folds, seed=seed, repeats=repeats) for c in candidates]
     order = sorted(range(len(reports)), key=lambda i: reports[i].sort_key(), reverse=True)
     ranked = [reports[i] for i in order]
     if not any(np.isfinite(r.spearman) for r in reports):

@@ -79,3 +79,52 @@ def test_fewer_than_four_domains_is_an_error(tmp_path: Path, monkeypatch) -> Non
     with pytest.raises(CorpusError, match="at least 4 domains.*found 3"):
         builtin.write_builtin_corpus(tmp_path, max_bytes_per_domain=100_000)
     assert list(tmp_path.iterdir()) == []  # nothing half-written is left behind
+
+
+def _fake_distribution(root: Path, name: str, version: str, marker: str) -> None:
+    """A minimal installed distribution (METADATA with a README body, a LICENSE, a RECORD)."""
+    info = root / f"{name}-{version}.dist-info"
+    info.mkdir(parents=True)
+    body = f"{marker} description. " * 400
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n\n{body}\n")
+    (info / "LICENSE").write_text(f"{marker} licence: permission is granted. " * 200)
+    (info / "RECORD").write_text(f"{info.name}/METADATA,,\n{info.name}/LICENSE,,\n{info.name}/RECORD,,\n")
+
+
+def test_an_unrelated_package_does_not_change_the_corpus(tmp_path: Path, monkeypatch) -> None:
+    """Two environments that differ by an extra installed package give the same domain checksums."""
+    from mixopt.config import ExperimentConfig
+    from mixopt.corpus.ingest import prepare_corpus
+
+    cfg = ExperimentConfig.model_validate({
+        "corpus": {"source": "builtin", "max_bytes_per_domain": CAP},
+        "tokenizer": {"vocab_size": 300, "sample_bytes_per_domain": 20_000},
+    })
+    plain = prepare_corpus(cfg, tmp_path / "plain")
+    # sorts first, so reading every installed distribution (the old behaviour) would take it in
+    _fake_distribution(tmp_path / "site", "aaaa_unrelated", "1.0", "UNRELATED-MARKER")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    import importlib.metadata as md
+
+    assert md.distribution("aaaa_unrelated").version == "1.0"
+    extra = prepare_corpus(cfg, tmp_path / "extra")
+    assert extra.domain_checksums == plain.domain_checksums
+    assert set(plain.domain_checksums) == {d.name for d in plain.domains} and len(plain.domains) >= 4
+    assert extra.fingerprint == plain.fingerprint
+    for f in (tmp_path / "extra" / "corpus" / "source").glob("*.jsonl"):
+        assert "UNRELATED-MARKER" not in f.read_text(encoding="utf-8")
+
+
+def test_only_exact_pins_at_their_version_are_read(tmp_path: Path, monkeypatch) -> None:
+    _fake_distribution(tmp_path / "site", "aaaa_pinned", "1.0", "PINNED-MARKER")
+    _fake_distribution(tmp_path / "site", "aaab_wrong_version", "1.0", "WRONG-MARKER")
+    _fake_distribution(tmp_path / "site", "aaac_extra_only", "1.0", "EXTRA-MARKER")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    requires = ["aaaa-pinned==1.0", "aaab_wrong_version==2.0", 'aaac-extra-only==1.0; extra == "test"', "numpy>=1"]
+    monkeypatch.setattr(builtin.md, "requires", lambda name: requires)
+    assert builtin.pinned_requirements() == [("aaaa-pinned", "1.0"), ("aaab-wrong-version", "2.0")]
+    assert [name for name, _, _ in builtin._distributions()] == ["aaaa_pinned"]
+    descriptions = "".join(text for _, text in builtin.description_docs())
+    licences = "".join(text for _, text in builtin.license_docs())
+    assert "PINNED-MARKER" in descriptions and "PINNED-MARKER" in licences
+    assert "WRONG-MARKER" not in descriptions + licences and "EXTRA-MARKER" not in descriptions + licences

@@ -179,3 +179,51 @@ def test_loaded_tokenizer_is_used(prepared, tmp_path: Path, files_cfg) -> None:
     got = prepare_corpus(cfg, tmp_path / "out")
     assert (got.vocab_size, got.eot_id) == (info.vocab_size, info.eot_id)
     assert Path(got.tokenizer_path).read_bytes() == Path(info.tokenizer_path).read_bytes()
+
+
+def test_fingerprint_follows_content_not_folders(tmp_path: Path, synthetic_cfg, files_cfg) -> None:
+    """Same data and settings in two output folders (and input files in two places): one fingerprint."""
+    cfg = synthetic_cfg()
+    one, two = prepare_corpus(cfg, tmp_path / "one"), prepare_corpus(cfg, tmp_path / "two")
+    assert one.fingerprint == two.fingerprint and one.domain_checksums == two.domain_checksums
+    assert list(one.domain_checksums) == ["synth_a", "synth_b", "synth_c"]
+
+    def files_corpus(folder: Path) -> list[dict]:
+        folder.mkdir()
+        _write_jsonl(folder / "a1.jsonl", [f"alpha document {i}" for i in range(20)])
+        _write_jsonl(folder / "a2.jsonl", [f"alpha again {i}" for i in range(20)])
+        _write_jsonl(folder / "b.jsonl", [f"beta text {i}" for i in range(20)])
+        return [{"name": "a", "paths": [str(folder / "a*.jsonl")]}, {"name": "b", "paths": [str(folder / "b.jsonl")]}]
+
+    here, there = files_corpus(tmp_path / "data1"), files_corpus(tmp_path / "data2")
+    os.utime(tmp_path / "data2" / "b.jsonl", ns=(1, 1))
+    first = prepare_corpus(files_cfg(here), tmp_path / "out1")
+    second = prepare_corpus(files_cfg(there), tmp_path / "out2")
+    assert first.fingerprint == second.fingerprint
+    assert first.domain_checksums == second.domain_checksums
+
+    # One changed byte changes the fingerprint (even with size and mtime kept) ...
+    target = tmp_path / "data2" / "a2.jsonl"
+    st = target.stat()
+    data = bytearray(target.read_bytes())
+    data[15] = ord("A") if data[15] != ord("A") else ord("B")
+    target.write_bytes(bytes(data))
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert ingest.compute_fingerprint(files_cfg(there), [DomainConfig(**d) for d in there]) != first.fingerprint
+    # ... and so does the order of the files within a domain.
+    swapped = [{"name": "a", "paths": [str(tmp_path / "data1" / n) for n in ("a2.jsonl", "a1.jsonl")]}, here[1]]
+    assert ingest.compute_fingerprint(files_cfg(swapped), [DomainConfig(**d) for d in swapped]) != first.fingerprint
+
+
+def test_hash_cache_skips_unchanged_files(tmp_path: Path, files_cfg, monkeypatch) -> None:
+    a = _write_jsonl(tmp_path / "a.jsonl", [f"alpha {i}" for i in range(20)])
+    domains = [{"name": "a", "paths": [str(a)]}]
+    cfg, configs = files_cfg(domains), [DomainConfig(**d) for d in domains]
+    cache: dict = {}
+    fp = ingest.compute_fingerprint(cfg, configs, cache)
+    assert list(cache) == [str(a.resolve())]
+    monkeypatch.setattr(ingest, "file_sha256", lambda p: pytest.fail(f"re-hashed {p}"))
+    assert ingest.compute_fingerprint(cfg, configs, cache) == fp
+    _write_jsonl(a, [f"alpha {i}" for i in range(21)])  # new size: the cache entry no longer applies
+    with pytest.raises(pytest.fail.Exception, match="re-hashed"):
+        ingest.compute_fingerprint(cfg, configs, cache)
