@@ -10,11 +10,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from mixopt.errors import MixoptError
+
+
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+BUILTIN_BASELINES = ("natural", "stratified", "aioli", "aioli_restricted")
+RESERVED_LABELS = frozenset(BUILTIN_BASELINES + ("proposed",))
 
 
 class _Strict(BaseModel):
@@ -162,6 +168,26 @@ class ProxySizeConfig(_Strict):
     """Training tokens of each cheap proxy (null: the swarm's `tokens`)."""
 
 
+class LadderScale(_Strict):
+    """One rung of the scale ladder: a cheaper proxy than the swarm's (fewer tokens and/or a smaller model)."""
+
+    tokens_fraction: float = Field(1.0, gt=0, le=1)
+    """Training tokens of this rung as a fraction of `swarm.tokens`."""
+    model: ModelConfig | None = None
+    """Model shape of this rung (null: the swarm's model)."""
+
+
+class LadderConfig(_Strict):
+    """The scale ladder: a few mixtures (and the anchors) also trained at cheaper scales, so a law can
+    learn how each mixture's target moves with compute and predict it at the final run's scale."""
+
+    scales: list[LadderScale] = Field(
+        default_factory=lambda: [LadderScale(tokens_fraction=0.25), LadderScale(tokens_fraction=0.5)], min_length=2)
+    """The cheaper rungs (at least 2; with the swarm's own size that makes >= 3 scales, cheapest first)."""
+    mixtures: int = Field(6, ge=3)
+    """The first this-many design mixtures are trained at every rung (the anchors always are)."""
+
+
 class DesignConfig(_Strict):
     """How mixtures are sampled around the token prior (RegMix style)."""
 
@@ -196,12 +222,32 @@ class DesignConfig(_Strict):
     """Noise floor: the first this-many target-size design mixtures are retrained with `noise_seeds`
     more seeds (label `seed_repeat`); the report gives the pooled seed-to-seed sd of the target. 0: off."""
     noise_seeds: int = Field(2, ge=1, le=100)
-    """Extra seeds per noise-floor mixture (each then has 1 + noise_seeds runs)."""
+    """Extra seeds per noise-floor mixture and per anchor (each then has 1 + noise_seeds runs)."""
+    target_fraction: float = Field(0.25, ge=0, le=1)
+    """Share of the design drawn around the target's own domain weights (the part of the simplex the
+    target makes interesting) instead of around the token prior. 0: all around the prior."""
+    anchors: dict[str, dict[str, float]] = Field(default_factory=dict)
+    """Mixtures you would otherwise pick by hand, by name -> {domain: weight} (omitted domains get 0;
+    weights sum to 1). They, natural and stratified are trained as proxies at 1 + `noise_seeds` seeds
+    (label `anchor:<name>`), on the ladder, and (unless `final.baselines` is given without them) as
+    baselines of the final comparison."""
+    ladder: LadderConfig | None = Field(default_factory=LadderConfig)
+    """The scale ladder behind the scale-aware law (null: one proxy scale; the proposal then optimises
+    the proxies' own loss)."""
 
     @model_validator(mode="after")
     def _check(self) -> "DesignConfig":
         if self.concentration_min > self.concentration_max:
             raise ValueError("concentration_min must be <= concentration_max")
+        for name, w in self.anchors.items():
+            if not _NAME.fullmatch(name) or name in RESERVED_LABELS:
+                raise ValueError(f"design.anchors: bad anchor name {name!r} (letters, digits, `_ . -`; not one of "
+                                 f"{sorted(RESERVED_LABELS)})")
+            bad = {k: v for k, v in w.items() if not v >= 0}
+            if bad or not w:
+                raise ValueError(f"design.anchors.{name}: weights must be >= 0 and not empty, got {w}")
+            if abs(sum(w.values()) - 1.0) > 1e-3:
+                raise ValueError(f"design.anchors.{name}: weights sum to {sum(w.values()):.4g}, not 1")
         if self.low_fidelity is not None:
             if self.method == "sequential" and self.acquisition != "thompson":
                 raise ValueError(f"design.low_fidelity needs design.acquisition 'thompson' (the multi-fidelity "
@@ -228,14 +274,17 @@ class RegressorConfig(_Strict):
     """Regressors that `auto` chooses from (each is also cross-validated and reported)."""
     cv_folds: int = Field(5, ge=2)
     """Folds of the cross-validation (at most the number of finished proxies)."""
+    cv_repeats: int = Field(3, ge=1, le=50)
+    """Shuffles of the k folds (seeded from `swarm.seed`); scores are means over them, with their sd."""
 
 
 class ProposerConfig(_Strict):
     """How the proposed mixture is chosen from the fitted regressor."""
 
-    kind: Literal["regmix", "exact", "best_seen"] = "regmix"
+    kind: Literal["regmix", "exact", "best_seen", "bagged"] = "regmix"
     """`regmix`: simulate many Dirichlet samples, average the top-k; `exact`: minimise the fitted
-    mixing law + lambda*KL to the prior; `best_seen`: the best mixture actually trained."""
+    mixing law + lambda*KL to the prior; `best_seen`: the best mixture actually trained; `bagged`: the
+    mean of the bootstrap proposals (regmix on refits to resampled proxies), within the caps."""
     n_samples: int = Field(100_000, ge=1000)
     """Candidate mixtures drawn by the RegMix simulation."""
     top_k: int = Field(100, ge=1)
@@ -244,6 +293,19 @@ class ProposerConfig(_Strict):
     """Cap: the final run may read each domain at most this many times at its token budget (`final.tokens`)."""
     kl_weight: float = Field(0.0, ge=0)
     """lambda of the KL(mixture || prior) penalty in the exact proposer."""
+    scale_aware: bool = True
+    """With a ladder: optimise the scale-aware law's prediction at the final run's parameters and
+    tokens (false: the proxies' own loss, as a single-scale regressor sees it)."""
+    hedge_kappa: float = Field(1.0, ge=0)
+    """The hedge: on the path from the best anchor (as the law predicts it at the final scale) to the
+    optimum, take the point maximising predicted gain - hedge_kappa x its bootstrap sd. 0: no hedge
+    (the raw optimum, always reported as a diagnostic)."""
+    bootstrap: int = Field(100, ge=0)
+    """Bootstrap refits for the proposal's stability (and the hedge's uncertainty); 0: off."""
+    bootstrap_samples: int = Field(10_000, ge=1000)
+    """Candidate mixtures per bootstrap proposal (fewer than `n_samples`: refits are many)."""
+    unstable_tv: float = Field(0.15, gt=0, le=1)
+    """Warn when the mean total-variation distance between bootstrap proposals and the proposal exceeds this."""
 
 
 class AioliConfig(_Strict):
@@ -273,6 +335,20 @@ class AioliConfig(_Strict):
     """Held-out batches per domain for Aioli's loss measurements (kept small: they are frequent)."""
 
 
+class PilotConfig(_Strict):
+    """A cheaper rehearsal of the final comparison: proposal and baselines at a fraction of the final tokens."""
+
+    enabled: bool = True
+    """Run the pilot before the final runs."""
+    tokens_fraction: float = Field(0.25, gt=0, lt=1)
+    """Pilot tokens as a fraction of `final.tokens` (below 1: a pilot is smaller than the final)."""
+    seeds: list[int] = Field(default_factory=lambda: [0, 1], min_length=2)
+    """Seeds of the pilot (at least 2, so its verdict is paired)."""
+    require_win: bool = False
+    """If the proposal does worse than a baseline at the pilot (mean paired difference > 0), train the
+    baseline that did best at the pilot as the final's `proposed` mixture instead, and say so."""
+
+
 class FinalConfig(TrainConfig):
     """The full-scale run on the proposal, and the baselines it is compared with."""
 
@@ -282,13 +358,14 @@ class FinalConfig(TrainConfig):
     """Training tokens of each final run (default 5x the proxy's)."""
     lr: float = Field(2e-3, gt=0, lt=1)
     """Peak learning rate."""
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
-    """Seeds; every mixture is trained once per seed."""
-    baselines: list[Literal["natural", "stratified", "aioli", "aioli_restricted"]] = Field(
-        default_factory=lambda: ["natural", "stratified"]
-    )
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    """Seeds; every mixture is trained once per seed (the verdict pairs them; with one seed it calls nothing)."""
+    baselines: list[str] | None = None
     """Runs compared with the proposal at the same budget and seeds: token-proportional (natural),
-    uniform (stratified), Aioli from uniform (aioli), Aioli starting from the proposal (aioli_restricted)."""
+    uniform (stratified), Aioli from uniform (aioli), Aioli starting from the proposal (aioli_restricted),
+    or the name of a `design.anchors` mixture. Null: natural, stratified and every anchor."""
+    pilot: PilotConfig = Field(default_factory=PilotConfig)
+    """The pilot before the final runs."""
     aioli: AioliConfig = Field(default_factory=AioliConfig)
     """Settings of the Aioli runs (used when `baselines` lists aioli or aioli_restricted)."""
     enabled: bool = True
@@ -333,6 +410,9 @@ class RuntimeConfig(_Strict):
     isolate: bool = Field(False)
     """Train each proxy in its own process: a crash or kill -9 of one proxy cannot take down the
     flow; costs ~5 s of start-up per proxy."""
+    final_workers: int = Field(0, ge=0)
+    """Final (and pilot) runs trained at the same time, each in its own process. 0 (auto): one
+    single-threaded process per core on a CPU, 1 on a GPU. DDP runs (`final.devices` > 1) go one at a time."""
 
 
 MOVED_KEYS = {  # old dotted key -> where it is now (settings that say how it runs went to `runtime`)
@@ -416,6 +496,26 @@ class ExperimentConfig(_Strict):
             if unknown:
                 raise ValueError(f"target.weights names unknown domains {unknown}; known: {sorted(known)}")
         return self
+
+    @model_validator(mode="after")
+    def _check_anchors_and_baselines(self) -> "ExperimentConfig":
+        if self.corpus.source == "files":
+            known = {d.name for d in self.corpus.domains}
+            for name, w in self.design.anchors.items():
+                unknown = sorted(set(w) - known)
+                if unknown:
+                    raise ValueError(f"design.anchors.{name} names unknown domains {unknown}; known: {sorted(known)}")
+        allowed = set(BUILTIN_BASELINES) | set(self.design.anchors)
+        bad = sorted(set(self.final.baselines or []) - allowed)
+        if bad:
+            raise ValueError(f"final.baselines: unknown {bad}; choose from {sorted(allowed)}")
+        return self
+
+    def baselines(self) -> list[str]:
+        """The final comparison's baselines (`final.baselines`, or natural, stratified and every anchor)."""
+        if self.final.baselines is not None:
+            return list(self.final.baselines)
+        return ["natural", "stratified"] + list(self.design.anchors)
 
     def config_hash(self) -> str:
         """Hash of what defines the experiment's results (runtime settings excluded)."""

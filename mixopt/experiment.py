@@ -35,7 +35,7 @@ def train_settings(train: TrainConfig) -> dict:
 
 
 # Extra runs for the report's checks: they add proxies but change none, so they are not identity.
-_CHECK_FIELDS = {"transfer_mixtures", "transfer_min_rho", "noise_mixtures", "noise_seeds"}
+_CHECK_FIELDS = {"transfer_mixtures", "transfer_min_rho", "noise_mixtures", "noise_seeds", "anchors", "ladder"}
 
 
 def design_identity(cfg: ExperimentConfig) -> dict:
@@ -89,7 +89,8 @@ class Experiment:
             out_dir=cfg.runtime.out_dir,
             warehouse=cfg.runtime.warehouse,
         )
-        exp.target_weights()  # fail early on unknown target domains
+        exp.target_weights()  # fail early on unknown target (and anchor) domains
+        exp.anchor_mixtures()
         return exp
 
     @property
@@ -109,6 +110,22 @@ class Experiment:
         """The natural (token-proportional) distribution over domains."""
         t = self.train_tokens
         return t / t.sum()
+
+    def anchor_mixtures(self, caps: np.ndarray | None = None) -> dict[str, list[float]]:
+        """Name -> weights of the anchors: natural and stratified (projected onto `caps`), then the
+        user's `design.anchors` (omitted domains 0). Unknown domain names are a ConfigError."""
+        from mixopt.mixtures.design import natural_mixture, stratified_mixture
+
+        names = self.domain_names
+        out = {"natural": [float(w) for w in natural_mixture(self.train_tokens, caps)],
+               "stratified": [float(w) for w in stratified_mixture(len(names), caps)]}
+        for name, weights in self.cfg.design.anchors.items():
+            unknown = sorted(set(weights) - set(names))
+            if unknown:
+                raise ConfigError(f"design.anchors.{name}: unknown domains {unknown}; the corpus has {names}")
+            v = np.array([float(weights.get(n, 0.0)) for n in names])
+            out[name] = [float(w) for w in v / v.sum()]
+        return out
 
     def target_weights(self) -> np.ndarray:
         """Normalised weights of the per-domain losses in the target (default: the mean)."""

@@ -15,6 +15,7 @@ import numpy as np
 import polars as pl
 
 from mixopt.mixtures.diagnostics import check_warnings, noise_floor, rank_transfer, train_flops
+from mixopt.report_choice import choice_markdown, paired_verdicts, pilot_markdown, verdict_markdown, verdict_sentence
 from mixopt.warehouse import Warehouse, reads
 
 
@@ -57,26 +58,6 @@ def comparison_rows(wh: Warehouse, experiment_id: str, run_ids: list[str] | None
     """Final runs grouped by mixture label: mean and spread of the target over seeds. Only runs of
     one final configuration are compared: `run_ids` (the flow's), else those of the latest final run."""
     return reads.final_comparison(wh, experiment_id, run_ids).to_dicts()
-
-
-def verdict_text(rows: list[dict[str, Any]]) -> str:
-    """An honest sentence on the proposal against each baseline."""
-    by = {r["label"]: r for r in rows}
-    prop = by.get("proposed")
-    if not prop or prop["mean_target"] is None:
-        return "No finished final run of the proposed mixture: nothing to compare."
-    parts = []
-    for r in rows:
-        if r["label"] == "proposed" or r["mean_target"] is None:
-            continue
-        diff = r["mean_target"] - prop["mean_target"]
-        spread = max(prop["std_target"] or 0.0, r["std_target"] or 0.0)
-        word = "beats" if diff > 0 else "is worse than" if diff < 0 else "ties with"
-        sure = prop["seeds"] > 1 and r["seeds"] > 1 and abs(diff) > 2 * spread
-        note = "" if sure else " — one seed or within 2x the seed spread, so not conclusive"
-        parts.append(f"the proposal {word} **{r['label']}** by {abs(diff):.4f} nats "
-                     f"({prop['mean_target']:.4f} vs {r['mean_target']:.4f}){note}")
-    return ("On the target loss, " + "; ".join(parts) + ".") if parts else "No baseline finished."
 
 
 def _configured_min_rho(wh: Warehouse, experiment_id: str) -> float:
@@ -154,7 +135,10 @@ def build_report(wh: Warehouse, experiment_id: str, out_dir: str | Path, final_r
     for t in top:
         t["mixture"] = ", ".join(f"{n} {w:.2f}" for n, w in zip(names, t.pop("weights")) if w > 0)
     comp = comparison_rows(wh, experiment_id, final_run_ids)
-    verdict = verdict_text(comp)
+    if final_run_ids is None:
+        final_run_ids = reads.final_run_ids(wh, experiment_id)
+    comps = paired_verdicts(wh, experiment_id, final_run_ids)
+    verdict = verdict_sentence(comps)
     checks = trust_checks(wh, experiment_id)
     min_rho = _configured_min_rho(wh, experiment_id) if min_rho is None else min_rho
     warnings = check_warnings(chosen["regressor"] if chosen else None, chosen["cv_rmse"] if chosen else None,
@@ -162,7 +146,7 @@ def build_report(wh: Warehouse, experiment_id: str, out_dir: str | Path, final_r
 
     md = [f"# mixopt report — {experiment_id}\n"]
     md.append("## Domains (the prior is the token distribution)\n")
-    md.append(_table(domains, ["domain", "train_tokens", "val_tokens", "prior"]))
+    md.append(_table(domains, ["domain", "train_tokens", "val_tokens", "prior", "text_sha256"]))
     md.append("## Swarm\n")
     md.append(", ".join(f"{s['n']} {s['status']}" for s in status) + " proxy runs"
               + "".join(f"; {sp['n']} ok at the {sp['size']} size: {sp['n_params']:,} parameters and "
@@ -171,8 +155,9 @@ def build_report(wh: Warehouse, experiment_id: str, out_dir: str | Path, final_r
     if bad.height:
         md.append("\nExcluded from every fit:\n\n" + _table(bad, ["run_id", "status", "last_good_step", "error"]))
     md.append("\n## Fits (k-fold cross-validation on the target-size proxies only, one seed per mixture)\n")
-    md.append(_table(fits, ["regressor", "chosen", "n_train", "folds", "cv_spearman", "cv_kendall", "cv_r2",
-                            "cv_rmse"]))
+    md.append(_table(fits, ["regressor", "chosen", "n_train", "folds", "cv_repeats", "cv_spearman", "cv_spearman_sd",
+                            "cv_kendall", "cv_r2", "cv_rmse"]))
+    md.append("\nScores are means over `cv_repeats` shuffles of the folds; `cv_spearman_sd` is their spread.\n")
     md.append(_checks_markdown(checks, chosen, min_rho, warnings))
     md.append("\n## Top proxy mixtures (target size; measured, and the chosen fit's out-of-fold prediction)\n")
     md.append(_table(top, ["run_id", "measured", "predicted_cv", "mixture"]))
@@ -184,8 +169,13 @@ def build_report(wh: Warehouse, experiment_id: str, out_dir: str | Path, final_r
         md.append(f"\n## Proposal ({p['method']} on the {p['regressor']} fit `{p['fit_id']}`)\n")
         md.append(f"Predicted target: {p['predicted_target']:.4f}\n\n")
         md.append(_table(rows, ["domain", "proposed", "natural", "cap_active"]))
+    choice_md, choice_warnings = choice_markdown(wh, experiment_id, names, prop[0] if prop else None)
+    md.append(choice_md)
+    warnings += choice_warnings
+    md.append(pilot_markdown(wh, experiment_id))
     md.append("\n## Final comparison (same model, tokens and seeds)\n")
     md.append(_table(comp, ["label", "seeds", "mean_target", "std_target", "best", "worst", "n_params", "tokens"]))
+    md.append(verdict_markdown(comps))
     md.append(f"\n{verdict}\n")
 
     plots = _plots(wh, experiment_id, names, chosen, prop[0] if prop else None, domains, out, checks["pairs"])

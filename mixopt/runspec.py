@@ -27,6 +27,7 @@ class DomainShard:
     val_docs: int = 0
     train_sha256: str = ""
     val_sha256: str = ""
+    text_sha256: str = ""  # the domain's input text (the corpus's content checksum, printed by the report)
 
 
 @dataclass

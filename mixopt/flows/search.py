@@ -40,8 +40,8 @@ def mixture_search(config: ExperimentConfig = ExperimentConfig()) -> SearchResul
         outcome = fit_and_propose_task(exp)
         final_ids = None
         if config.final.enabled:
-            run_final(exp, outcome.weights)
-            final_ids = [s.run_id for s in final_specs(exp, outcome.weights)]
+            trained, _pilot = run_final(exp, outcome.weights)
+            final_ids = [s.run_id for s in final_specs(exp, trained)]
         rep = report_task(exp, final_ids)
         return SearchResult(
             experiment_id=exp.experiment_id, domains=exp.domain_names, prior=[float(p) for p in exp.prior],

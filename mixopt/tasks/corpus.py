@@ -24,6 +24,8 @@ def prepare_experiment(cfg: ExperimentConfig, wh: Warehouse, progress: bool = Fa
     first write to the warehouse, so a bad config or corpus leaves the warehouse unchanged.
     """
     info = prepare_corpus(cfg, Path(cfg.runtime.out_dir), progress=progress)
+    for d in info.domains:  # the content checksum of each domain's text, for the report
+        d.text_sha256 = info.domain_checksums.get(d.name, "")
     exp = Experiment.create(cfg, info.domains, info.vocab_size, info.fingerprint)
     check_recorded_shards(exp, wh)
     wh.record_experiment(

@@ -10,7 +10,11 @@ chose), two kinds of ordinary proxy runs are planned:
 * `transfer` — the first `design.transfer_mixtures` design mixtures are also trained at the other
   size (only with `low_fidelity`): the report's scale-transfer rank correlation;
 * `seed_repeat` — the first `design.noise_mixtures` target-size design mixtures are retrained at
-  seeds `swarm.seed + 1 ... + noise_seeds`: the report's noise floor. Fits leave them out.
+  seeds `swarm.seed + 1 ... + noise_seeds`: the report's noise floor. Fits leave them out;
+* `anchor:<name>` — natural, stratified and the user's `design.anchors`, at the target size and the
+  swarm's seed (fits use them like design mixtures), plus their `seed_repeat`s at the other seeds;
+* `ladder` — the first `design.ladder.mixtures` design mixtures and the anchors, at every cheaper
+  rung of `design.ladder` (sizes `ladder1`, `ladder2`, ...): the scale-aware law's data.
 
 Run ids hash the mixture, the seed and the training settings (the size), so a mixture+size+seed
 already stored is never trained again.
@@ -30,12 +34,22 @@ from mixopt.warehouse import Warehouse
 TARGET, LOW = "target", "low"
 
 
+def ladder_sizes(exp: Experiment) -> list[str]:
+    """The ladder's rungs as proxy sizes, cheapest first as configured: ["ladder1", "ladder2", ...]."""
+    ladder = exp.cfg.design.ladder
+    return [f"ladder{i + 1}" for i in range(len(ladder.scales))] if ladder else []
+
+
 def size_train(exp: Experiment, size: str) -> TrainConfig:
-    """The training settings of a proxy of `size`: the swarm's, or the swarm's with the low size's
-    model and tokens."""
+    """The training settings of a proxy of `size`: the swarm's, the swarm's with the low size's
+    model and tokens, or a ladder rung's."""
     cfg = exp.cfg
     if size == TARGET:
         return cfg.swarm
+    if size in ladder_sizes(exp):
+        rung = cfg.design.ladder.scales[int(size[len("ladder"):]) - 1]
+        return cfg.swarm.model_copy(update={"model": rung.model or cfg.swarm.model,
+                                            "tokens": max(1, round(rung.tokens_fraction * cfg.swarm.tokens))})
     low = cfg.design.low_fidelity
     if size != LOW or low is None:
         raise ValueError(f"unknown proxy size {size!r} (configured: {[TARGET] + ([LOW] if low else [])})")
@@ -43,13 +57,17 @@ def size_train(exp: Experiment, size: str) -> TrainConfig:
                                         "tokens": low.tokens or cfg.swarm.tokens})
 
 
-def size_flops(exp: Experiment, size: str) -> float:
-    """Training compute of one proxy of `size` (parameters counted as the GPT builds them)."""
+def train_compute(exp: Experiment, t: TrainConfig) -> float:
+    """Training compute of one run with settings `t` (parameters counted as the GPT builds them)."""
     from mixopt.models.gpt import expected_params
 
-    t = size_train(exp, size)
     n_params, _ = expected_params(exp.vocab_size, t.seq_len, t.model.n_layer, t.model.n_embd)
     return train_flops(n_params, t.tokens)
+
+
+def size_flops(exp: Experiment, size: str) -> float:
+    """Training compute of one proxy of `size`."""
+    return train_compute(exp, size_train(exp, size))
 
 
 def fidelity_levels(exp: Experiment) -> dict[str, float]:
@@ -72,13 +90,31 @@ def extra_runs(exp: Experiment, design: list[tuple[str, list[float]]],
     at_target = [(mid, w) for mid, w in design if sizes.get(mid, TARGET) == TARGET]
     for _mid, w in at_target[: d.noise_mixtures]:
         out += [("seed_repeat", w, base + i, TARGET) for i in range(1, d.noise_seeds + 1)]
+    anchors = anchor_proxies(exp)
+    for name, w in anchors.items():
+        out.append((f"anchor:{name}", w, base, TARGET))
+        out += [("seed_repeat", w, base + i, TARGET) for i in range(1, d.noise_seeds + 1)]
+    rungs = [w for _mid, w in at_target[: d.ladder.mixtures]] + list(anchors.values()) if d.ladder else []
+    for size in ladder_sizes(exp):
+        out += [("ladder", w, base, size) for w in rungs]
     return out
+
+
+def anchor_proxies(exp: Experiment) -> dict[str, list[float]]:
+    """The anchors as proxies: natural and stratified within the proxies' caps, and the user's."""
+    from mixopt.mixtures.design import token_caps
+
+    cfg = exp.cfg
+    return exp.anchor_mixtures(token_caps(exp.train_tokens, cfg.swarm.tokens, cfg.design.proxy_max_epochs))
 
 
 def n_extra_runs(exp: Experiment) -> int:
     """How many transfer and seed-repeat proxies a full swarm plans (for progress totals)."""
     d, n = exp.cfg.design, exp.cfg.swarm.n_proxies
-    return (min(d.transfer_mixtures, n) if d.low_fidelity is not None else 0) + min(d.noise_mixtures, n) * d.noise_seeds
+    n_anchors = 2 + len(d.anchors)
+    ladder = len(ladder_sizes(exp)) * (min(d.ladder.mixtures, n) + n_anchors) if d.ladder else 0
+    return ((min(d.transfer_mixtures, n) if d.low_fidelity is not None else 0) + min(d.noise_mixtures, n) * d.noise_seeds
+            + n_anchors * (1 + d.noise_seeds) + ladder)
 
 
 def acquire_multi_fidelity(exp: Experiment, wh: Warehouse, caps: np.ndarray, n: int,

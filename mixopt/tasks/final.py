@@ -11,11 +11,16 @@ The Aioli baselines (issue 4) adapt their mixture online: "aioli" starts from th
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numpy as np
 from prefect import task
 from prefect.cache_policies import NONE
 
+from mixopt.config import FinalConfig
 from mixopt.experiment import Experiment
-from mixopt.mixtures.design import natural_mixture, stratified_mixture, token_caps
+from mixopt.mixtures.design import stratified_mixture, token_caps
+from mixopt.mixtures.verdict import Paired, describe, paired
 from mixopt.runspec import RunResult, RunSpec
 from mixopt.tasks.swarm import DONE, ingest_spool, spool_result
 from mixopt.warehouse import Warehouse, reads, writer
@@ -23,19 +28,21 @@ from mixopt.warehouse import Warehouse, reads, writer
 AIOLI_LABELS = ("aioli", "aioli_restricted")  # runs that adapt their mixture online (issue 4)
 
 
-def final_mixtures(exp: Experiment, proposal: list[float]) -> dict[str, list[float]]:
-    """Label -> mixture of every final run (for the Aioli runs: the mixture they start from)."""
+def final_mixtures(exp: Experiment, proposal: list[float], static_only: bool = False) -> dict[str, list[float]]:
+    """Label -> mixture of every final run (for the Aioli runs: the mixture they start from).
+    Baselines are `ExperimentConfig.baselines()`: natural, stratified, Aioli, and the user's anchors
+    by name (all projected onto the final budget's caps). `static_only` leaves Aioli out (the pilot)."""
     cfg = exp.cfg
     caps = token_caps(exp.train_tokens, cfg.final.tokens, cfg.proposer.final_max_epochs)
+    anchors = exp.anchor_mixtures(caps)
     mixes = {"proposed": [float(w) for w in proposal]}
-    if "natural" in cfg.final.baselines:
-        mixes["natural"] = [float(w) for w in natural_mixture(exp.train_tokens, caps)]
-    if "stratified" in cfg.final.baselines:
-        mixes["stratified"] = [float(w) for w in stratified_mixture(len(exp.domains), caps)]
-    if "aioli" in cfg.final.baselines:
-        mixes["aioli"] = [float(w) for w in stratified_mixture(len(exp.domains), caps)]
-    if "aioli_restricted" in cfg.final.baselines:
-        mixes["aioli_restricted"] = [float(w) for w in proposal]
+    for name in cfg.baselines():
+        if name in anchors:
+            mixes[name] = anchors[name]
+        elif name == "aioli" and not static_only:
+            mixes[name] = [float(w) for w in stratified_mixture(len(exp.domains), caps)]
+        elif name == "aioli_restricted" and not static_only:
+            mixes[name] = [float(w) for w in proposal]
     return mixes
 
 
@@ -50,10 +57,68 @@ def final_specs(exp: Experiment, proposal: list[float]) -> list[RunSpec]:
     ]
 
 
-def plan_final(exp: Experiment, wh: Warehouse, proposal: list[float]) -> list[RunSpec]:
-    """Specs of the final runs not yet finished."""
+def pilot_train(exp: Experiment) -> FinalConfig:
+    """The final run's settings at the pilot's token budget."""
+    f = exp.cfg.final
+    return f.model_copy(update={"tokens": max(1, round(f.pilot.tokens_fraction * f.tokens))})
+
+
+def pilot_specs(exp: Experiment, proposal: list[float]) -> list[RunSpec]:
+    """The pilot: the proposal and the static baselines at a fraction of the final tokens, `pilot.seeds`."""
+    cfg = exp.cfg
+    if not cfg.final.pilot.enabled:
+        return []
+    train = pilot_train(exp)
+    return [exp.run_spec("pilot", label, w, seed, train)
+            for seed in cfg.final.pilot.seeds for label, w in final_mixtures(exp, proposal, static_only=True).items()]
+
+
+@dataclass
+class PilotOutcome:
+    """What the pilot said, and the mixture the final runs train as `proposed`."""
+
+    comparisons: list[Paired]
+    held: bool
+    """Whether the proposal's mean paired target was below every baseline's at the pilot."""
+    weights: list[float]
+    fallback: str | None = None
+    """The baseline trained as `proposed` instead (`final.pilot.require_win` and the proposal lost)."""
+    message: str = ""
+
+
+def pilot_outcome(exp: Experiment, wh: Warehouse, proposal: list[float]) -> PilotOutcome | None:
+    """Pair the pilot's runs by seed; with `require_win`, fall back to the pilot's best baseline when
+    the proposal did worse than some baseline (mean paired difference > 0). None without a pilot."""
+    specs = pilot_specs(exp, proposal)
+    if not specs:
+        return None
+    targets = reads.run_targets(wh, [s.run_id for s in specs])
+    by_label: dict[str, dict[int, float]] = {}
+    for spec in specs:
+        t = targets.get(spec.run_id)
+        if t is not None:
+            by_label.setdefault(spec.label, {})[spec.seed] = t
+    mine = by_label.get("proposed", {})
+    comps = [paired(label, mine, other) for label, other in by_label.items() if label != "proposed"]
+    held = bool(comps) and all(c.mean < 0 for c in comps if np.isfinite(c.mean))
+    out = PilotOutcome(comps, held, list(proposal))
+    lines = [f"pilot ({pilot_train(exp).tokens:,} tokens, seeds {exp.cfg.final.pilot.seeds}): proposal "
+             + "; ".join(describe(c) for c in comps)]
+    if not held and exp.cfg.final.pilot.require_win and comps:
+        means = {label: float(np.mean(list(v.values()))) for label, v in by_label.items() if label != "proposed" and v}
+        best = min(means, key=means.get)
+        out.fallback = best
+        out.weights = final_mixtures(exp, proposal, static_only=True)[best]
+        lines.append(f"the proposal did not lead at the pilot: final.pilot.require_win is set, so the final runs "
+                     f"train the pilot's best baseline, {best}, as `proposed`")
+    out.message = "\n".join(lines)
+    return out
+
+
+def plan_final(exp: Experiment, wh: Warehouse, proposal: list[float], pilot: bool = False) -> list[RunSpec]:
+    """Specs of the final (or the pilot's) runs not yet finished."""
     ingest_spool(exp, wh)
-    specs = final_specs(exp, proposal)
+    specs = pilot_specs(exp, proposal) if pilot else final_specs(exp, proposal)
     status = wh.run_status([s.run_id for s in specs])
     return [s for s in specs if status.get(s.run_id) not in DONE]
 
@@ -77,12 +142,21 @@ def train_final(exp: Experiment, spec: RunSpec) -> RunResult:
 
 
 @task(name="plan-final", cache_policy=NONE)
-def plan_final_task(exp: Experiment, proposal: list[float]) -> list[RunSpec]:
-    """The final runs (proposal and baselines, every seed) not yet finished."""
-    return plan_final(exp, writer(exp.warehouse), proposal)
+def plan_final_task(exp: Experiment, proposal: list[float], pilot: bool = False) -> list[RunSpec]:
+    """The final (or pilot) runs (proposal and baselines, every seed) not yet finished."""
+    return plan_final(exp, writer(exp.warehouse), proposal, pilot)
 
 
-@task(name="final-run", task_run_name="final-{spec.label}-seed{spec.seed}", cache_policy=NONE)
+@task(name="pilot-verdict", cache_policy=NONE)
+def pilot_outcome_task(exp: Experiment, proposal: list[float]) -> PilotOutcome | None:
+    """Did the proposal lead at the pilot? (and the mixture the final trains as `proposed`)"""
+    out = pilot_outcome(exp, writer(exp.warehouse), proposal)
+    if out is not None:
+        print(out.message)
+    return out
+
+
+@task(name="final-run", task_run_name="{spec.role}-{spec.label}-seed{spec.seed}", cache_policy=NONE)
 def final_run_task(exp: Experiment, spec: RunSpec) -> RunResult:
     """Train one final run in its own process (so it could use DDP) and spool its result."""
     return train_final(exp, spec)

@@ -18,7 +18,7 @@ weight, the proposed weight and whether a repetition cap binds).
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from prefect import task
@@ -31,9 +31,10 @@ from mixopt.mixtures.auto import AutoRegressor
 from mixopt.mixtures.cv import cross_validate
 from mixopt.mixtures.design import token_caps
 from mixopt.mixtures.multifidelity import MultiFidelityGP
-from mixopt.mixtures.proposers import propose_best_seen, propose_exact, propose_regmix
+from mixopt.mixtures.proposers import Proposal, propose_best_seen, propose_exact, propose_regmix
 from mixopt.mixtures.regressors import make_regressor
 from mixopt.tasks.fidelity import LOW, fidelity_levels
+from mixopt.tasks.propose import choice_details, propose_at_final_scale
 from mixopt.warehouse import Warehouse, writer
 
 MIN_PROXIES = 4
@@ -56,6 +57,8 @@ class FitOutcome:
     weights: list[float]
     predicted: float
     caps_active: list[bool]
+    details: dict = field(default_factory=dict)
+    """The proposal's details: raw optimum, hedge, anchors' predictions, stability, scale checks."""
 
 
 def _id(*parts: object) -> str:
@@ -86,7 +89,8 @@ def fit_and_propose(exp: Experiment, wh: Warehouse) -> FitOutcome:
     chosen = cfg.regressor.kind
     factories = {name: (lambda n=name: make_regressor(n, seed=seed)) for name in cfg.regressor.candidates}
     if chosen == "auto":  # judged like the others: its own choice is redone inside every outer fold
-        factories["auto"] = lambda: AutoRegressor(candidates=cfg.regressor.candidates, folds=folds, seed=seed)
+        factories["auto"] = lambda: AutoRegressor(candidates=cfg.regressor.candidates, folds=folds, seed=seed,
+                                                  repeats=1)
     elif chosen != "gp_multi_fidelity":
         factories = {chosen: factories.get(chosen, lambda: make_regressor(chosen, seed=seed))}
     else:
@@ -101,7 +105,7 @@ def fit_and_propose(exp: Experiment, wh: Warehouse) -> FitOutcome:
         ids_key = tuple(ids)
     reports = []
     for name, factory in factories.items():
-        rep = cross_validate(factory, X, y, folds=folds, seed=seed)
+        rep = cross_validate(factory, X, y, folds=folds, seed=seed, repeats=cfg.regressor.cv_repeats)
         rep.name = name
         reports.append(rep)
     best = next(r for r in reports if r.name == chosen)
@@ -111,19 +115,28 @@ def fit_and_propose(exp: Experiment, wh: Warehouse) -> FitOutcome:
     fit_ids = {}
     for rep in reports:
         rows_key = ids_key if rep.name == "gp_multi_fidelity" else tuple(ids)
-        fit_id = "f" + _id(exp.experiment_id, rep.name, rows_key, folds)
+        fit_id = "f" + _id(exp.experiment_id, rep.name, rows_key, folds, cfg.regressor.cv_repeats)
         fit_ids[rep.name] = fit_id
         wh.record_fit(
             fit_id, exp.experiment_id,
             {"name": rep.name, "n": len(y), "folds": folds, "spearman": _f(rep.spearman),
-             "kendall": _f(rep.kendall), "r2": _f(rep.r2), "rmse": _f(rep.rmse)},
+             "kendall": _f(rep.kendall), "r2": _f(rep.r2), "rmse": _f(rep.rmse), "repeats": rep.repeats,
+             "spearman_sd": _f(rep.spearman_sd), "rmse_sd": _f(rep.rmse_sd)},
             chosen=rep is best,
             predictions=list(zip(ids, y, rep.oof_pred)),
         )
     model = factories[chosen]().fit(X, y)
     caps = token_caps(exp.train_tokens, cfg.final.tokens, cfg.proposer.final_max_epochs)
     p = cfg.proposer
-    if p.kind == "regmix":
+    choice = None
+    if p.kind in ("regmix", "bagged") and chosen != "gp_multi_fidelity":
+        choice = propose_at_final_scale(exp, wh, chosen, model, caps)
+        prop = Proposal(choice.weights, choice.predicted, p.kind, best.name,
+                        [bool(abs(a - b) <= 1e-6) for a, b in zip(choice.weights, caps)], choice_details(choice))
+        if p.kind == "bagged" and choice.boot is not None:
+            prop.weights = choice.boot.bagged
+            prop.predicted = float(choice.law_predict(prop.weights))
+    elif p.kind in ("regmix", "bagged"):
         prop = propose_regmix(model, exp.prior, caps, n_samples=p.n_samples, top_k=p.top_k, seed=cfg.swarm.seed)
     elif p.kind == "exact":
         prop = propose_exact(model, exp.prior, caps, kl_weight=p.kl_weight)
@@ -142,9 +155,9 @@ def fit_and_propose(exp: Experiment, wh: Warehouse) -> FitOutcome:
     return FitOutcome(
         fit_id=fit_ids[best.name], regressor=best.name, n_train=len(y),
         cv=[{"regressor": r.name, "spearman": _f(r.spearman), "kendall": _f(r.kendall), "r2": _f(r.r2),
-             "rmse": _f(r.rmse)} for r in reports],
+             "rmse": _f(r.rmse), "spearman_sd": _f(r.spearman_sd)} for r in reports],
         proposal_id=proposal_id, method=p.kind, weights=weights, predicted=float(prop.predicted),
-        caps_active=[bool(c) for c in prop.caps_active],
+        caps_active=[bool(c) for c in prop.caps_active], details=details,
     )
 
 

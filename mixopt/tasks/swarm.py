@@ -48,16 +48,29 @@ def design_mixtures(exp: Experiment, wh: Warehouse) -> list[tuple[str, list[floa
             new = _acquire(exp, wh, caps, min(missing, d.round_size), seed)
         else:
             n_new = missing if d.method == "dirichlet" else min(missing, d.initial - len(existing))
-            new = sample_design(
-                exp.prior, n_new, caps, seed=seed,
-                concentration_min=d.concentration_min, concentration_max=d.concentration_max,
-                min_weight=d.min_weight,
-                existing=np.array([w for _, w in existing]) if existing else None,
-            )
+            new = sample_around_prior_and_target(exp, n_new, caps, seed, [w for _, w in existing])
         for i, w in enumerate(new):
             wh.record_mixture(mixture_id(w), exp.experiment_id, "design", w, size=sizes[i] if sizes else None)
         existing = wh.mixtures(exp.experiment_id, "design")
     return existing[: cfg.swarm.n_proxies]
+
+
+def sample_around_prior_and_target(exp: Experiment, n: int, caps: np.ndarray, seed: int,
+                                   existing: list[list[float]]) -> np.ndarray:
+    """`n` new design mixtures: a `design.target_fraction` share drawn around the target's domain
+    weights (where the target points), the rest around the token prior; none repeats `existing`."""
+    d = exp.cfg.design
+    n_target = int(round(d.target_fraction * n))
+    parts, seen = [], [np.asarray(w, dtype=float) for w in existing]
+    for centre, m, s in ((exp.target_weights(), n_target, seed + 7919), (exp.prior, n - n_target, seed)):
+        if m <= 0:
+            continue
+        W = sample_design(centre, m, caps, seed=s, concentration_min=d.concentration_min,
+                          concentration_max=d.concentration_max, min_weight=d.min_weight,
+                          existing=np.array(seen) if seen else None)
+        parts.append(W)
+        seen += list(W)
+    return np.vstack(parts) if parts else np.zeros((0, len(exp.domains)))
 
 
 def _round_unfinished(exp: Experiment, wh: Warehouse, existing: list[tuple[str, list[float]]]) -> bool:
@@ -117,8 +130,13 @@ def record_result(exp: Experiment, wh: Warehouse, spec: RunSpec, result: RunResu
     target = exp.target_loss(result.val_losses) if result.status == "ok" else None
     if result.status == "ok" and target is None:
         result.status, result.error = "failed", "no finite held-out loss for a target domain"
-    kind = spec.label if spec.role == "final" else "design"
-    wh.record_mixture(mixture_id(spec.weights), exp.experiment_id, kind, spec.weights)
+    if spec.role != "proxy":
+        kind, link = spec.label, True
+    elif spec.label.startswith("anchor:"):
+        kind, link = "anchor", True
+    else:  # seed repeats and ladder runs reuse design or anchor mixtures: no new link
+        kind, link = "design", spec.label in ("design", "transfer")
+    wh.record_mixture(mixture_id(spec.weights), exp.experiment_id, kind, spec.weights, link=link)
     wh.record_run(
         result, experiment_id=exp.experiment_id, role=spec.role, label=spec.label,
         mixture_id=mixture_id(spec.weights), seed=spec.seed, target_loss=target, code_version=CODE_VERSION,

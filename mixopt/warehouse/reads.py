@@ -61,7 +61,8 @@ def experiment_config(db: Frames, experiment_id: str) -> dict | None:
 
 def domains(db: Frames, experiment_id: str) -> pl.DataFrame:
     """Domain, train and validation tokens and prior weight, in the experiment's domain order."""
-    return db.frame("SELECT domain, train_tokens, val_tokens, prior FROM domains WHERE experiment_id = ? ORDER BY idx",
+    return db.frame("SELECT domain, train_tokens, val_tokens, prior, text_sha256 FROM domains WHERE experiment_id = ? "
+                    "ORDER BY idx",
                     [experiment_id])
 
 
@@ -166,3 +167,46 @@ def final_trajectories(db: Frames, experiment_id: str) -> pl.DataFrame:
     return db.frame(
         """SELECT t.run_id, t.step, t.domain, t.weight, r.label, r.seed, r.steps FROM mixture_trajectory t
            JOIN final_runs r USING (run_id) WHERE r.experiment_id = ? ORDER BY t.run_id, t.step""", [experiment_id])
+
+
+def run_targets(db: Frames, run_ids: Sequence[str]) -> dict[str, float]:
+    """run_id -> target loss of the given runs that finished ok with a finite target."""
+    if not run_ids:
+        return {}
+    df = db.frame("SELECT run_id, target_loss FROM runs WHERE run_id IN (SELECT unnest(?)) AND status = 'ok' "
+                  "AND target_loss IS NOT NULL AND isfinite(target_loss)", [list(run_ids)])
+    return dict(zip(df["run_id"].to_list(), df["target_loss"].to_list()))
+
+
+def anchor_proxies(db: Frames, experiment_id: str) -> pl.DataFrame:
+    """The anchors' proxy runs at the target size: one row per anchor and seed (the anchor's name,
+    its mixture, seed and measured target), from the `anchor:<name>` run and the mixture's seed repeats."""
+    return db.frame(
+        """WITH a AS (SELECT DISTINCT substr(label, 8) AS anchor, mixture_id FROM proxy_runs
+                      WHERE experiment_id = ? AND label LIKE 'anchor:%')
+           SELECT a.anchor, r.mixture_id, r.seed, r.target_loss FROM a JOIN proxy_runs r USING (mixture_id)
+           WHERE r.experiment_id = ? AND r.status = 'ok' AND coalesce(r.size, 'target') = 'target'
+           AND (r.label LIKE 'anchor:%' OR r.label = 'seed_repeat') ORDER BY a.anchor, r.seed""",
+        [experiment_id, experiment_id])
+
+
+def pilot_runs(db: Frames, experiment_id: str) -> pl.DataFrame:
+    """The pilot's finished runs: label, seed, tokens and target loss."""
+    return db.frame("SELECT run_id, label, seed, tokens, target_loss FROM runs WHERE experiment_id = ? "
+                    "AND role = 'pilot' AND status = 'ok' ORDER BY label, seed", [experiment_id])
+
+
+def final_targets(db: Frames, experiment_id: str, run_ids: list[str]) -> pl.DataFrame:
+    """label, seed and target loss of the given final runs that finished ok (for paired verdicts)."""
+    return db.frame("SELECT label, seed, target_loss FROM final_runs WHERE experiment_id = ? AND status = 'ok' "
+                    "AND run_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY label, seed", [experiment_id, list(run_ids)])
+
+
+def final_run_ids(db: Frames, experiment_id: str) -> list[str]:
+    """The final runs of the latest final configuration (the size and tokens of the latest final run)."""
+    latest = db.frame("SELECT n_params, tokens FROM final_runs WHERE experiment_id = ? ORDER BY created_at DESC LIMIT 1",
+                      [experiment_id])
+    if not latest.height:
+        return []
+    return db.frame("SELECT run_id FROM final_runs WHERE experiment_id = ? AND n_params = ? AND tokens = ?",
+                    [experiment_id, latest["n_params"][0], latest["tokens"][0]])["run_id"].to_list()

@@ -90,6 +90,11 @@ _PRIMARY_KEYS = "".join([
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "base schema (as before versioning) and the experiment_mixtures backfill", _BASE),
     (2, "primary keys on metrics, mixture_trajectory, aioli_params and fit_predictions", _PRIMARY_KEYS),
+    (3, "repeated cross-validation (the spread of each score over the repeats); domains' text checksums",
+     "ALTER TABLE fits ADD COLUMN IF NOT EXISTS cv_repeats INTEGER;"
+     "ALTER TABLE fits ADD COLUMN IF NOT EXISTS cv_spearman_sd DOUBLE;"
+     "ALTER TABLE fits ADD COLUMN IF NOT EXISTS cv_rmse_sd DOUBLE;"
+     "ALTER TABLE domains ADD COLUMN IF NOT EXISTS text_sha256 VARCHAR;"),
 ]
 
 _VERSION_TABLE = """CREATE TABLE IF NOT EXISTS schema_version (

@@ -40,13 +40,15 @@ def _jsonable(o: Any) -> Any:
 
 
 def _insert_mixture(con: duckdb.DuckDBPyConnection, mixture_id: str, experiment_id: str, kind: str,
-                    weights: Sequence[float]) -> None:
+                    weights: Sequence[float], link: bool = True) -> None:
     """A mixture is its weights (`mixtures`, keyed by the content address, first experiment kept
-    as its origin); which experiments use it, and as what, is `experiment_mixtures`."""
+    as its origin); which experiments use it, and as what, is `experiment_mixtures` (`link`)."""
     now = _now()
     con.execute("INSERT INTO mixtures (mixture_id, experiment_id, kind, weights, created_at) "
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 [mixture_id, experiment_id, kind, [float(w) for w in weights], now])
+    if not link:
+        return
     con.execute("INSERT INTO experiment_mixtures (experiment_id, mixture_id, kind, created_at) "
                 "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 [experiment_id, mixture_id, kind, now])
@@ -127,16 +129,18 @@ class Warehouse:
             for i, (d, p) in enumerate(zip(domains, prior)):
                 con.execute(
                     "INSERT OR REPLACE INTO domains (experiment_id, domain, idx, train_tokens, val_tokens, "
-                    "train_docs, val_docs, prior, train_sha256, val_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "train_docs, val_docs, prior, train_sha256, val_sha256, text_sha256) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [experiment_id, d.name, i, d.train_tokens, d.val_tokens, d.train_docs, d.val_docs,
-                     float(p), d.train_sha256, d.val_sha256],
+                     float(p), d.train_sha256, d.val_sha256, d.text_sha256],
                 )
 
     def record_mixture(self, mixture_id: str, experiment_id: str, kind: str, weights: Sequence[float],
-                       size: str | None = None) -> None:
-        """Store a mixture; `size` (multi-fidelity design) is the proxy size its design run trains at."""
+                       size: str | None = None, link: bool = True) -> None:
+        """Store a mixture; `size` (multi-fidelity design) is the proxy size its design run trains at;
+        `link=False` stores the weights without saying the experiment uses the mixture as `kind`."""
         with self.transaction() as con:
-            _insert_mixture(con, mixture_id, experiment_id, kind, weights)
+            _insert_mixture(con, mixture_id, experiment_id, kind, weights, link)
             if size is not None:
                 con.execute("INSERT INTO design_sizes (experiment_id, mixture_id, size) VALUES (?, ?, ?) "
                             "ON CONFLICT DO NOTHING",
@@ -214,12 +218,14 @@ class Warehouse:
 
     def proxy_observations(self, experiment_id: str) -> list[dict[str, Any]]:
         """Finished (status ok) proxy runs with a finite target: weights, target loss and size
-        ("target" or "low"), one per mixture and size (seed repeats, label `seed_repeat`, left out)."""
+        ("target", "low" or a ladder rung), one per mixture and size (seed repeats, label `seed_repeat`,
+        left out), ordered by mixture content (so CV folds follow the data, not run ids or code versions)."""
         return self.query(
             """SELECT r.run_id, r.target_loss, m.weights, coalesce(r.size, 'target') AS size
                FROM proxy_runs r JOIN mixtures m USING (mixture_id)
                WHERE r.experiment_id = ? AND r.status = 'ok' AND r.target_loss IS NOT NULL
-               AND isfinite(r.target_loss) AND r.label IS DISTINCT FROM 'seed_repeat' ORDER BY r.run_id""",
+               AND isfinite(r.target_loss) AND r.label IS DISTINCT FROM 'seed_repeat'
+               ORDER BY r.mixture_id, size""",
             [experiment_id],
         )
 
@@ -234,9 +240,11 @@ class Warehouse:
             con.execute("DELETE FROM fit_predictions WHERE fit_id = ?", [fit_id])
             con.execute(
                 "INSERT OR REPLACE INTO fits (fit_id, experiment_id, regressor, chosen, n_train, folds, cv_spearman, "
-                "cv_kendall, cv_r2, cv_rmse, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "cv_kendall, cv_r2, cv_rmse, created_at, cv_repeats, cv_spearman_sd, cv_rmse_sd) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [fit_id, experiment_id, report["name"], chosen, report["n"], report["folds"],
-                 report["spearman"], report["kendall"], report["r2"], report["rmse"], _now()],
+                 report["spearman"], report["kendall"], report["r2"], report["rmse"], _now(),
+                 report.get("repeats", 1), report.get("spearman_sd"), report.get("rmse_sd")],
             )
             if predictions:
                 con.executemany(

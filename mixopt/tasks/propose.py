@@ -1,0 +1,78 @@
+"""The proposal at the final scale (part of the fit step): gather every proxy observation with its
+compute, fit the scale-aware law on top of the chosen regressor, propose, bootstrap and hedge
+(`mixtures/choose.py`), and describe the result for the warehouse (the proposal's `details`).
+
+Rows: the target-size proxies (design and anchors, one seed each) and, with `design.ladder`, the
+ladder's runs at the cheaper rungs; `x` = log10 of each size's training FLOPs. The law predicts at
+the final run's FLOPs when `proposer.scale_aware` is on and there is more than one scale; otherwise
+at the proxies' own scale (the single-scale proposal, still bootstrapped and hedged).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from mixopt.experiment import Experiment
+from mixopt.mixtures.auto import AutoRegressor
+from mixopt.mixtures.choose import Choice, FixedEnsemble, choose_at_scale
+from mixopt.mixtures.regressors import make_regressor
+from mixopt.tasks.fidelity import TARGET, ladder_sizes, size_flops, train_compute
+from mixopt.warehouse import Warehouse
+
+
+def propose_at_final_scale(exp: Experiment, wh: Warehouse, chosen: str, model: Any, caps: np.ndarray) -> Choice:
+    """The proposal for the final run (see the module docstring). `model` is the chosen regressor
+    fitted on the target-size rows; an `auto` choice is frozen (its members and weights) so the
+    bootstrap refits do not redo its cross-validation."""
+    cfg = exp.cfg
+    seed = cfg.swarm.seed
+    if isinstance(model, AutoRegressor):
+        weights = dict(model.weights_)
+        base = (lambda: FixedEnsemble(weights, seed))
+    else:
+        base = (lambda: make_regressor(chosen, seed))
+    sizes = [TARGET] + (ladder_sizes(exp) if cfg.proposer.scale_aware else [])
+    log_flops = {size: math.log10(size_flops(exp, size)) for size in sizes}
+    rows = [r for r in wh.proxy_observations(exp.experiment_id) if r["size"] in log_flops]
+    k = len(exp.domains)
+    W = np.array([r["weights"] for r in rows], dtype=float).reshape(len(rows), k)
+    s = np.array([log_flops[r["size"]] for r in rows])
+    y = np.array([r["target_loss"] for r in rows], dtype=float)
+    groups = [",".join(f"{v:.6f}" for v in w) for w in W]
+    multi = len(set(s.tolist())) > 1
+    s_final = math.log10(train_compute(exp, cfg.final)) if multi else log_flops[TARGET]
+    p = cfg.proposer
+    singles = {name: (lambda n=name: make_regressor(n, seed)) for name in cfg.regressor.candidates}
+    return choose_at_scale(W, s, y, groups, base, exp.prior, caps, exp.anchor_mixtures(caps), s_final,
+                           n_samples=p.n_samples, top_k=p.top_k, seed=seed, kappa=p.hedge_kappa, B=p.bootstrap,
+                           boot_samples=p.bootstrap_samples, single_scale=singles)
+
+
+def _floats(v: Any) -> list[float]:
+    return [float(x) for x in np.asarray(v, dtype=float).ravel()]
+
+
+def choice_details(c: Choice) -> dict[str, Any]:
+    """The choice as JSON for `proposals.details` (the report reads it back)."""
+    d: dict[str, Any] = {
+        "scale_aware": c.n_scales > 1, "n_scales": c.n_scales,
+        "log10_flops_final": c.s_final, "log10_flops_proxy": c.s_proxy,
+        "raw_optimum": _floats(c.raw.weights), "raw_predicted": float(c.law_predict(c.raw.weights)),
+        "anchors_predicted": {n: {"mean": m, "sd": None if not np.isfinite(sd) else sd}
+                              for n, (m, sd) in c.anchors.items()},
+        "hedge_start": c.start,
+    }
+    if c.hedge is not None:
+        d["hedge"] = {"lam": c.hedge.lam, "gain": c.hedge.gain, "gain_sd": c.hedge.gain_sd}
+    if c.boot is not None:
+        d["bootstrap"] = {"B": int(len(c.boot.proposals)), "failed": int(c.boot.n_failed),
+                          "stability_tv": float(c.boot.stability), "lower": _floats(c.boot.lower),
+                          "upper": _floats(c.boot.upper), "bagged": _floats(c.boot.bagged),
+                          "seconds": float(c.boot.seconds)}
+    if c.checks:
+        d["scale_checks"] = [{"name": x.name, "spearman": None if not np.isfinite(x.spearman) else x.spearman,
+                              "rmse": x.rmse, "regret": x.regret, "n": x.n} for x in c.checks]
+    return d
