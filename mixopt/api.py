@@ -6,7 +6,7 @@
         w.sql("select label, avg(target_loss) from proxy_runs group by label")
 
 Every method returns a `polars.DataFrame`. The file is opened read-only with the same guard as
-`mixopt sql` (one SELECT, no access outside the file); close the handle (or leave the `with`
+`mixopt sql` (one select statement, no access outside the file); close the handle (or leave the `with`
 block) before a run writes to the same file, since DuckDB allows one writing process.
 """
 
@@ -39,7 +39,7 @@ class Results:
         return reads.proposals(self._db, experiment_id)
 
     def sql(self, query: str) -> pl.DataFrame:
-        """One read-only query (a single SELECT, as `mixopt sql` accepts)."""
+        """One read-only query (a single select statement, as `mixopt sql` accepts)."""
         return self._db.sql(query)
 
     def close(self) -> None:
