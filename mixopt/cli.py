@@ -27,12 +27,10 @@ err = Console(stderr=True, soft_wrap=True)
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    """Errors printed as one line: `MixoptError` (ConfigError, WarehouseError, NotEnoughProxies, ...),
-    and CorpusError, listed by name until it subclasses MixoptError too."""
-    from mixopt.corpus.readers import CorpusError
+    """Errors printed as one line: `MixoptError` (ConfigError, CorpusError, WarehouseError, NotEnoughProxies, ...)."""
     from mixopt.errors import MixoptError
 
-    return (MixoptError, CorpusError)
+    return (MixoptError,)
 
 
 class _HideUserErrorTracebacks(logging.Filter):

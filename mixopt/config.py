@@ -17,7 +17,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from mixopt.errors import MixoptError
 
-
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 BUILTIN_BASELINES = ("natural", "stratified", "aioli", "aioli_restricted")
 RESERVED_LABELS = frozenset(BUILTIN_BASELINES + ("proposed",))
@@ -146,12 +145,20 @@ class TrainConfig(_Strict):
 
 
 class SwarmConfig(TrainConfig):
-    """The swarm of proxy models, one per sampled mixture."""
+    """The swarm of proxy models, one per sampled mixture. The defaults train each proxy with the
+    final run's context, batch and learning rate for about as many steps, so a proxy sees data the
+    way the final model will (proxies far shorter than the final rank mixtures differently)."""
 
+    tokens: int = Field(150_000, gt=0)
+    """Training tokens per proxy (steps = tokens / (batch_size * seq_len), rounded up)."""
+    seq_len: int = Field(64, ge=8, le=8192)
+    """Context length in tokens."""
     batch_size: int = Field(8, ge=1)
     """Sequences per optimizer step (small: tiny proxies learn more from more steps)."""
-    lr: float = Field(5e-3, gt=0, lt=1)
+    lr: float = Field(3e-3, gt=0, lt=1)
     """Peak learning rate (AdamW, linear warm-up then cosine decay to 10%)."""
+    eval_batches: int = Field(32, ge=1)
+    """Held-out batches per domain when measuring validation loss (the same windows for every run)."""
 
     n_proxies: int = Field(24, ge=2)
     """Number of proxy runs (mixtures) in the swarm."""
@@ -218,9 +225,10 @@ class DesignConfig(_Strict):
     at the other size (label `transfer`); the report gives the rank correlation between the sizes."""
     transfer_min_rho: float = Field(0.5, ge=-1, le=1)
     """The report warns when that Spearman rank correlation is below this (the ranks do not transfer)."""
-    noise_mixtures: int = Field(2, ge=0)
+    noise_mixtures: int = Field(0, ge=0)
     """Noise floor: the first this-many target-size design mixtures are retrained with `noise_seeds`
-    more seeds (label `seed_repeat`); the report gives the pooled seed-to-seed sd of the target. 0: off."""
+    more seeds (label `seed_repeat`); the report gives the pooled seed-to-seed sd of the target. 0: off
+    (the default: the anchors' seed repeats already measure it)."""
     noise_seeds: int = Field(2, ge=1, le=100)
     """Extra seeds per noise-floor mixture and per anchor (each then has 1 + noise_seeds runs)."""
     target_fraction: float = Field(0.25, ge=0, le=1)
@@ -231,6 +239,9 @@ class DesignConfig(_Strict):
     weights sum to 1). They, natural and stratified are trained as proxies at 1 + `noise_seeds` seeds
     (label `anchor:<name>`), on the ladder, and (unless `final.baselines` is given without them) as
     baselines of the final comparison."""
+    anchor_proxies: bool = True
+    """Train the anchors as proxies (at 1 + `noise_seeds` seeds, and on the ladder): their losses feed
+    the fits, the noise floor and the report's proxy-scale comparison."""
     ladder: LadderConfig | None = Field(default_factory=LadderConfig)
     """The scale ladder behind the scale-aware law (null: one proxy scale; the proposal then optimises
     the proxies' own loss)."""
@@ -302,7 +313,7 @@ class ProposerConfig(_Strict):
     (the raw optimum, always reported as a diagnostic)."""
     bootstrap: int = Field(100, ge=0)
     """Bootstrap refits for the proposal's stability (and the hedge's uncertainty); 0: off."""
-    bootstrap_samples: int = Field(10_000, ge=1000)
+    bootstrap_samples: int = Field(2_000, ge=500)
     """Candidate mixtures per bootstrap proposal (fewer than `n_samples`: refits are many)."""
     unstable_tv: float = Field(0.15, gt=0, le=1)
     """Warn when the mean total-variation distance between bootstrap proposals and the proposal exceeds this."""
@@ -352,12 +363,18 @@ class PilotConfig(_Strict):
 class FinalConfig(TrainConfig):
     """The full-scale run on the proposal, and the baselines it is compared with."""
 
-    model: ModelConfig = Field(default_factory=lambda: ModelConfig(n_layer=5, n_embd=192, n_head=4))
-    """Model shape of the final run (default about 11x the proxy's parameters)."""
-    tokens: int = Field(500_000, gt=0)
-    """Training tokens of each final run (default 5x the proxy's)."""
-    lr: float = Field(2e-3, gt=0, lt=1)
+    model: ModelConfig = Field(default_factory=lambda: ModelConfig(n_layer=3, n_embd=96, n_head=4))
+    """Model shape of the final run (default 3.3x the proxy's non-embedding parameters)."""
+    tokens: int = Field(200_000, gt=0)
+    """Training tokens of each final run (default 1.33x the proxy's; 3.5x its compute)."""
+    seq_len: int = Field(64, ge=8, le=8192)
+    """Context length in tokens."""
+    batch_size: int = Field(8, ge=1)
+    """Sequences per optimizer step."""
+    lr: float = Field(3e-3, gt=0, lt=1)
     """Peak learning rate."""
+    eval_batches: int = Field(64, ge=1)
+    """Held-out batches per domain (64 x 8 x 64 = 32k tokens per domain; the same windows for every run)."""
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
     """Seeds; every mixture is trained once per seed (the verdict pairs them; with one seed it calls nothing)."""
     baselines: list[str] | None = None

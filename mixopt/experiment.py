@@ -35,7 +35,8 @@ def train_settings(train: TrainConfig) -> dict:
 
 
 # Extra runs for the report's checks: they add proxies but change none, so they are not identity.
-_CHECK_FIELDS = {"transfer_mixtures", "transfer_min_rho", "noise_mixtures", "noise_seeds", "anchors", "ladder"}
+_CHECK_FIELDS = {"transfer_mixtures", "transfer_min_rho", "noise_mixtures", "noise_seeds", "anchors", "ladder",
+                 "anchor_proxies"}
 
 
 def design_identity(cfg: ExperimentConfig) -> dict:
@@ -44,6 +45,8 @@ def design_identity(cfg: ExperimentConfig) -> dict:
     d = cfg.design.model_dump(mode="json", exclude=_CHECK_FIELDS)
     if d.get("low_fidelity") is None:
         d.pop("low_fidelity", None)
+    if not d.get("target_fraction"):  # a design all around the prior hashes as before the option existed
+        d.pop("target_fraction", None)
     d["max_epochs"] = d.pop("proxy_max_epochs")  # its name before the rename, so ids stay the same
     return d
 

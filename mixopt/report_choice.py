@@ -45,7 +45,8 @@ def verdict_sentence(comps: list[Paired]) -> str:
 def verdict_markdown(comps: list[Paired]) -> str:
     if not comps:
         return ""
-    rows = ["| baseline | seeds | proposed − baseline per seed | mean | 95% CI | outcome |", "|---|---|---|---|---|---|"]
+    rows = ["| baseline | seeds | proposed − baseline per seed | mean | 95% CI | outcome |",
+            "|---|---|---|---|---|---|"]
     for c in comps:
         rows.append(f"| {c.baseline} | {len(c.diffs)} | {', '.join(f'{d:+.4f}' for d in c.diffs)} | {_f(c.mean)} | "
                     f"{_f(c.low)} … {_f(c.high)} | **{c.outcome}** |")
@@ -64,7 +65,8 @@ def choice_markdown(wh: Warehouse, experiment_id: str, names: list[str], prop: d
         md.append("\n## Anchors at proxy scale, and every mixture predicted at the final scale\n")
         scale = "the final run's compute" if d.get("scale_aware") else "the proxies' own scale (no ladder)"
         md.append(f"Measured: the anchors' proxy runs (mean ± sd over seeds). Predicted: the law at {scale}, "
-                  "± its bootstrap sd.\n\n| mixture | proxy seeds | measured at proxy scale | predicted |\n|---|---|---|---|\n")
+                  "± its bootstrap sd.\n\n| mixture | proxy seeds | measured at proxy scale | predicted |\n"
+                  "|---|---|---|---|\n")
         by: dict[str, list[float]] = {}
         for r in anchors:
             by.setdefault(r["anchor"], []).append(r["target_loss"])
@@ -75,11 +77,12 @@ def choice_markdown(wh: Warehouse, experiment_id: str, names: list[str], prop: d
             md.append(f"| {name} | {len(v)} | {meas} | {_f(p['mean']) + ' ± ' + _f(p['sd']) if p else '–'} |\n")
         if prop:
             h = d.get("hedge") or {}
-            md.append(f"| **proposal** | | | {_f(prop['predicted_target'])}"
-                      f"{' (gain over ' + d.get('hedge_start', '') + ' ' + _f(h.get('gain')) + ' ± ' + _f(h.get('gain_sd')) + ')' if h else ''} |\n")
+            gain = f" (gain over {d.get('hedge_start', '')} {_f(h.get('gain'))} ± {_f(h.get('gain_sd'))})" if h else ""
+            md.append(f"| **proposal** | | | {_f(prop['predicted_target'])}{gain} |\n")
     checks = d.get("scale_checks")
     if checks:
-        md.append("\n## Scale checks (leave-largest-scale-out: fit on the smaller proxy scales, predict the largest)\n\n")
+        md.append("\n## Scale checks (leave-largest-scale-out: fit on the smaller proxy scales, "
+                  "predict the largest)\n\n")
         md.append("| regressor | Spearman | RMSE | regret@1 | n |\n|---|---|---|---|---|\n")
         for c in checks:
             md.append(f"| {c['name']} | {_f(c['spearman'], 3)} | {_f(c['rmse'])} | {_f(c['regret'])} | {c['n']} |\n")
@@ -135,5 +138,6 @@ def pilot_markdown(wh: Warehouse, experiment_id: str) -> str:
     comps = [paired(label, mine, other) for label, other in sorted(by.items()) if label != "proposed"]
     held = bool(comps) and all(c.mean < 0 for c in comps)
     return (f"\n## Pilot ({tokens:,} tokens per run, {len(mine)} seeds)\n\n"
-            + ("The proposal's lead **held** at the pilot: " if held else "The proposal did **not** lead at the pilot: ")
+            + ("The proposal's lead **held** at the pilot: " if held
+               else "The proposal did **not** lead at the pilot: ")
             + "; ".join(describe(c) for c in comps) + ".\n")

@@ -56,10 +56,10 @@ def test_every_field_has_a_docstring():
         ({"design": {"concentration_min": 9, "concentration_max": 1}}, "concentration_min"),
         ([1, 2], "must be a mapping"),
         ({"design": {"low_fidelity": {"tokens": 200_000}}},
-         "design.low_fidelity.tokens (200000) > swarm.tokens (100000)"),
+         "design.low_fidelity.tokens (200000) > swarm.tokens (150000)"),
         ({"design": {"low_fidelity": {"model": {"n_embd": 128, "n_head": 4}}}},
          "design.low_fidelity.model.n_embd (128) > swarm.model.n_embd (64)"),
-        ({"design": {"low_fidelity": {"tokens": 100_000}}},
+        ({"design": {"low_fidelity": {"tokens": 150_000}}},
          "design.low_fidelity is the same size as the swarm's proxy"),
         ({"design": {"low_fidelity": {"tokens": 0}}}, "design.low_fidelity.tokens"),
         ({"design": {"low_fidelity": {"steps": 3}}}, "design.low_fidelity.steps: unknown key"),
@@ -118,3 +118,29 @@ def test_a_second_size_is_accepted_and_the_checks_do_not_change_the_experiment()
     assert "low_fidelity" in design_identity(cfg) and "low_fidelity" not in design_identity(base)
     more = parse_config({"design": {"noise_mixtures": 5, "noise_seeds": 4, "transfer_min_rho": 0.9}})
     assert design_identity(more) == design_identity(base)  # extra checking runs keep the experiment's id
+
+
+@pytest.mark.parametrize("yaml_text, field, words", [
+    ("design: {ladder: {scales: [{tokens_fraction: 0.5}]}}", "design.ladder.scales", "at least 2"),
+    ("final: {pilot: {tokens_fraction: 1.0}}", "final.pilot.tokens_fraction", "less than 1"),
+    ("final: {pilot: {seeds: [0]}}", "final.pilot.seeds", "at least 2"),
+    ("design: {anchors: {mine: {a: 0.5, b: 0.2}}}", "design", "sum to 0.7"),
+    ("design: {anchors: {natural: {a: 1.0}}}", "design", "bad anchor name 'natural'"),
+    ("corpus: {source: files, domains: [{name: web, paths: [x.jsonl]}]}\n"
+     "design: {anchors: {mine: {web: 0.5, code: 0.5}}}", "", "design.anchors.mine names unknown domains ['code']"),
+    ("final: {baselines: [natural, handmade]}", "", "final.baselines: unknown ['handmade']"),
+])
+def test_scale_ladder_pilot_and_anchor_mistakes_name_the_field(tmp_path, yaml_text, field, words):
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml_text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    msg = str(info.value)
+    assert msg.startswith(str(path)) and field in msg and words in msg, msg
+
+
+def test_user_anchors_are_baselines_unless_the_baselines_are_listed():
+    cfg = ExperimentConfig.model_validate({"design": {"anchors": {"code_heavy": {"c_headers": 1.0}}}})
+    assert cfg.baselines() == ["natural", "stratified", "code_heavy"]
+    listed = cfg.model_copy(update={"final": cfg.final.model_copy(update={"baselines": ["natural"]})})
+    assert listed.baselines() == ["natural"]

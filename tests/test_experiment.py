@@ -17,6 +17,20 @@ IDS_BEFORE_THE_MOVE = {
 }
 
 
+# the defaults of the time, given explicitly (the demo's defaults have moved since; an id follows its settings)
+THEN = {"swarm": {"tokens": 100_000, "seq_len": 128, "batch_size": 8, "lr": 5e-3, "eval_batches": 8},
+        "design": {"target_fraction": 0.0},
+        "final": {"model": {"n_layer": 5, "n_embd": 192, "n_head": 4}, "tokens": 500_000, "lr": 2e-3, "seq_len": 128,
+                  "batch_size": 16, "eval_batches": 8}}
+
+
+def _then(**more) -> ExperimentConfig:
+    data = {k: dict(v) for k, v in THEN.items()}
+    for k, v in more.items():
+        data[k] = {**data.get(k, {}), **v}
+    return ExperimentConfig.model_validate(data)
+
+
 def _ids(cfg: ExperimentConfig) -> tuple[str, str, str]:
     exp = Experiment.create(cfg, DOMAINS, 512, "fp")
     proxy = exp.run_spec("proxy", "design", [0.2, 0.3, 0.5], 0, cfg.swarm)
@@ -25,11 +39,14 @@ def _ids(cfg: ExperimentConfig) -> tuple[str, str, str]:
 
 
 def test_ids_are_the_same_as_before_the_settings_moved():
-    custom = ExperimentConfig.model_validate({
-        "design": {"proxy_max_epochs": 3}, "proposer": {"final_max_epochs": 2},
-        "runtime": {"workers": 3, "retries": 2, "batch_k": 4, "isolate": True}})
-    assert _ids(ExperimentConfig()) == IDS_BEFORE_THE_MOVE["default"]
-    assert _ids(load_config("configs/tiny.yaml")) == IDS_BEFORE_THE_MOVE["tiny"]
+    custom = _then(design={"proxy_max_epochs": 3, "target_fraction": 0.0}, proposer={"final_max_epochs": 2},
+                   runtime={"workers": 3, "retries": 2, "batch_k": 4, "isolate": True})
+    assert _ids(_then()) == IDS_BEFORE_THE_MOVE["default"]
+    tiny = load_config("configs/tiny.yaml").model_dump(mode="json")
+    tiny["design"]["target_fraction"] = 0.0
+    tiny["final"].update(eval_batches=8, lr=2e-3)
+    tiny["swarm"].update(eval_batches=8)
+    assert _ids(ExperimentConfig.model_validate(tiny)) == IDS_BEFORE_THE_MOVE["tiny"]
     assert _ids(custom) == IDS_BEFORE_THE_MOVE["custom"]
 
 

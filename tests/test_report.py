@@ -1,6 +1,7 @@
 """The report's final comparison: one final configuration at a time, and an honest verdict."""
 
-from mixopt.report import comparison_rows, verdict_text
+from mixopt.report import comparison_rows
+from mixopt.report_choice import paired_verdicts, verdict_sentence
 from mixopt.runspec import DomainShard, RunResult
 from mixopt.warehouse import Warehouse
 
@@ -24,9 +25,11 @@ def test_runs_of_different_final_configs_are_not_pooled(tmp_path):
         assert all(r["n_params"] == 10 for r in latest)
         chosen = comparison_rows(wh, "e", ["big-p", "big-n"])
         assert {r["label"]: r["mean_target"] for r in chosen} == {"proposed": 5.0, "natural": 5.1}
-        text = verdict_text(latest)
-        assert "beats **natural** by 0.3000" in text and "not conclusive" not in text
-        assert "not conclusive" in verdict_text(chosen)  # one seed each
+        small = [f"s-{k}{seed}" for k in "pn" for seed in range(3)]
+        text = verdict_sentence(paired_verdicts(wh, "e", small))
+        assert "beats natural by 0.300" in text and "95% CI" in text
+        one = verdict_sentence(paired_verdicts(wh, "e", ["big-p", "big-n"]))
+        assert "on 1 seed (no interval)" in one and "beats" not in one  # one seed decides nothing
 
 
 def _proxy(wh, run_id, mixture, loss, size="target", label="design", seed=0, n_params=100, tokens=1000):

@@ -41,7 +41,8 @@ from mixopt.corpus.synthetic import write_synthetic_corpus
 from mixopt.corpus.tokenizer import TokenizerBundle, build_tokenizer, load_tokenizer
 from mixopt.runspec import DomainShard, atomic_write_text
 
-__all__ = ["CorpusInfo", "compute_fingerprint", "prepare_corpus", "text_checksum", "verify_shards", "resolve_domains", "FORMAT_VERSION"]
+__all__ = ["CorpusInfo", "compute_fingerprint", "prepare_corpus", "text_checksum", "verify_shards", "resolve_domains",
+           "FORMAT_VERSION"]
 
 log = logging.getLogger(__name__)
 

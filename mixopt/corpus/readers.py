@@ -17,11 +17,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from mixopt.config import DomainConfig
+from mixopt.errors import MixoptError
 
 _MAX_DETAIL = 160
 
 
-class CorpusError(ValueError):
+class CorpusError(MixoptError, ValueError):
     """Input data that cannot be used; the message names the domain, the file and the line."""
 
 

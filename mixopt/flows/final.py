@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-
-
 from prefect import flow
 
 from mixopt.config import ExperimentConfig
 from mixopt.experiment import Experiment
 from mixopt.models.swarm_sizing import auto_workers
 from mixopt.tasks.corpus import prepare_experiment_task
-from mixopt.tasks.final import PilotOutcome, final_run_task, final_specs, latest_proposal, pilot_outcome_task, \
-    plan_final_task
+from mixopt.tasks.final import (
+    PilotOutcome,
+    final_run_task,
+    final_specs,
+    latest_proposal,
+    pilot_outcome_task,
+    plan_final_task,
+)
 from mixopt.tasks.report import report_task
 from mixopt.tasks.swarm import record_result
 from mixopt.warehouse import close_writer, writer
@@ -22,7 +26,8 @@ def _train(exp: Experiment, proposal: list[float], pilot: bool) -> int:
     time (on a CPU one single-threaded process per core); the flow records each result."""
     specs = plan_final_task(exp, proposal, pilot)
     wh = writer(exp.warehouse)
-    workers = 1 if exp.cfg.final.devices > 1 else (exp.cfg.runtime.final_workers or auto_workers(exp.cfg.runtime.device))
+    rt = exp.cfg.runtime
+    workers = 1 if exp.cfg.final.devices > 1 else (rt.final_workers or auto_workers(rt.device))
     for i in range(0, len(specs), workers):
         batch = specs[i:i + workers]
         if workers > 1:

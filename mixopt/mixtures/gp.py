@@ -28,7 +28,6 @@ from scipy.optimize import minimize
 from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import RBF, ConstantKernel, Kernel, Matern, WhiteKernel
 
-
 KERNELS = ("rbf", "matern52", "matern32")
 _JITTER = 1e-10
 

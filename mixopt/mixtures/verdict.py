@@ -57,7 +57,8 @@ def describe(p: Paired) -> str:
     if n == 0:
         return f"no paired runs against {p.baseline}"
     if p.outcome == "undecided":
-        return f"{'ahead of' if p.mean < 0 else 'behind'} {p.baseline} by {abs(p.mean):.3f} nats on 1 seed (no interval)"
+        side = "ahead of" if p.mean < 0 else "behind"
+        return f"{side} {p.baseline} by {abs(p.mean):.3f} nats on 1 seed (no interval)"
     ci = f"95% CI of the difference {p.low:+.3f} to {p.high:+.3f}, {n} seeds"
     if p.outcome == "win":
         return f"beats {p.baseline} by {-p.mean:.3f} nats ({ci})"

@@ -90,7 +90,7 @@ def extra_runs(exp: Experiment, design: list[tuple[str, list[float]]],
     at_target = [(mid, w) for mid, w in design if sizes.get(mid, TARGET) == TARGET]
     for _mid, w in at_target[: d.noise_mixtures]:
         out += [("seed_repeat", w, base + i, TARGET) for i in range(1, d.noise_seeds + 1)]
-    anchors = anchor_proxies(exp)
+    anchors = anchor_proxies(exp) if d.anchor_proxies else {}
     for name, w in anchors.items():
         out.append((f"anchor:{name}", w, base, TARGET))
         out += [("seed_repeat", w, base + i, TARGET) for i in range(1, d.noise_seeds + 1)]
@@ -111,10 +111,10 @@ def anchor_proxies(exp: Experiment) -> dict[str, list[float]]:
 def n_extra_runs(exp: Experiment) -> int:
     """How many transfer and seed-repeat proxies a full swarm plans (for progress totals)."""
     d, n = exp.cfg.design, exp.cfg.swarm.n_proxies
-    n_anchors = 2 + len(d.anchors)
+    n_anchors = 2 + len(d.anchors) if d.anchor_proxies else 0
     ladder = len(ladder_sizes(exp)) * (min(d.ladder.mixtures, n) + n_anchors) if d.ladder else 0
-    return ((min(d.transfer_mixtures, n) if d.low_fidelity is not None else 0) + min(d.noise_mixtures, n) * d.noise_seeds
-            + n_anchors * (1 + d.noise_seeds) + ladder)
+    transfer = min(d.transfer_mixtures, n) if d.low_fidelity is not None else 0
+    return transfer + min(d.noise_mixtures, n) * d.noise_seeds + n_anchors * (1 + d.noise_seeds) + ladder
 
 
 def acquire_multi_fidelity(exp: Experiment, wh: Warehouse, caps: np.ndarray, n: int,

@@ -29,11 +29,10 @@ def propose_at_final_scale(exp: Experiment, wh: Warehouse, chosen: str, model: A
     bootstrap refits do not redo its cross-validation."""
     cfg = exp.cfg
     seed = cfg.swarm.seed
-    if isinstance(model, AutoRegressor):
-        weights = dict(model.weights_)
-        base = (lambda: FixedEnsemble(weights, seed))
-    else:
-        base = (lambda: make_regressor(chosen, seed))
+    weights = dict(model.weights_) if isinstance(model, AutoRegressor) else None
+
+    def base() -> Any:
+        return FixedEnsemble(weights, seed) if weights else make_regressor(chosen, seed)
     sizes = [TARGET] + (ladder_sizes(exp) if cfg.proposer.scale_aware else [])
     log_flops = {size: math.log10(size_flops(exp, size)) for size in sizes}
     rows = [r for r in wh.proxy_observations(exp.experiment_id) if r["size"] in log_flops]

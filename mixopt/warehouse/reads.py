@@ -204,8 +204,8 @@ def final_targets(db: Frames, experiment_id: str, run_ids: list[str]) -> pl.Data
 
 def final_run_ids(db: Frames, experiment_id: str) -> list[str]:
     """The final runs of the latest final configuration (the size and tokens of the latest final run)."""
-    latest = db.frame("SELECT n_params, tokens FROM final_runs WHERE experiment_id = ? ORDER BY created_at DESC LIMIT 1",
-                      [experiment_id])
+    latest = db.frame("SELECT n_params, tokens FROM final_runs WHERE experiment_id = ? "
+                      "ORDER BY created_at DESC LIMIT 1", [experiment_id])
     if not latest.height:
         return []
     return db.frame("SELECT run_id FROM final_runs WHERE experiment_id = ? AND n_params = ? AND tokens = ?",

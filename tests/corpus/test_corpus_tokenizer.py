@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from mixopt.config import TokenizerConfig
-from mixopt.corpus.synthetic import synthetic_documents
 from mixopt.corpus.readers import CorpusError
+from mixopt.corpus.synthetic import synthetic_documents
 from mixopt.corpus.tokenizer import EOT_TOKEN, build_tokenizer, load_tokenizer, train_bpe
 
 TEXTS = synthetic_documents(0, 30) + ["def f(x):\n    return x  # ünïcödé 😀\n"] * 3
@@ -20,7 +20,8 @@ def test_training_is_deterministic() -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["plain words", "  leading spaces\r\n\ttabs", "ünïcödé 😀 中文", f"a literal {EOT_TOKEN} inside", "\x00\x7f"]
+    "text",
+    ["plain words", "  leading spaces\r\n\ttabs", "ünïcödé 😀 中文", f"a literal {EOT_TOKEN} inside", "\x00\x7f"],
 )
 def test_round_trip_and_no_injected_eot(text: str) -> None:
     tok = train_bpe(TEXTS, 300)

@@ -132,7 +132,7 @@ def _set(data: dict, dotted: str, value: object) -> dict:
     keys: list = [int(k) if k.isdigit() else k for k in dotted.split(".") if k]
     node: typing.Any = data
     for k in keys[:-1]:
-        node = node[k]
+        node = node.setdefault(k, {}) if isinstance(node, dict) else node[k]  # sections BASE leaves out
     node[keys[-1]] = value
     return data
 

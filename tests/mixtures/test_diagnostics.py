@@ -6,8 +6,14 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from mixopt.mixtures.diagnostics import (NoiseFloor, TransferCheck, check_warnings, noise_floor, rank_transfer,
-                                         train_flops)
+from mixopt.mixtures.diagnostics import (
+    NoiseFloor,
+    TransferCheck,
+    check_warnings,
+    noise_floor,
+    rank_transfer,
+    train_flops,
+)
 
 
 def test_rank_transfer_on_known_ranks():

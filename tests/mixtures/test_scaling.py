@@ -41,7 +41,8 @@ def test_the_law_extrapolates_a_ranking_that_flips_with_scale():
 
 def test_leave_largest_scale_out_scores_the_law_and_single_scale_regressors():
     _, Wl, sl, y, groups = _ladder(noise=0.002)
-    checks = {c.name: c for c in leave_largest_scale_out(Wl, sl, y, groups, {"linear": lambda: make_regressor("linear", 0)})}
+    singles = {"linear": lambda: make_regressor("linear", 0)}
+    checks = {c.name: c for c in leave_largest_scale_out(Wl, sl, y, groups, singles)}
     assert set(checks) == {"scale_law", "linear", "scale_law[linear]"}
     assert checks["scale_law"].n == 24
     assert checks["scale_law"].spearman > 0.9

@@ -9,8 +9,7 @@ from hypothesis import strategies as st
 from threadpoolctl import threadpool_limits
 
 from mixopt.mixtures.design import _dedup_key, sample_design
-from mixopt.mixtures.sequential import (METHODS, fit_gp, multi_fidelity_inputs, next_batch,
-                                        target_model)
+from mixopt.mixtures.sequential import METHODS, fit_gp, multi_fidelity_inputs, next_batch, target_model
 
 OPT = np.array([0.45, 0.25, 0.15, 0.1, 0.05])
 

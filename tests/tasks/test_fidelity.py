@@ -145,3 +145,29 @@ def test_a_round_left_unfinished_is_finished_before_the_next_is_chosen(tmp_path)
         _finish(exp, wh, again)
         round2, _ = plan_swarm(exp, wh)
         assert len(round2) == 2 and not {s.run_id for s in round2} & {s.run_id for s in first + round1}
+
+
+def test_anchors_and_the_ladder_are_planned_and_only_target_rows_feed_the_single_scale_fit(tmp_path):
+    exp = _experiment(tmp_path, anchor_proxies=True, noise_seeds=2, anchors={"mine": {"a": 0.7, "c": 0.3}},
+                      ladder={"scales": [{"tokens_fraction": 0.25}, {"tokens_fraction": 0.5}], "mixtures": 3})
+    with Warehouse(exp.warehouse) as wh:
+        todo, _ = plan_swarm(exp, wh)
+        by = {}
+        for s in todo:
+            by.setdefault(s.label, []).append(s)
+        assert {k: len(v) for k, v in by.items()} == {
+            "design": 8, "anchor:natural": 1, "anchor:stratified": 1, "anchor:mine": 1,
+            "seed_repeat": 6,  # 3 anchors x 2 more seeds
+            "ladder": 12}  # 2 rungs x (3 design mixtures + 3 anchors)
+        assert by["anchor:mine"][0].weights == pytest.approx([0.7, 0.0, 0.3])
+        tokens = sorted({s.train["tokens"] for s in by["ladder"]})
+        assert tokens == [exp.cfg.swarm.tokens // 4, exp.cfg.swarm.tokens // 2]
+        assert {s.size for s in by["ladder"]} == {"ladder1", "ladder2"}
+        _finish(exp, wh, todo)
+        rows = wh.training_table(exp.experiment_id)
+        assert len(rows) == 8 + 3  # design and anchors at the swarm's seed; no repeats, no ladder rungs
+        # the anchors are not design mixtures: growing the swarm samples design mixtures only
+        assert len(wh.mixtures(exp.experiment_id, "design")) == 8
+        assert len(wh.mixtures(exp.experiment_id, "anchor")) == 3
+        again, done = plan_swarm(exp, wh)
+        assert again == [] and done == len(todo)
