@@ -123,11 +123,11 @@ def run_corpus(spec: str, seeds: list[int], out: Path) -> dict:
 
 def run_regmix(data: Path) -> dict:
     """Fit on the 1M runs (+ the 60M runs as a second scale), rank RegMix's 64 1B mixtures."""
+    from regmix_table import DEFAULT_TARGET, load_split
     from scipy.stats import spearmanr
 
     from mixopt.mixtures.regressors import make_regressor
     from mixopt.mixtures.scaling import ScaleAwareLaw, log_compute
-    from regmix_table import DEFAULT_TARGET, load_split
 
     X1, y1 = load_split(data, "train", "1m", DEFAULT_TARGET)
     Xt, yt = load_split(data, "test", "1m", DEFAULT_TARGET)
@@ -165,8 +165,8 @@ def _md(results: list[dict], regmix: dict | None) -> str:
         for label, w in r["mixtures"].items():
             t = r["target"].get(label, {})
             vals = [t[str(s)] for s in r["seeds"] if str(s) in t]
-            out.append(f"| {label} | " + " | ".join(f"{x:.3f}" for x in w) + " | "
-                       + ", ".join(f"{v:.4f}" for v in vals) + f" | {np.mean(vals):.4f} |\n" if vals else " | – | – |\n")
+            cells = (", ".join(f"{v:.4f}" for v in vals) + f" | {np.mean(vals):.4f}") if vals else "– | –"
+            out.append(f"| {label} | " + " | ".join(f"{x:.3f}" for x in w) + f" | {cells} |\n")
         out.append("\n| paired difference (negative: the first is better) | per seed | mean | 95% CI | outcome |\n"
                    "|---|---|---|---|---|\n")
         for k, p in r["paired"].items():
@@ -178,7 +178,8 @@ def _md(results: list[dict], regmix: dict | None) -> str:
         out.append(f"\n## RegMix's public table: rank the {regmix['n_1B']} 1B-parameter mixtures\n\n"
                    "| fit | Spearman ρ at 1B | regret@1 | rank of the pick |\n|---|---|---|---|\n")
         for row in regmix["rows"]:
-            out.append(f"| {row['fit']} | {row['spearman_1B']:.3f} | {row['regret_at_1']:.4f} | {row['rank_of_pick']} |\n")
+            out.append(f"| {row['fit']} | {row['spearman_1B']:.3f} | {row['regret_at_1']:.4f} | "
+                       f"{row['rank_of_pick']} |\n")
     return "".join(out)
 
 

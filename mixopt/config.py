@@ -155,12 +155,13 @@ class SwarmConfig(TrainConfig):
     """Context length in tokens."""
     batch_size: int = Field(8, ge=1)
     """Sequences per optimizer step (small: tiny proxies learn more from more steps)."""
-    lr: float = Field(3e-3, gt=0, lt=1)
-    """Peak learning rate (AdamW, linear warm-up then cosine decay to 10%)."""
+    lr: float = Field(1e-3, gt=0, lt=1)
+    """Peak learning rate (AdamW, linear warm-up then cosine decay to 10%). At 3e-3 the demo's proxies
+    landed 0.19 nats apart across seeds; at 1e-3, 0.03 (and lower)."""
     eval_batches: int = Field(32, ge=1)
     """Held-out batches per domain when measuring validation loss (the same windows for every run)."""
 
-    n_proxies: int = Field(24, ge=2)
+    n_proxies: int = Field(20, ge=2)
     """Number of proxy runs (mixtures) in the swarm."""
     seed: int = 0
     """Seed for the design and every proxy's data stream and initialisation."""
@@ -191,7 +192,7 @@ class LadderConfig(_Strict):
     scales: list[LadderScale] = Field(
         default_factory=lambda: [LadderScale(tokens_fraction=0.25), LadderScale(tokens_fraction=0.5)], min_length=2)
     """The cheaper rungs (at least 2; with the swarm's own size that makes >= 3 scales, cheapest first)."""
-    mixtures: int = Field(6, ge=3)
+    mixtures: int = Field(4, ge=3)
     """The first this-many design mixtures are trained at every rung (the anchors always are)."""
 
 
@@ -371,8 +372,8 @@ class FinalConfig(TrainConfig):
     """Context length in tokens."""
     batch_size: int = Field(8, ge=1)
     """Sequences per optimizer step."""
-    lr: float = Field(3e-3, gt=0, lt=1)
-    """Peak learning rate."""
+    lr: float = Field(1e-3, gt=0, lt=1)
+    """Peak learning rate (the demo's final runs: 5.68 ± 0.006 over 3 seeds at 1e-3, 5.89 ± 0.12 at 3e-3)."""
     eval_batches: int = Field(64, ge=1)
     """Held-out batches per domain (64 x 8 x 64 = 32k tokens per domain; the same windows for every run)."""
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)

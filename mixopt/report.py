@@ -116,7 +116,7 @@ def _checks_markdown(checks: dict[str, Any], chosen: dict | None, min_rho: float
 
 
 def build_report(wh: Warehouse, experiment_id: str, out_dir: str | Path, final_run_ids: list[str] | None = None,
-                 min_rho: float | None = None) -> Report:
+                 min_rho: float | None = None, labels: dict[str, list[tuple[str, int]]] | None = None) -> Report:
     """The report of one experiment; `min_rho`: the scale-transfer warning threshold (default: the
     experiment's stored `design.transfer_min_rho`)."""
     out = Path(out_dir)
@@ -137,7 +137,7 @@ def build_report(wh: Warehouse, experiment_id: str, out_dir: str | Path, final_r
     comp = comparison_rows(wh, experiment_id, final_run_ids)
     if final_run_ids is None:
         final_run_ids = reads.final_run_ids(wh, experiment_id)
-    comps = paired_verdicts(wh, experiment_id, final_run_ids)
+    comps = paired_verdicts(wh, experiment_id, final_run_ids, labels)
     verdict = verdict_sentence(comps)
     checks = trust_checks(wh, experiment_id)
     min_rho = _configured_min_rho(wh, experiment_id) if min_rho is None else min_rho
@@ -172,7 +172,7 @@ def build_report(wh: Warehouse, experiment_id: str, out_dir: str | Path, final_r
     choice_md, choice_warnings = choice_markdown(wh, experiment_id, names, prop[0] if prop else None)
     md.append(choice_md)
     warnings += choice_warnings
-    md.append(pilot_markdown(wh, experiment_id))
+    md.append(pilot_markdown(wh, experiment_id, labels))
     md.append("\n## Final comparison (same model, tokens and seeds)\n")
     md.append(_table(comp, ["label", "seeds", "mean_target", "std_target", "best", "worst", "n_params", "tokens"]))
     md.append(verdict_markdown(comps))

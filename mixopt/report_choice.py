@@ -24,13 +24,17 @@ def proposal_details(prop: dict | None) -> dict:
     return json.loads(d) if isinstance(d, str) else dict(d)
 
 
-def paired_verdicts(wh: Warehouse, experiment_id: str, run_ids: list[str] | None) -> list[Paired]:
-    """proposed - baseline, paired by seed, for every baseline among the final runs `run_ids`."""
+def paired_verdicts(wh: Warehouse, experiment_id: str, run_ids: list[str] | None,
+                    labels: dict[str, list[tuple[str, int]]] | None = None) -> list[Paired]:
+    """proposed - baseline, paired by seed, for every baseline among the final runs `run_ids`.
+    `labels` (run_id -> [(label, seed)], from the specs) names runs that several labels share, e.g.
+    a proposal equal to a baseline mixture, trained once; without it the stored label is used."""
     if not run_ids:
         return []
     by: dict[str, dict[int, float]] = {}
     for r in reads.final_targets(wh, experiment_id, run_ids).to_dicts():
-        by.setdefault(r["label"], {})[int(r["seed"])] = float(r["target_loss"])
+        for label, seed in (labels or {}).get(r["run_id"], [(r["label"], r["seed"])]):
+            by.setdefault(label, {})[int(seed)] = float(r["target_loss"])
     mine = by.get("proposed", {})
     return [paired(label, mine, other) for label, other in sorted(by.items()) if label != "proposed"]
 
@@ -126,14 +130,15 @@ def _unstable_limit(wh: Warehouse, experiment_id: str) -> float:
         return 0.15
 
 
-def pilot_markdown(wh: Warehouse, experiment_id: str) -> str:
+def pilot_markdown(wh: Warehouse, experiment_id: str, labels: dict[str, list[tuple[str, int]]] | None = None) -> str:
     runs = reads.pilot_runs(wh, experiment_id).to_dicts()
     if not runs:
         return ""
     by: dict[str, dict[int, float]] = {}
     tokens = runs[0]["tokens"]
     for r in runs:
-        by.setdefault(r["label"], {})[int(r["seed"])] = float(r["target_loss"])
+        for label, seed in (labels or {}).get(r["run_id"], [(r["label"], r["seed"])]):
+            by.setdefault(label, {})[int(seed)] = float(r["target_loss"])
     mine = by.get("proposed", {})
     comps = [paired(label, mine, other) for label, other in sorted(by.items()) if label != "proposed"]
     held = bool(comps) and all(c.mean < 0 for c in comps)

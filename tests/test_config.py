@@ -114,7 +114,7 @@ def test_a_second_size_is_accepted_and_the_checks_do_not_change_the_experiment()
                                    "transfer_mixtures": 3}, "regressor": {"kind": "gp_multi_fidelity"}})
     assert cfg.design.low_fidelity.tokens == 25_000 and cfg.design.low_fidelity.model.n_layer == 1
     base = ExperimentConfig()
-    assert (base.design.noise_mixtures, base.design.noise_seeds, base.design.transfer_mixtures) == (2, 2, 4)
+    assert (base.design.noise_mixtures, base.design.noise_seeds, base.design.transfer_mixtures) == (0, 2, 4)
     assert "low_fidelity" in design_identity(cfg) and "low_fidelity" not in design_identity(base)
     more = parse_config({"design": {"noise_mixtures": 5, "noise_seeds": 4, "transfer_min_rho": 0.9}})
     assert design_identity(more) == design_identity(base)  # extra checking runs keep the experiment's id

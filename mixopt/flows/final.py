@@ -14,7 +14,9 @@ from mixopt.tasks.final import (
     final_specs,
     latest_proposal,
     pilot_outcome_task,
+    pilot_specs,
     plan_final_task,
+    spec_labels,
 )
 from mixopt.tasks.report import report_task
 from mixopt.tasks.swarm import record_result
@@ -59,7 +61,9 @@ def final_run(config: ExperimentConfig = ExperimentConfig()) -> str:
         exp = prepare_experiment_task(config)
         proposal = latest_proposal(exp, writer(exp.warehouse))
         trained, _ = run_final(exp, proposal)
-        return report_task(exp, [s.run_id for s in final_specs(exp, trained)]).verdict
+        specs = final_specs(exp, trained)
+        labels = spec_labels(specs + pilot_specs(exp, proposal))
+        return report_task(exp, [s.run_id for s in specs], labels).verdict
     finally:
         close_writer(config.runtime.warehouse)
 

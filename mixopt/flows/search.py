@@ -10,7 +10,7 @@ from mixopt.config import ExperimentConfig
 from mixopt.flows.final import run_final
 from mixopt.flows.swarm import SwarmSummary, run_swarm
 from mixopt.tasks.corpus import prepare_experiment_task
-from mixopt.tasks.final import final_specs
+from mixopt.tasks.final import final_specs, pilot_specs, spec_labels
 from mixopt.tasks.fit import FitOutcome, fit_and_propose_task
 from mixopt.tasks.report import report_task
 from mixopt.warehouse import close_writer
@@ -38,11 +38,13 @@ def mixture_search(config: ExperimentConfig = ExperimentConfig()) -> SearchResul
         exp = prepare_experiment_task(config)
         summary = run_swarm(exp)
         outcome = fit_and_propose_task(exp)
-        final_ids = None
+        final_ids, labels = None, None
         if config.final.enabled:
             trained, _pilot = run_final(exp, outcome.weights)
-            final_ids = [s.run_id for s in final_specs(exp, trained)]
-        rep = report_task(exp, final_ids)
+            specs = final_specs(exp, trained)
+            final_ids = [s.run_id for s in specs]
+            labels = spec_labels(specs + pilot_specs(exp, outcome.weights))
+        rep = report_task(exp, final_ids, labels)
         return SearchResult(
             experiment_id=exp.experiment_id, domains=exp.domain_names, prior=[float(p) for p in exp.prior],
             swarm=summary, fit=outcome, comparison=rep.comparison, verdict=rep.verdict, report_path=str(rep.path),

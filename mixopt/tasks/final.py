@@ -92,7 +92,8 @@ def pilot_outcome(exp: Experiment, wh: Warehouse, proposal: list[float]) -> Pilo
     specs = pilot_specs(exp, proposal)
     if not specs:
         return None
-    targets = reads.run_targets(wh, [s.run_id for s in specs])
+    targets = reads.run_targets(wh, [s.run_id for s in specs])  # by run id: a proposal equal to a
+    # baseline shares that baseline's runs, and then ties it exactly
     by_label: dict[str, dict[int, float]] = {}
     for spec in specs:
         t = targets.get(spec.run_id)
@@ -112,6 +113,14 @@ def pilot_outcome(exp: Experiment, wh: Warehouse, proposal: list[float]) -> Pilo
         lines.append(f"the proposal did not lead at the pilot: final.pilot.require_win is set, so the final runs "
                      f"train the pilot's best baseline, {best}, as `proposed`")
     out.message = "\n".join(lines)
+    return out
+
+
+def spec_labels(specs: list[RunSpec]) -> dict[str, list[tuple[str, int]]]:
+    """run_id -> [(label, seed)]: a proposal equal to a baseline mixture shares its runs (trained once)."""
+    out: dict[str, list[tuple[str, int]]] = {}
+    for s in specs:
+        out.setdefault(s.run_id, []).append((s.label, s.seed))
     return out
 
 

@@ -12,12 +12,14 @@ from mixopt.warehouse import writer
 
 
 @task(name="report", cache_policy=NONE)
-def report_task(exp: Experiment, final_run_ids: list[str] | None = None) -> Report:
+def report_task(exp: Experiment, final_run_ids: list[str] | None = None,
+                labels: dict[str, list[tuple[str, int]]] | None = None) -> Report:
     """Markdown + PNG plots in the output folder; the summary, top mixtures and warnings (noise floor,
     scale transfer) as artifacts.
-    `final_run_ids`: the final runs to compare (one final configuration; default the latest)."""
+    `final_run_ids`: the final runs to compare (one final configuration; default the latest);
+    `labels`: run_id -> [(label, seed)] of the final and pilot specs (runs several labels share)."""
     rep = build_report(writer(exp.warehouse), exp.experiment_id, exp.report_dir(), final_run_ids,
-                       min_rho=exp.cfg.design.transfer_min_rho)
+                       min_rho=exp.cfg.design.transfer_min_rho, labels=labels)
     for w in rep.warnings:
         print(f"warning: {w}")
     if rep.warnings:

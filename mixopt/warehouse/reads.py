@@ -115,7 +115,8 @@ def top_proxies(db: Frames, experiment_id: str, fit_id: str | None, limit: int =
 def latest_fits(db: Frames, experiment_id: str) -> pl.DataFrame:
     """Each regressor's latest fit, best CV Spearman first."""
     return db.frame(
-        "SELECT fit_id, regressor, chosen, n_train, folds, cv_spearman, cv_kendall, cv_r2, cv_rmse FROM fits "
+        "SELECT fit_id, regressor, chosen, n_train, folds, cv_repeats, cv_spearman, cv_spearman_sd, cv_kendall, "
+        "cv_r2, cv_rmse FROM fits "
         "WHERE experiment_id = ? AND created_at = (SELECT max(created_at) FROM fits f2 WHERE "
         "f2.experiment_id = fits.experiment_id AND f2.regressor = fits.regressor) ORDER BY cv_spearman DESC NULLS LAST",
         [experiment_id])
@@ -197,9 +198,10 @@ def pilot_runs(db: Frames, experiment_id: str) -> pl.DataFrame:
 
 
 def final_targets(db: Frames, experiment_id: str, run_ids: list[str]) -> pl.DataFrame:
-    """label, seed and target loss of the given final runs that finished ok (for paired verdicts)."""
-    return db.frame("SELECT label, seed, target_loss FROM final_runs WHERE experiment_id = ? AND status = 'ok' "
-                    "AND run_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY label, seed", [experiment_id, list(run_ids)])
+    """run_id, label, seed and target loss of the given final runs that finished ok (for paired verdicts)."""
+    return db.frame("SELECT run_id, label, seed, target_loss FROM final_runs WHERE experiment_id = ? "
+                    "AND status = 'ok' AND run_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY label, seed",
+                    [experiment_id, list(run_ids)])
 
 
 def final_run_ids(db: Frames, experiment_id: str) -> list[str]:
