@@ -37,8 +37,10 @@ sys.path.insert(0, str(HERE))
 def _config(spec: str, out: Path):
     from mixopt.config import ExperimentConfig, load_config
 
-    if spec == "builtin":
-        cfg = ExperimentConfig()
+    if spec == "builtin":  # the demo: its target and anchor
+        from mixopt.config_io import demo_config
+
+        cfg = demo_config()
     elif spec == "synthetic":
         cfg = ExperimentConfig.model_validate({"name": "synthetic", "corpus": {
             "source": "synthetic", "synthetic_domains": 5, "synthetic_docs": 400}, "tokenizer": {"vocab_size": 1024}})

@@ -63,9 +63,10 @@ def run(
 ) -> None:
     """Run the whole search: corpus, proxy swarm, fit, proposal, final comparison, report."""
     from mixopt.config import load_config
+    from mixopt.config_io import demo_config
 
     try:
-        cfg = load_config(config)
+        cfg = load_config(config) if config is not None else demo_config()
     except _user_errors() as e:
         _fail(str(e))
     if out is not None:

@@ -158,7 +158,7 @@ class SwarmConfig(TrainConfig):
     lr: float = Field(1e-3, gt=0, lt=1)
     """Peak learning rate (AdamW, linear warm-up then cosine decay to 10%). At 3e-3 the demo's proxies
     landed 0.19 nats apart across seeds; at 1e-3, 0.03 (and lower)."""
-    eval_batches: int = Field(32, ge=1)
+    eval_batches: int = Field(16, ge=1)
     """Held-out batches per domain when measuring validation loss (the same windows for every run)."""
 
     n_proxies: int = Field(20, ge=2)
@@ -286,7 +286,7 @@ class RegressorConfig(_Strict):
     """Regressors that `auto` chooses from (each is also cross-validated and reported)."""
     cv_folds: int = Field(5, ge=2)
     """Folds of the cross-validation (at most the number of finished proxies)."""
-    cv_repeats: int = Field(3, ge=1, le=50)
+    cv_repeats: int = Field(2, ge=1, le=50)
     """Shuffles of the k folds (seeded from `swarm.seed`); scores are means over them, with their sd."""
 
 
@@ -297,7 +297,7 @@ class ProposerConfig(_Strict):
     """`regmix`: simulate many Dirichlet samples, average the top-k; `exact`: minimise the fitted
     mixing law + lambda*KL to the prior; `best_seen`: the best mixture actually trained; `bagged`: the
     mean of the bootstrap proposals (regmix on refits to resampled proxies), within the caps."""
-    n_samples: int = Field(100_000, ge=1000)
+    n_samples: int = Field(50_000, ge=1000)
     """Candidate mixtures drawn by the RegMix simulation."""
     top_k: int = Field(100, ge=1)
     """The proposal is the mean of the top-k predicted candidates."""
@@ -374,8 +374,8 @@ class FinalConfig(TrainConfig):
     """Sequences per optimizer step."""
     lr: float = Field(1e-3, gt=0, lt=1)
     """Peak learning rate (the demo's final runs: 5.68 ± 0.006 over 3 seeds at 1e-3, 5.89 ± 0.12 at 3e-3)."""
-    eval_batches: int = Field(64, ge=1)
-    """Held-out batches per domain (64 x 8 x 64 = 32k tokens per domain; the same windows for every run)."""
+    eval_batches: int = Field(32, ge=1)
+    """Held-out batches per domain (32 x 8 x 64 = 16k tokens per domain; the same windows for every run)."""
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
     """Seeds; every mixture is trained once per seed (the verdict pairs them; with one seed it calls nothing)."""
     baselines: list[str] | None = None

@@ -85,3 +85,21 @@ def load_config(path: str | Path | None) -> ExperimentConfig:
     except ValueError as e:  # e.g. an integer with more digits than Python converts
         raise ConfigError(f"{p}: not valid YAML ({str(e)[:120]})") from None
     return parse_config(data, source=str(p), base_dir=p.parent.resolve())
+
+
+# `mixopt run` with no config: the built-in corpus with a target a team would pick. The model is to
+# help with Python: its loss on the standard library's code and on the Python documentation counts,
+# equally; C headers, licences and package descriptions may be trained on only if they help. The
+# obvious hand-made mixture, "train on the target's own domains", is an anchor and a final baseline.
+DEMO = {
+    "name": "demo",
+    "target": {"weights": {"python_stdlib": 0.5, "python_docs": 0.5}},
+    "design": {"anchors": {"target_only": {"python_stdlib": 0.5, "python_docs": 0.5}}},
+}
+
+
+def demo_config() -> "ExperimentConfig":
+    """The demo's config (`DEMO` over the defaults)."""
+    from mixopt.config import ExperimentConfig
+
+    return ExperimentConfig.model_validate(DEMO)
