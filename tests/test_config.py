@@ -23,7 +23,7 @@ def _all_models(model: type[BaseModel], seen=None):
 def test_defaults_are_valid_and_hash_is_stable():
     a, b = ExperimentConfig(), ExperimentConfig()
     assert a.config_hash() == b.config_hash()
-    b.swarm.lr = 1e-3
+    b.swarm.lr = 2e-3
     assert a.config_hash() != b.config_hash()
     b2 = ExperimentConfig()
     b2.runtime.out_dir = "elsewhere"  # runtime settings do not change results
