@@ -56,6 +56,8 @@ def describe(p: Paired) -> str:
     n = len(p.diffs)
     if n == 0:
         return f"no paired runs against {p.baseline}"
+    if all(d == 0 for d in p.diffs):
+        return f"is the {p.baseline} mixture itself (the same runs: nothing better was found to propose)"
     if p.outcome == "undecided":
         side = "ahead of" if p.mean < 0 else "behind"
         return f"{side} {p.baseline} by {abs(p.mean):.3f} nats on 1 seed (no interval)"

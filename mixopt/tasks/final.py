@@ -128,6 +128,8 @@ def plan_final(exp: Experiment, wh: Warehouse, proposal: list[float], pilot: boo
     """Specs of the final (or the pilot's) runs not yet finished."""
     ingest_spool(exp, wh)
     specs = pilot_specs(exp, proposal) if pilot else final_specs(exp, proposal)
+    seen: set[str] = set()  # a proposal equal to a baseline shares its runs: train each run once
+    specs = [s for s in specs if not (s.run_id in seen or seen.add(s.run_id))]
     status = wh.run_status([s.run_id for s in specs])
     return [s for s in specs if status.get(s.run_id) not in DONE]
 

@@ -19,3 +19,8 @@ def test_one_seed_decides_nothing_and_only_shared_seeds_count():
     one = paired("natural", {0: 5.0}, {0: 5.2, 1: 5.1})
     assert one.outcome == "undecided" and one.seeds == [0] and not np.isfinite(one.low)
     assert paired("natural", {}, {0: 1.0}).outcome == "undecided"
+
+
+def test_a_proposal_that_is_the_baseline_says_so():
+    same = {0: 5.0, 1: 5.1, 2: 4.9}
+    assert "is the target_only mixture itself" in describe(paired("target_only", same, dict(same)))
