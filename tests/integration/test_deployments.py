@@ -125,7 +125,10 @@ def test_a_run_from_the_deployment_fills_the_warehouse(served, searched):
     assert n_fits == 1
     assert _count(wh, "select count(*) from proposals")[0][0] >= 1
     finals = [r[0] for r in _count(wh, "select label from final_runs where status = 'ok' order by label")]
-    assert finals == ([] if not cfg.final.enabled else ["natural", "proposed", "stratified"])
+    if not cfg.final.enabled:
+        assert finals == []
+    else:  # a proposal equal to a baseline (the hedge found nothing better) shares that baseline's runs
+        assert finals in (["natural", "proposed", "stratified"], ["proposed", "stratified"], ["natural", "proposed"])
     assert first.deployment_id is not None
     if served.db_url:  # the server kept its state in PostgreSQL: both searches and their swarm subflows
         assert ps.count_rows(served.db_url, "flow_run") >= 4
