@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from mixopt.mixtures.verdict import Paired, describe, paired
+from mixopt.tasks.final import lead_held
 from mixopt.warehouse import Warehouse, reads
 
 
@@ -141,7 +142,7 @@ def pilot_markdown(wh: Warehouse, experiment_id: str, labels: dict[str, list[tup
             by.setdefault(label, {})[int(seed)] = float(r["target_loss"])
     mine = by.get("proposed", {})
     comps = [paired(label, mine, other) for label, other in sorted(by.items()) if label != "proposed"]
-    held = bool(comps) and all(c.mean < 0 for c in comps)
+    held = lead_held(comps)
     return (f"\n## Pilot ({tokens:,} tokens per run, {len(mine)} seeds)\n\n"
             + ("The proposal's lead **held** at the pilot: " if held
                else "The proposal did **not** lead at the pilot: ")

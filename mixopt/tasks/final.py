@@ -73,6 +73,13 @@ def pilot_specs(exp: Experiment, proposal: list[float]) -> list[RunSpec]:
             for seed in cfg.final.pilot.seeds for label, w in final_mixtures(exp, proposal, static_only=True).items()]
 
 
+def lead_held(comps: list[Paired]) -> bool:
+    """Whether the proposal's mean paired target is below every other baseline's (a baseline that is the
+    proposal's own mixture, with differences of exactly 0, does not count against it)."""
+    others = [c for c in comps if c.diffs and not all(d == 0 for d in c.diffs) and np.isfinite(c.mean)]
+    return bool(others) and all(c.mean < 0 for c in others)
+
+
 @dataclass
 class PilotOutcome:
     """What the pilot said, and the mixture the final runs train as `proposed`."""
@@ -101,7 +108,7 @@ def pilot_outcome(exp: Experiment, wh: Warehouse, proposal: list[float]) -> Pilo
             by_label.setdefault(spec.label, {})[spec.seed] = t
     mine = by_label.get("proposed", {})
     comps = [paired(label, mine, other) for label, other in by_label.items() if label != "proposed"]
-    held = bool(comps) and all(c.mean < 0 for c in comps if np.isfinite(c.mean))
+    held = lead_held(comps)
     out = PilotOutcome(comps, held, list(proposal))
     lines = [f"pilot ({pilot_train(exp).tokens:,} tokens, seeds {exp.cfg.final.pilot.seeds}): proposal "
              + "; ".join(describe(c) for c in comps)]

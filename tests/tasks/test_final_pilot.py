@@ -54,3 +54,12 @@ def test_a_lost_pilot_falls_back_to_the_best_baseline_only_when_required(tmp_pat
         assert "require_win" in out.message
     else:
         assert out.fallback is None and out.weights == PROPOSAL
+
+
+def test_a_proposal_that_is_a_baseline_leads_if_it_beats_the_others(tmp_path):
+    exp = _experiment(tmp_path, require_win=True)
+    mine = exp.anchor_mixtures()["mine"]
+    with Warehouse(exp.warehouse) as wh:
+        _record(exp, wh, pilot_specs(exp, mine), {"proposed": 3.0, "mine": 3.0, "natural": 3.3, "stratified": 3.2}.get)
+        out = pilot_outcome(exp, wh, mine)
+    assert out.held and out.fallback is None and "is the mine mixture itself" in out.message
