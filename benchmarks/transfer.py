@@ -137,7 +137,7 @@ def run_regmix(data: Path) -> dict:
     from scipy.stats import spearmanr
 
     from mixopt.mixtures.regressors import make_regressor
-    from mixopt.mixtures.scaling import ScaleAwareLaw, log_compute
+    from mixopt.mixtures.scaling import ScaleAwareLaw, log_compute, mixture_key
 
     X1, y1 = load_split(data, "train", "1m", DEFAULT_TARGET)
     Xt, yt = load_split(data, "test", "1m", DEFAULT_TARGET)
@@ -158,7 +158,7 @@ def run_regmix(data: Path) -> dict:
     W = np.vstack([X1, Xt, X60])
     s = np.r_[np.full(len(X1) + len(Xt), s1), np.full(len(X60), s60)]
     y = np.r_[y1, yt, y60]
-    groups = [",".join(f"{v:.6f}" for v in w) for w in W]
+    groups = [mixture_key(w) for w in W]
     for name, base in (("ridge", None), ("lightgbm", lgb)):
         law = ScaleAwareLaw(base).fit(W, s, y, groups)
         score(f"scale law [{name} level at 60M + slope 1M->60M], predicted at 1B", law.predict_at(XB, sB))

@@ -3,28 +3,23 @@
 Every model forbids unknown keys and documents each field with a docstring, so the Prefect UI
 renders the deployment form with help text and a typo in a YAML key is an error, not a silent
 default. `load_config(path)` (in `config_io.py`, re-exported here) is the only entry point that
-reads YAML; errors come back as a `ConfigError` naming the file and the field.
+reads YAML; errors come back as a `ConfigError` naming the file and the field. The sections with
+most fields live beside it and are re-exported here: `config_base.py` (the shape and training of one
+model), `config_design.py` (design, anchors, ladder), `config_final.py` (final comparison, pilot, Aioli).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from mixopt.config_base import _NAME, BUILTIN_BASELINES, RESERVED_LABELS, ModelConfig, TrainConfig, _Strict  # noqa: F401
+from mixopt.config_design import DesignConfig, LadderConfig, LadderScale, ProxySizeConfig  # noqa: F401
+from mixopt.config_final import AioliConfig, FinalConfig, PilotConfig  # noqa: F401
 from mixopt.errors import MixoptError
-
-_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
-BUILTIN_BASELINES = ("natural", "stratified", "aioli", "aioli_restricted")
-RESERVED_LABELS = frozenset(BUILTIN_BASELINES + ("proposed",))
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_assignment=True,
-                              allow_inf_nan=False)  # `.inf` / `.nan` in YAML are refused, not propagated
 
 
 class DomainConfig(_Strict):
@@ -106,44 +101,6 @@ class TargetConfig(_Strict):
         return v
 
 
-class ModelConfig(_Strict):
-    """A small decoder-only transformer (GPT)."""
-
-    n_layer: int = Field(2, ge=1, le=48)
-    """Number of transformer blocks."""
-    n_embd: int = Field(64, ge=8, le=4096)
-    """Width of the residual stream."""
-    n_head: int = Field(4, ge=1, le=64)
-    """Number of attention heads (must divide `n_embd`)."""
-
-    @model_validator(mode="after")
-    def _check(self) -> "ModelConfig":
-        if self.n_embd % self.n_head:
-            raise ValueError(f"n_head ({self.n_head}) must divide n_embd ({self.n_embd})")
-        return self
-
-
-class TrainConfig(_Strict):
-    """How one model is trained."""
-
-    model: ModelConfig = Field(default_factory=ModelConfig)
-    """Model shape."""
-    tokens: int = Field(100_000, gt=0)
-    """Training tokens per run (steps = tokens / (batch_size * seq_len), rounded up)."""
-    seq_len: int = Field(128, ge=8, le=8192)
-    """Context length in tokens."""
-    batch_size: int = Field(16, ge=1)
-    """Sequences per optimizer step."""
-    lr: float = Field(3e-3, gt=0, lt=1)
-    """Peak learning rate (AdamW, linear warm-up then cosine decay to 10%)."""
-    weight_decay: float = Field(0.1, ge=0)
-    """AdamW weight decay on matrices."""
-    grad_clip: float = Field(1.0, ge=0)
-    """Gradient-norm clip (0 disables)."""
-    eval_batches: int = Field(8, ge=1)
-    """Held-out batches per domain when measuring validation loss."""
-
-
 class SwarmConfig(TrainConfig):
     """The swarm of proxy models, one per sampled mixture. The defaults train each proxy with the
     final run's context, batch and learning rate for about as many steps, so a proxy sees data the
@@ -165,110 +122,6 @@ class SwarmConfig(TrainConfig):
     """Number of proxy runs (mixtures) in the swarm."""
     seed: int = 0
     """Seed for the design and every proxy's data stream and initialisation."""
-
-
-class ProxySizeConfig(_Strict):
-    """A second, cheaper proxy size: a smaller model and/or fewer tokens than `swarm` (the target size)."""
-
-    model: ModelConfig | None = None
-    """Model shape of the cheap proxies (null: the swarm's model)."""
-    tokens: int | None = Field(None, gt=0)
-    """Training tokens of each cheap proxy (null: the swarm's `tokens`)."""
-
-
-class LadderScale(_Strict):
-    """One rung of the scale ladder: a cheaper proxy than the swarm's (fewer tokens and/or a smaller model)."""
-
-    tokens_fraction: float = Field(1.0, gt=0, le=1)
-    """Training tokens of this rung as a fraction of `swarm.tokens`."""
-    model: ModelConfig | None = None
-    """Model shape of this rung (null: the swarm's model)."""
-
-
-class LadderConfig(_Strict):
-    """The scale ladder: a few mixtures (and the anchors) also trained at cheaper scales, so a law can
-    learn how each mixture's target moves with compute and predict it at the final run's scale."""
-
-    scales: list[LadderScale] = Field(
-        default_factory=lambda: [LadderScale(tokens_fraction=0.25), LadderScale(tokens_fraction=0.5)], min_length=2)
-    """The cheaper rungs (at least 2; with the swarm's own size that makes >= 3 scales, cheapest first)."""
-    mixtures: int = Field(4, ge=3)
-    """The first this-many design mixtures are trained at every rung (the anchors always are)."""
-
-
-class DesignConfig(_Strict):
-    """How mixtures are sampled around the token prior (RegMix style)."""
-
-    concentration_min: float = Field(0.1, gt=0)
-    """Smallest Dirichlet concentration multiplier of the sweep (spiky mixtures)."""
-    concentration_max: float = Field(5.0, gt=0)
-    """Largest Dirichlet concentration multiplier of the sweep (close to the prior)."""
-    proxy_max_epochs: float = Field(4.0, gt=0)
-    """Cap: a proxy may read each domain's training tokens at most this many times (at `swarm.tokens`)."""
-    min_weight: float = Field(0.005, ge=0, lt=0.5)
-    """Weights below this are set to zero and the mixture renormalised."""
-    method: Literal["dirichlet", "sequential"] = "dirichlet"
-    """`dirichlet`: all proxies sampled at once (RegMix); `sequential`: `initial` sampled proxies,
-    then rounds of `round_size` chosen by an acquisition over a GP's posterior (trained round by round)."""
-    initial: int = Field(16, ge=2)
-    """Sequential design: proxies in the space-filling first batch."""
-    round_size: int = Field(8, ge=1)
-    """Sequential design: proxies chosen per round (the GP is refitted after every round)."""
-    acquisition: Literal["thompson", "qei", "ucb"] = "thompson"
-    """Sequential design: batch Thompson sampling, q-expected improvement (kriging believer) or UCB."""
-    low_fidelity: ProxySizeConfig | None = None
-    """A second, cheaper proxy size (multi-fidelity). With `method: sequential` each round chooses the
-    mixture and the size (information about the target size per unit of cost, cost = FLOPs =
-    6 x params x tokens); with `dirichlet` only the transfer mixtures train at it. Fits and the
-    proposal are for the swarm's size. Null: one size."""
-    transfer_mixtures: int = Field(4, ge=0)
-    """Scale-transfer check (with `low_fidelity`): the first this-many design mixtures are also trained
-    at the other size (label `transfer`); the report gives the rank correlation between the sizes."""
-    transfer_min_rho: float = Field(0.5, ge=-1, le=1)
-    """The report warns when that Spearman rank correlation is below this (the ranks do not transfer)."""
-    noise_mixtures: int = Field(0, ge=0)
-    """Noise floor: the first this-many target-size design mixtures are retrained with `noise_seeds`
-    more seeds (label `seed_repeat`); the report gives the pooled seed-to-seed sd of the target. 0: off
-    (the default: the anchors' seed repeats already measure it)."""
-    noise_seeds: int = Field(2, ge=1, le=100)
-    """Extra seeds per noise-floor mixture and per anchor (each then has 1 + noise_seeds runs)."""
-    target_fraction: float = Field(0.25, ge=0, le=1)
-    """Share of the design drawn around the target's own domain weights (the part of the simplex the
-    target makes interesting) instead of around the token prior. 0: all around the prior."""
-    anchors: dict[str, dict[str, float]] = Field(default_factory=dict)
-    """Mixtures you would otherwise pick by hand, by name -> {domain: weight} (omitted domains get 0;
-    weights sum to 1). They, natural and stratified are trained as proxies at 1 + `noise_seeds` seeds
-    (label `anchor:<name>`), on the ladder, and (unless `final.baselines` is given without them) as
-    baselines of the final comparison."""
-    anchor_proxies: bool = True
-    """Train the anchors as proxies (at 1 + `noise_seeds` seeds, and on the ladder): their losses feed
-    the fits, the noise floor and the report's proxy-scale comparison."""
-    ladder: LadderConfig | None = Field(default_factory=LadderConfig)
-    """The scale ladder behind the scale-aware law (null: one proxy scale; the proposal then optimises
-    the proxies' own loss)."""
-
-    @model_validator(mode="after")
-    def _check(self) -> "DesignConfig":
-        if self.concentration_min > self.concentration_max:
-            raise ValueError("concentration_min must be <= concentration_max")
-        for name, w in self.anchors.items():
-            if not _NAME.fullmatch(name) or name in RESERVED_LABELS:
-                raise ValueError(f"design.anchors: bad anchor name {name!r} (letters, digits, `_ . -`; not one of "
-                                 f"{sorted(RESERVED_LABELS)})")
-            bad = {k: v for k, v in w.items() if not v >= 0}
-            if bad or not w:
-                raise ValueError(f"design.anchors.{name}: weights must be >= 0 and not empty, got {w}")
-            if abs(sum(w.values()) - 1.0) > 1e-3:
-                raise ValueError(f"design.anchors.{name}: weights sum to {sum(w.values()):.4g}, not 1")
-        if self.low_fidelity is not None:
-            if self.method == "sequential" and self.acquisition != "thompson":
-                raise ValueError(f"design.low_fidelity needs design.acquisition 'thompson' (the multi-fidelity "
-                                 f"acquisition), got {self.acquisition!r}")
-            if self.transfer_mixtures < 3:
-                raise ValueError(f"design.transfer_mixtures must be at least 3 with design.low_fidelity (the rank "
-                                 f"correlation and the multi-fidelity GP need mixtures at both sizes), "
-                                 f"got {self.transfer_mixtures}")
-        return self
 
 
 class RegressorConfig(_Strict):
@@ -318,79 +171,6 @@ class ProposerConfig(_Strict):
     """Candidate mixtures per bootstrap proposal (fewer than `n_samples`: refits are many)."""
     unstable_tv: float = Field(0.15, gt=0, le=1)
     """Warn when the mean total-variation distance between bootstrap proposals and the proposal exceeds this."""
-
-
-class AioliConfig(_Strict):
-    """Aioli (Chen et al., 2024): re-estimate the mixing law from the run's own trajectory and
-    update the proportions online. Published defaults for 2-7 domains: lp_rounds 2-4, lp_steps 4-10,
-    one_hot_factor 0.5-0.75, eta 0.1-1, update_steps 200-250 (scaled down here for short runs)."""
-
-    update_steps: int = Field(80, ge=2)
-    """Steps per round; each round starts with LearnParams, then trains on the updated mixture."""
-    lp_rounds: int = Field(2, ge=1)
-    """Random orders over the domains visited by LearnParams in each round."""
-    lp_steps: int = Field(2, ge=1)
-    """Optimizer steps (counted as training) per visited domain in LearnParams (published 4-10; a
-    round costs lp_rounds * k * lp_steps steps, so short runs need fewer)."""
-    one_hot_factor: float = Field(0.75, gt=0, le=1)
-    """Weight on the visited domain in LearnParams' smoothed one-hot mixture; the rest is spread evenly."""
-    eta: float = Field(1.0, gt=0)
-    """Step size of the exponentiated-gradient update p <- p * exp(eta * sum_i A_ij)."""
-    ema: float | None = Field(None, gt=0, lt=1)
-    """If set, keep an EMA of A with this decay and compute p from uniform (instead of from p_prev)."""
-    warmup_fraction: float = Field(0.1, ge=0, lt=1)
-    """Unrestricted mode: train this first fraction of the steps on the starting mixture before the
-    first LearnParams (LearnParams during the LR warm-up was measured to hurt short runs)."""
-    restricted_fraction: float = Field(0.5, gt=0, lt=1)
-    """Restricted mode: the first fraction of the steps trains on the proposal, then Aioli takes over."""
-    eval_batches: int = Field(2, ge=1)
-    """Held-out batches per domain for Aioli's loss measurements (kept small: they are frequent)."""
-
-
-class PilotConfig(_Strict):
-    """A cheaper rehearsal of the final comparison: proposal and baselines at a fraction of the final tokens."""
-
-    enabled: bool = True
-    """Run the pilot before the final runs."""
-    tokens_fraction: float = Field(0.25, gt=0, lt=1)
-    """Pilot tokens as a fraction of `final.tokens` (below 1: a pilot is smaller than the final)."""
-    seeds: list[int] = Field(default_factory=lambda: [0, 1], min_length=2)
-    """Seeds of the pilot (at least 2, so its verdict is paired)."""
-    require_win: bool = False
-    """If the proposal does worse than a baseline at the pilot (mean paired difference > 0), train the
-    baseline that did best at the pilot as the final's `proposed` mixture instead, and say so."""
-
-
-class FinalConfig(TrainConfig):
-    """The full-scale run on the proposal, and the baselines it is compared with."""
-
-    model: ModelConfig = Field(default_factory=lambda: ModelConfig(n_layer=3, n_embd=96, n_head=4))
-    """Model shape of the final run (default 3.3x the proxy's non-embedding parameters)."""
-    tokens: int = Field(200_000, gt=0)
-    """Training tokens of each final run (default 1.33x the proxy's; 3.5x its compute)."""
-    seq_len: int = Field(64, ge=8, le=8192)
-    """Context length in tokens."""
-    batch_size: int = Field(8, ge=1)
-    """Sequences per optimizer step."""
-    lr: float = Field(1e-3, gt=0, lt=1)
-    """Peak learning rate (the demo's final runs: 5.68 ± 0.006 over 3 seeds at 1e-3, 5.89 ± 0.12 at 3e-3)."""
-    eval_batches: int = Field(32, ge=1)
-    """Held-out batches per domain (32 x 8 x 64 = 16k tokens per domain; the same windows for every run)."""
-    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
-    """Seeds; every mixture is trained once per seed (the verdict pairs them; with one seed it calls nothing)."""
-    baselines: list[str] | None = None
-    """Runs compared with the proposal at the same budget and seeds: token-proportional (natural),
-    uniform (stratified), Aioli from uniform (aioli), Aioli starting from the proposal (aioli_restricted),
-    or the name of a `design.anchors` mixture. Null: natural, stratified and every anchor."""
-    pilot: PilotConfig = Field(default_factory=PilotConfig)
-    """The pilot before the final runs."""
-    aioli: AioliConfig = Field(default_factory=AioliConfig)
-    """Settings of the Aioli runs (used when `baselines` lists aioli or aioli_restricted)."""
-    enabled: bool = True
-    """Set false to stop after the proposal."""
-    devices: int = Field(1, ge=1)
-    """Devices (GPUs, or CPU processes) per final run; above 1 the run trains with Lightning's DDP in
-    its own process, which starts one process per device. The token budget stays the same."""
 
 
 class RuntimeConfig(_Strict):

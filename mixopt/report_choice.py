@@ -9,8 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from mixopt.mixtures.verdict import Paired, describe, paired
-from mixopt.tasks.final import lead_held
+from mixopt.mixtures.verdict import Paired, against_baselines, describe, lead_held
 from mixopt.warehouse import Warehouse, reads
 
 
@@ -36,8 +35,7 @@ def paired_verdicts(wh: Warehouse, experiment_id: str, run_ids: list[str] | None
     for r in reads.final_targets(wh, experiment_id, run_ids).to_dicts():
         for label, seed in (labels or {}).get(r["run_id"], [(r["label"], r["seed"])]):
             by.setdefault(label, {})[int(seed)] = float(r["target_loss"])
-    mine = by.get("proposed", {})
-    return [paired(label, mine, other) for label, other in sorted(by.items()) if label != "proposed"]
+    return against_baselines(by)
 
 
 def verdict_sentence(comps: list[Paired]) -> str:
@@ -140,10 +138,9 @@ def pilot_markdown(wh: Warehouse, experiment_id: str, labels: dict[str, list[tup
     for r in runs:
         for label, seed in (labels or {}).get(r["run_id"], [(r["label"], r["seed"])]):
             by.setdefault(label, {})[int(seed)] = float(r["target_loss"])
-    mine = by.get("proposed", {})
-    comps = [paired(label, mine, other) for label, other in sorted(by.items()) if label != "proposed"]
+    comps = against_baselines(by)
     held = lead_held(comps)
-    return (f"\n## Pilot ({tokens:,} tokens per run, {len(mine)} seeds)\n\n"
+    return (f"\n## Pilot ({tokens:,} tokens per run, {len(by.get('proposed', {}))} seeds)\n\n"
             + ("The proposal's lead **held** at the pilot: " if held
                else "The proposal did **not** lead at the pilot: ")
             + "; ".join(describe(c) for c in comps) + ".\n")

@@ -112,15 +112,20 @@ def bootstrap_proposals(X: np.ndarray, y: np.ndarray, factory: Factory, proposer
             found.append(_weights(proposer(factory().fit(X[rows], y[rows]))))
         except (ValueError, np.linalg.LinAlgError, RuntimeError):
             failed += 1
-    seconds = time.perf_counter() - t0
     if not found:
         raise RuntimeError(f"all {B} bootstrap refits failed")
+    return summarise(found, proposal, c, failed, time.perf_counter() - t0)
+
+
+def summarise(found: Sequence[np.ndarray], proposal: np.ndarray, caps: np.ndarray, n_failed: int,
+              seconds: float) -> BootstrapResult:
+    """The bootstrap proposals `found` against `proposal`: intervals, TV distances, stability, bagged."""
     P = np.vstack(found)
     tv = tv_distance(P, proposal)
     lower, upper = np.percentile(P, [2.5, 97.5], axis=0)
-    return BootstrapResult(proposal=proposal, proposals=P, lower=lower, upper=upper, tv=tv,
-                           stability=float(tv.mean()), bagged=_finish(P.mean(axis=0), c),
-                           n_failed=failed, seconds=seconds)
+    return BootstrapResult(proposal=np.asarray(proposal, dtype=float), proposals=P, lower=lower, upper=upper,
+                           tv=tv, stability=float(tv.mean()), bagged=_finish(P.mean(axis=0), caps),
+                           n_failed=n_failed, seconds=seconds)
 
 
 def bagged_proposal(result: BootstrapResult, model: Any, caps: Sequence[float] | np.ndarray | None,

@@ -24,7 +24,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from mixopt.mixtures.bootstrap import BootstrapResult, tv_distance
+from mixopt.mixtures.bootstrap import BootstrapResult, summarise
 from mixopt.mixtures.design import check_caps, project_to_caps
 from mixopt.mixtures.proposers import Proposal, propose_regmix
 from mixopt.mixtures.regressors import make_regressor
@@ -105,14 +105,7 @@ def choose_at_scale(W: np.ndarray, s: np.ndarray, y: np.ndarray, groups: Sequenc
             laws.append(lb)
         except (ValueError, np.linalg.LinAlgError, RuntimeError):
             failed += 1
-    boot = None
-    if props:
-        P = np.vstack(props)
-        tv = tv_distance(P, raw.weights)
-        lower, upper = np.percentile(P, [2.5, 97.5], axis=0)
-        boot = BootstrapResult(proposal=raw.weights, proposals=P, lower=lower, upper=upper, tv=tv,
-                               stability=float(tv.mean()), bagged=project_to_caps(P.mean(axis=0), c),
-                               n_failed=failed, seconds=time.perf_counter() - t0)
+    boot = summarise(props, raw.weights, c, failed, time.perf_counter() - t0) if props else None
 
     pred = {n: float(law.predict_at(w[None], s_final)[0]) for n, w in anchor_w.items()}
     sd = {n: float(np.std([lb.predict_at(w[None], s_final)[0] for lb in laws], ddof=1)) if len(laws) > 1

@@ -68,7 +68,7 @@ class ScaleAwareLaw:
         y = np.asarray(y, dtype=float).reshape(-1)
         if W.ndim != 2 or not (len(W) == len(s) == len(y)) or len(y) < 3:
             raise ValueError("scale law: W must be (n, k) with n == len(s) == len(y) >= 3")
-        g = np.asarray(groups) if groups is not None else np.array([_key(w) for w in W])
+        g = np.asarray(groups) if groups is not None else np.array([mixture_key(w) for w in W])
         self.s_ref_ = float(s.max())
         self.n_scales_ = int(len(np.unique(s)))
         top = s == self.s_ref_
@@ -106,7 +106,8 @@ class ScaleAwareLaw:
         return FixedScale(self, float(s))
 
 
-def _key(w: np.ndarray) -> str:
+def mixture_key(w: np.ndarray) -> str:
+    """A mixture's group label: its weights to 6 decimals (all scales of one mixture share it)."""
     return ",".join(f"{v:.6f}" for v in w)
 
 
@@ -187,7 +188,7 @@ def leave_largest_scale_out(W: np.ndarray, s: np.ndarray, y: np.ndarray, groups:
     regressor that fails to fit is left out.
     """
     W, s, y = np.asarray(W, float), np.round(np.asarray(s, float), 6), np.asarray(y, float)
-    g = np.asarray(groups) if groups is not None else np.array([_key(w) for w in W])
+    g = np.asarray(groups) if groups is not None else np.array([mixture_key(w) for w in W])
     scales = np.unique(s)
     if len(scales) < 3:
         raise ValueError(f"leave-largest-scale-out needs >= 3 scales, got {len(scales)}")

@@ -67,3 +67,16 @@ def describe(p: Paired) -> str:
     if p.outcome == "loss":
         return f"loses to {p.baseline} by {p.mean:.3f} nats ({ci})"
     return f"ties {p.baseline}: difference {p.mean:+.3f} nats is within the noise ({ci})"
+
+
+def against_baselines(by_label: dict[str, dict[int, float]], proposed: str = "proposed") -> list[Paired]:
+    """`proposed` paired with every other label (label -> seed -> target), baselines in name order."""
+    mine = by_label.get(proposed, {})
+    return [paired(label, mine, other) for label, other in sorted(by_label.items()) if label != proposed]
+
+
+def lead_held(comps: list[Paired]) -> bool:
+    """Whether the proposal's mean paired target is below every other baseline's (a baseline that is the
+    proposal's own mixture, with differences of exactly 0, does not count against it)."""
+    others = [c for c in comps if c.diffs and not all(d == 0 for d in c.diffs) and np.isfinite(c.mean)]
+    return bool(others) and all(c.mean < 0 for c in others)

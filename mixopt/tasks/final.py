@@ -20,7 +20,7 @@ from prefect.cache_policies import NONE
 from mixopt.config import FinalConfig
 from mixopt.experiment import Experiment
 from mixopt.mixtures.design import stratified_mixture, token_caps
-from mixopt.mixtures.verdict import Paired, describe, paired
+from mixopt.mixtures.verdict import Paired, against_baselines, describe, lead_held
 from mixopt.runspec import RunResult, RunSpec
 from mixopt.tasks.swarm import DONE, ingest_spool, spool_result
 from mixopt.warehouse import Warehouse, reads, writer
@@ -73,13 +73,6 @@ def pilot_specs(exp: Experiment, proposal: list[float]) -> list[RunSpec]:
             for seed in cfg.final.pilot.seeds for label, w in final_mixtures(exp, proposal, static_only=True).items()]
 
 
-def lead_held(comps: list[Paired]) -> bool:
-    """Whether the proposal's mean paired target is below every other baseline's (a baseline that is the
-    proposal's own mixture, with differences of exactly 0, does not count against it)."""
-    others = [c for c in comps if c.diffs and not all(d == 0 for d in c.diffs) and np.isfinite(c.mean)]
-    return bool(others) and all(c.mean < 0 for c in others)
-
-
 @dataclass
 class PilotOutcome:
     """What the pilot said, and the mixture the final runs train as `proposed`."""
@@ -106,8 +99,7 @@ def pilot_outcome(exp: Experiment, wh: Warehouse, proposal: list[float]) -> Pilo
         t = targets.get(spec.run_id)
         if t is not None:
             by_label.setdefault(spec.label, {})[spec.seed] = t
-    mine = by_label.get("proposed", {})
-    comps = [paired(label, mine, other) for label, other in by_label.items() if label != "proposed"]
+    comps = against_baselines(by_label)
     held = lead_held(comps)
     out = PilotOutcome(comps, held, list(proposal))
     lines = [f"pilot ({pilot_train(exp).tokens:,} tokens, seeds {exp.cfg.final.pilot.seeds}): proposal "

@@ -19,6 +19,7 @@ from mixopt.experiment import Experiment
 from mixopt.mixtures.auto import AutoRegressor
 from mixopt.mixtures.choose import Choice, FixedEnsemble, choose_at_scale
 from mixopt.mixtures.regressors import make_regressor
+from mixopt.mixtures.scaling import mixture_key
 from mixopt.tasks.fidelity import TARGET, ladder_sizes, size_flops, train_compute
 from mixopt.warehouse import Warehouse
 
@@ -40,7 +41,7 @@ def propose_at_final_scale(exp: Experiment, wh: Warehouse, chosen: str, model: A
     W = np.array([r["weights"] for r in rows], dtype=float).reshape(len(rows), k)
     s = np.array([log_flops[r["size"]] for r in rows])
     y = np.array([r["target_loss"] for r in rows], dtype=float)
-    groups = [",".join(f"{v:.6f}" for v in w) for w in W]
+    groups = [mixture_key(w) for w in W]
     multi = len(set(s.tolist())) > 1
     s_final = math.log10(train_compute(exp, cfg.final)) if multi else log_flops[TARGET]
     p = cfg.proposer

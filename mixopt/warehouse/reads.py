@@ -138,14 +138,7 @@ def final_comparison(db: Frames, experiment_id: str, run_ids: list[str] | None =
     """Final runs grouped by mixture label: mean and spread of the target over seeds. Only runs of
     one final configuration: `run_ids`, else those of the latest final run's size and tokens."""
     if run_ids is None:
-        latest = db.frame("SELECT n_params, tokens FROM final_runs WHERE experiment_id = ? "
-                          "ORDER BY created_at DESC LIMIT 1", [experiment_id])
-        if not latest.height:
-            run_ids = []
-        else:
-            run_ids = db.frame(
-                "SELECT run_id FROM final_runs WHERE experiment_id = ? AND n_params = ? AND tokens = ?",
-                [experiment_id, latest["n_params"][0], latest["tokens"][0]])["run_id"].to_list()
+        run_ids = final_run_ids(db, experiment_id)
     return db.frame(
         """SELECT label, count(*) FILTER (WHERE status = 'ok') AS seeds,
                   avg(target_loss) AS mean_target, stddev_samp(target_loss) AS std_target,

@@ -1,0 +1,113 @@
+"""The design section of the config: how mixtures are sampled, the anchors and the scale ladder."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from mixopt.config_base import _NAME, RESERVED_LABELS, ModelConfig, _Strict
+
+
+class ProxySizeConfig(_Strict):
+    """A second, cheaper proxy size: a smaller model and/or fewer tokens than `swarm` (the target size)."""
+
+    model: ModelConfig | None = None
+    """Model shape of the cheap proxies (null: the swarm's model)."""
+    tokens: int | None = Field(None, gt=0)
+    """Training tokens of each cheap proxy (null: the swarm's `tokens`)."""
+
+
+class LadderScale(_Strict):
+    """One rung of the scale ladder: a cheaper proxy than the swarm's (fewer tokens and/or a smaller model)."""
+
+    tokens_fraction: float = Field(1.0, gt=0, le=1)
+    """Training tokens of this rung as a fraction of `swarm.tokens`."""
+    model: ModelConfig | None = None
+    """Model shape of this rung (null: the swarm's model)."""
+
+
+class LadderConfig(_Strict):
+    """The scale ladder: a few mixtures (and the anchors) also trained at cheaper scales, so a law can
+    learn how each mixture's target moves with compute and predict it at the final run's scale."""
+
+    scales: list[LadderScale] = Field(
+        default_factory=lambda: [LadderScale(tokens_fraction=0.25), LadderScale(tokens_fraction=0.5)], min_length=2)
+    """The cheaper rungs (at least 2; with the swarm's own size that makes >= 3 scales, cheapest first)."""
+    mixtures: int = Field(4, ge=3)
+    """The first this-many design mixtures are trained at every rung (the anchors always are)."""
+
+
+class DesignConfig(_Strict):
+    """How mixtures are sampled around the token prior (RegMix style)."""
+
+    concentration_min: float = Field(0.1, gt=0)
+    """Smallest Dirichlet concentration multiplier of the sweep (spiky mixtures)."""
+    concentration_max: float = Field(5.0, gt=0)
+    """Largest Dirichlet concentration multiplier of the sweep (close to the prior)."""
+    proxy_max_epochs: float = Field(4.0, gt=0)
+    """Cap: a proxy may read each domain's training tokens at most this many times (at `swarm.tokens`)."""
+    min_weight: float = Field(0.005, ge=0, lt=0.5)
+    """Weights below this are set to zero and the mixture renormalised."""
+    method: Literal["dirichlet", "sequential"] = "dirichlet"
+    """`dirichlet`: all proxies sampled at once (RegMix); `sequential`: `initial` sampled proxies,
+    then rounds of `round_size` chosen by an acquisition over a GP's posterior (trained round by round)."""
+    initial: int = Field(16, ge=2)
+    """Sequential design: proxies in the space-filling first batch."""
+    round_size: int = Field(8, ge=1)
+    """Sequential design: proxies chosen per round (the GP is refitted after every round)."""
+    acquisition: Literal["thompson", "qei", "ucb"] = "thompson"
+    """Sequential design: batch Thompson sampling, q-expected improvement (kriging believer) or UCB."""
+    low_fidelity: ProxySizeConfig | None = None
+    """A second, cheaper proxy size (multi-fidelity). With `method: sequential` each round chooses the
+    mixture and the size (information about the target size per unit of cost, cost = FLOPs =
+    6 x params x tokens); with `dirichlet` only the transfer mixtures train at it. Fits and the
+    proposal are for the swarm's size. Null: one size."""
+    transfer_mixtures: int = Field(4, ge=0)
+    """Scale-transfer check (with `low_fidelity`): the first this-many design mixtures are also trained
+    at the other size (label `transfer`); the report gives the rank correlation between the sizes."""
+    transfer_min_rho: float = Field(0.5, ge=-1, le=1)
+    """The report warns when that Spearman rank correlation is below this (the ranks do not transfer)."""
+    noise_mixtures: int = Field(0, ge=0)
+    """Noise floor: the first this-many target-size design mixtures are retrained with `noise_seeds`
+    more seeds (label `seed_repeat`); the report gives the pooled seed-to-seed sd of the target. 0: off
+    (the default: the anchors' seed repeats already measure it)."""
+    noise_seeds: int = Field(2, ge=1, le=100)
+    """Extra seeds per noise-floor mixture and per anchor (each then has 1 + noise_seeds runs)."""
+    target_fraction: float = Field(0.25, ge=0, le=1)
+    """Share of the design drawn around the target's own domain weights (the part of the simplex the
+    target makes interesting) instead of around the token prior. 0: all around the prior."""
+    anchors: dict[str, dict[str, float]] = Field(default_factory=dict)
+    """Mixtures you would otherwise pick by hand, by name -> {domain: weight} (omitted domains get 0;
+    weights sum to 1). They, natural and stratified are trained as proxies at 1 + `noise_seeds` seeds
+    (label `anchor:<name>`), on the ladder, and (unless `final.baselines` is given without them) as
+    baselines of the final comparison."""
+    anchor_proxies: bool = True
+    """Train the anchors as proxies (at 1 + `noise_seeds` seeds, and on the ladder): their losses feed
+    the fits, the noise floor and the report's proxy-scale comparison."""
+    ladder: LadderConfig | None = Field(default_factory=LadderConfig)
+    """The scale ladder behind the scale-aware law (null: one proxy scale; the proposal then optimises
+    the proxies' own loss)."""
+
+    @model_validator(mode="after")
+    def _check(self) -> "DesignConfig":
+        if self.concentration_min > self.concentration_max:
+            raise ValueError("concentration_min must be <= concentration_max")
+        for name, w in self.anchors.items():
+            if not _NAME.fullmatch(name) or name in RESERVED_LABELS:
+                raise ValueError(f"design.anchors: bad anchor name {name!r} (letters, digits, `_ . -`; not one of "
+                                 f"{sorted(RESERVED_LABELS)})")
+            bad = {k: v for k, v in w.items() if not v >= 0}
+            if bad or not w:
+                raise ValueError(f"design.anchors.{name}: weights must be >= 0 and not empty, got {w}")
+            if abs(sum(w.values()) - 1.0) > 1e-3:
+                raise ValueError(f"design.anchors.{name}: weights sum to {sum(w.values()):.4g}, not 1")
+        if self.low_fidelity is not None:
+            if self.method == "sequential" and self.acquisition != "thompson":
+                raise ValueError(f"design.low_fidelity needs design.acquisition 'thompson' (the multi-fidelity "
+                                 f"acquisition), got {self.acquisition!r}")
+            if self.transfer_mixtures < 3:
+                raise ValueError(f"design.transfer_mixtures must be at least 3 with design.low_fidelity (the rank "
+                                 f"correlation and the multi-fidelity GP need mixtures at both sizes), "
+                                 f"got {self.transfer_mixtures}")
+        return self
