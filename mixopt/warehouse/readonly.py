@@ -1,12 +1,17 @@
-"""Read-only access to a warehouse file: the guard behind `mixopt sql` and `mixopt.open`.
+"""Read-only access to a warehouse: the guard behind `mixopt sql`, `mixopt report` and `mixopt.open`.
 
-The file is opened read-only with external access, extension loading and configuration changes
-disabled, and only one SELECT-like statement is accepted (`check_read_only`).
+A DuckDB file is read through its latest committed state (`snapshot.py`: the running writer's
+read snapshot, or a private copy), never the file the writer holds, attached read-only with
+external access, extension loading and configuration changes disabled; the shared store is read
+through READ ONLY transactions. Only one SELECT-like statement is accepted (`check_read_only`),
+and a statement stops after its timeout (DuckDB: `interrupt()` from a timer; PostgreSQL:
+`statement_timeout`).
 """
 
 from __future__ import annotations
 
 import re
+import threading
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -14,7 +19,11 @@ import duckdb
 import polars as pl
 
 from mixopt.errors import MixoptError
+from mixopt.warehouse import postgres
+from mixopt.warehouse.postgres import is_url
+from mixopt.warehouse.snapshot import CommittedView
 
+DEFAULT_TIMEOUT_S = 60.0  # `mixopt sql --timeout`: a runaway query cannot hang a terminal or a deployment
 _ALLOWED_STATEMENTS = {"SELECT", "EXPLAIN"}
 _EXPLAIN_PREFIX = re.compile(  # `EXPLAIN [ANALYZE] [(options)]`, the part before the explained statement
     r"\s*EXPLAIN\s+(?:ANALY[SZ]E\s+)?(?:\((?!\s*(?:SELECT|WITH|FROM|VALUES)\b)[^()]*\)\s*)?", re.IGNORECASE)
@@ -39,59 +48,95 @@ def check_read_only(sql: str) -> None:
         raise WarehouseError(f"refused: `mixopt sql` is read-only and runs SELECT queries only (got {kind})")
 
 
-def connect_read_only(path: str | Path) -> duckdb.DuckDBPyConnection:
-    """A read-only connection that cannot reach outside the file or change its own settings."""
-    path = Path(path)
-    if not path.exists():
-        raise WarehouseError(f"{path}: no warehouse here (run `mixopt run` first, or pass --warehouse)")
-    try:
-        con = duckdb.connect(str(path), read_only=True)
-    except duckdb.IOException as e:
-        raise WarehouseError(f"{path}: cannot open read-only ({e}); is a run writing to it right now?") from None
-    try:
-        con.execute("SET enable_external_access = false")
-        con.execute("SET autoinstall_known_extensions = false")
-        con.execute("SET autoload_known_extensions = false")
-        con.execute("SET lock_configuration = true")
-    except BaseException:
-        con.close()
-        raise
-    return con
+def _guard(con: duckdb.DuckDBPyConnection) -> None:
+    """Settings of every read-only connection: nothing outside the warehouse, no setting changes."""
+    con.execute("SET enable_external_access = false")
+    con.execute("SET autoinstall_known_extensions = false")
+    con.execute("SET autoload_known_extensions = false")
+    con.execute("SET lock_configuration = true")
 
 
-def read_only_query(path: str | Path, sql: str) -> tuple[list[str], list[tuple]]:
-    """Run one read-only statement on the warehouse; refuses anything that writes or reaches outside it."""
-    path = Path(path)
-    if not path.exists():
-        raise WarehouseError(f"{path}: no warehouse here (run `mixopt run` first, or pass --warehouse)")
-    check_read_only(sql)
-    con = connect_read_only(path)
-    try:
-        cur = con.execute(sql)
-        cols = [d[0] for d in cur.description] if cur.description else []
-        return cols, cur.fetchall()
-    except duckdb.Error as e:
-        raise WarehouseError(f"query failed: {e}") from None
-    finally:
-        con.close()
+def _missing(path: Path) -> WarehouseError:
+    return WarehouseError(f"{path}: no warehouse here (run `mixopt run` first, or pass --warehouse)")
+
+
+def _timed_out(timeout_s: float | None) -> WarehouseError:
+    return WarehouseError(f"query stopped after {timeout_s:g} s (the statement timeout; raise it with --timeout)")
+
+
+def read_only_query(path: str | Path, sql: str, timeout_s: float | None = DEFAULT_TIMEOUT_S
+                    ) -> tuple[list[str], list[tuple]]:
+    """Run one read-only statement on the warehouse (the latest committed state, even while a run
+    writes); refuses anything that writes or reaches outside it; stops after `timeout_s`."""
+    with ReadOnlyWarehouse(path, timeout_s=timeout_s) as db:
+        return db.rows(sql)
 
 
 class ReadOnlyWarehouse:
-    """A read-only handle on a warehouse file; reads come back as polars DataFrames.
+    """A read-only handle on a warehouse (file or shared store); reads come back as polars DataFrames.
 
     `frame(sql, params)` runs the warehouse's own named reads (`reads.py`); `sql(query)` runs a
-    user's query through the same guard as `mixopt sql`. Use as a context manager or call `close()`.
+    user's query through the same guard as `mixopt sql`. Each read sees the latest committed state
+    (a DuckDB file: the run's read snapshot, `snapshot.py`; the shared store: PostgreSQL's own
+    snapshot) and stops after `timeout_s` (None: no limit). Use as a context manager or call `close()`.
     """
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, timeout_s: float | None = None):
+        self.timeout_s = timeout_s
+        self._pg = self._view = None
+        if is_url(path):
+            self.path = str(path)
+            self._pg = postgres.open_reader(self.path, timeout_s)
+            return
         self.path = Path(path)
-        self.con = connect_read_only(self.path)
+        if not self.path.exists():
+            raise _missing(self.path)
+        self._view = CommittedView(self.path, prepare=_guard)
+        self._connect()  # fail now on a file that is not a warehouse
 
-    def frame(self, sql: str, params: Sequence[Any] = ()) -> pl.DataFrame:
+    def _connect(self) -> duckdb.DuckDBPyConnection:
         try:
-            return self.con.sql(sql, params=list(params) or None).pl()
+            return self._view.connect()
+        except (duckdb.Error, TimeoutError) as e:
+            raise WarehouseError(f"{self.path}: cannot open read-only ({e})") from None
+        except FileNotFoundError:
+            raise _missing(self.path) from None
+
+    def _run(self, fn, sql: str, params: Sequence[Any]):
+        if self._pg is not None:
+            import psycopg
+
+            try:
+                return getattr(self._pg, fn)(sql, params)
+            except psycopg.errors.QueryCanceled:
+                raise _timed_out(self.timeout_s) from None
+            except psycopg.Error as e:
+                raise WarehouseError("query failed: " + " ".join(str(e).split())) from None
+        con = self._connect()
+        timer = threading.Timer(self.timeout_s, con.interrupt) if self.timeout_s else None
+        if timer is not None:
+            timer.start()
+        try:
+            if fn == "frame":
+                return con.sql(sql, params=list(params) or None).pl()
+            cur = con.execute(sql, list(params) or None)
+            cols = [d[0] for d in cur.description] if cur.description else []
+            return cols, cur.fetchall()
+        except duckdb.InterruptException:
+            raise _timed_out(self.timeout_s) from None
         except duckdb.Error as e:
             raise WarehouseError(f"query failed: {e}") from None
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    def frame(self, sql: str, params: Sequence[Any] = ()) -> pl.DataFrame:
+        return self._run("frame", sql, params)
+
+    def rows(self, query: str) -> tuple[list[str], list[tuple]]:
+        """One user query (a single SELECT, as `mixopt sql` accepts): column names and rows."""
+        check_read_only(query)
+        return self._run("rows", query, ())
 
     def sql(self, query: str) -> pl.DataFrame:
         """One user query (a single SELECT, as `mixopt sql` accepts) as a DataFrame."""
@@ -99,7 +144,10 @@ class ReadOnlyWarehouse:
         return self.frame(query)
 
     def close(self) -> None:
-        self.con.close()
+        if self._pg is not None:
+            self._pg.close()
+        if self._view is not None:
+            self._view.close()
 
     def __enter__(self) -> "ReadOnlyWarehouse":
         return self

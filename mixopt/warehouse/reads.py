@@ -88,7 +88,7 @@ def proxy_speeds(db: Frames, experiment_id: str) -> pl.DataFrame:
     return db.frame(
         "SELECT coalesce(size, 'target') AS size, count(*) AS n, sum(wall_s) AS wall_s, "
         "avg(tokens_per_s) AS tokens_per_s, any_value(n_params) AS n_params, any_value(tokens) AS tokens "
-        "FROM proxy_runs WHERE experiment_id = ? AND status = 'ok' GROUP BY ALL ORDER BY size DESC", [experiment_id])
+        "FROM proxy_runs WHERE experiment_id = ? AND status = 'ok' GROUP BY 1 ORDER BY size DESC", [experiment_id])
 
 
 def finished_proxies(db: Frames, experiment_id: str) -> pl.DataFrame:
@@ -167,8 +167,8 @@ def run_targets(db: Frames, run_ids: Sequence[str]) -> dict[str, float]:
     """run_id -> target loss of the given runs that finished ok with a finite target."""
     if not run_ids:
         return {}
-    df = db.frame("SELECT run_id, target_loss FROM runs WHERE run_id IN (SELECT unnest(?)) AND status = 'ok' "
-                  "AND target_loss IS NOT NULL AND isfinite(target_loss)", [list(run_ids)])
+    df = db.frame("SELECT run_id, target_loss FROM runs WHERE run_id IN (SELECT unnest(?::VARCHAR[])) "
+                  "AND status = 'ok' AND target_loss IS NOT NULL AND isfinite(target_loss)", [list(run_ids)])
     return dict(zip(df["run_id"].to_list(), df["target_loss"].to_list()))
 
 

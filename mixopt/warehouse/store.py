@@ -1,11 +1,18 @@
-"""The warehouse's single writer: `Warehouse` opens the file, migrates it and records results.
+"""The warehouse's writer: `Warehouse` opens the store, migrates it and records results.
 
-Write path. DuckDB allows one writing process per file, so nothing but the flow's own process
-writes here. Workers (threads, Dask workers, child processes) never open the file: they spool each
+Stores. A DuckDB file (the default) or the shared PostgreSQL store (`runtime.warehouse:
+postgresql://...`, `postgres.py`); the methods below are written once, in portable SQL, and
+`transaction()/query()/frame()` run them on either. Readers never take the writer's lock: a
+DuckDB writer publishes a read snapshot after commits (`snapshot.py`); PostgreSQL readers see
+its own MVCC snapshot.
+
+Write path (DuckDB file). DuckDB allows one writing process per file, so nothing but the flow's own
+process writes here. Workers (threads, Dask workers, child processes) never open the file: they spool each
 finished run as one JSON file (atomic rename) under `<out>/spool/`, and return it. The flow then
 records it through `Warehouse`, whose writes are serialised by a lock inside the process and by
 an exclusive file lock across processes (two `mixopt run` on one warehouse wait for each other).
-Every record is one transaction and idempotent (keyed by run id), so a crash mid-write leaves the
+(On the shared store, Dask workers also record their own results:
+`tasks/swarm.py`.) Every record is one transaction and idempotent (keyed by run id), so a crash mid-write leaves the
 previous state and re-ingesting the spool completes it.
 
 Reads. The few lookups the flow's tasks need while writing are methods here; the report's and the
@@ -27,7 +34,9 @@ import duckdb
 import polars as pl
 
 from mixopt.runspec import DomainShard, RunResult
+from mixopt.warehouse.postgres import PgStore, is_url
 from mixopt.warehouse.schema import migrate
+from mixopt.warehouse.snapshot import Publisher, lock_path
 
 _RUN_COLUMNS = ("run_id, experiment_id, role, label, mixture_id, seed, status, error, n_params, "
                 "n_params_non_embedding, tokens, steps, wall_s, tokens_per_s, last_good_step, target_loss, "
@@ -59,30 +68,44 @@ def _now() -> datetime:
 
 
 class Warehouse:
-    """Single writer of one DuckDB file. Use as a context manager or call `close()`."""
+    """The writer of one warehouse: a DuckDB file, or the shared PostgreSQL store when `path` is a
+    `postgresql://` URL (`postgres.py`). Use as a context manager or call `close()`."""
 
     def __init__(self, path: str | Path):
+        self._lock = threading.RLock()
+        self._lock_file = self._store = self._publisher = None
+        if is_url(path):
+            self.path = str(path)
+            self._store = PgStore(self.path)
+            self._lock_file = True  # open (see `writer()`)
+            return
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.RLock()
-        self._lock_file = open(self.path.with_name(self.path.name + ".lock"), "a+")
+        self._lock_file = open(lock_path(self.path), "a+")
         fcntl.flock(self._lock_file, fcntl.LOCK_EX)
         try:
             self.con = duckdb.connect(str(self.path))
             migrate(self.con)
+            self._publisher = Publisher(self.path, self.con, self._lock)  # readers' snapshot (snapshot.py)
         except Exception:
             self._release_file_lock()
             raise
 
     def _release_file_lock(self) -> None:
-        if self._lock_file is not None:
+        if self._lock_file is not None and self._store is None:
             fcntl.flock(self._lock_file, fcntl.LOCK_UN)
             self._lock_file.close()
-            self._lock_file = None
+        self._lock_file = None
 
     def close(self) -> None:
+        if self._publisher is not None:
+            self._publisher.close()
+            self._publisher = None
         with self._lock:
-            self.con.close()
+            if self._store is not None:
+                self._store.close()
+            elif self._lock_file is not None:
+                self.con.close()
             self._release_file_lock()
 
     def __enter__(self) -> "Warehouse":
@@ -92,9 +115,14 @@ class Warehouse:
         self.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """One all-or-nothing write; concurrent callers in this process take turns."""
+    def transaction(self) -> Iterator[Any]:
+        """One all-or-nothing write; concurrent callers in this process take turns (on the shared
+        store, so do writers in every process). `con.execute(sql, params)` / `con.executemany`."""
         with self._lock:
+            if self._store is not None:
+                with self._store.transaction() as con:
+                    yield con
+                return
             self.con.execute("BEGIN TRANSACTION")
             try:
                 yield self.con
@@ -102,10 +130,13 @@ class Warehouse:
                 self.con.execute("ROLLBACK")
                 raise
             self.con.execute("COMMIT")
+            self._publisher.committed()
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """Rows of one statement as dicts (the tasks' lookups; tests use it too)."""
         with self._lock:
+            if self._store is not None:
+                return self._store.query(sql, params)
             cur = self.con.execute(sql, list(params))
             cols = [d[0] for d in cur.description]
             return [dict(zip(cols, row)) for row in cur.fetchall()]
@@ -113,6 +144,8 @@ class Warehouse:
     def frame(self, sql: str, params: Sequence[Any] = ()) -> pl.DataFrame:
         """The result of one read as a polars DataFrame (what `reads.py` builds on)."""
         with self._lock:
+            if self._store is not None:
+                return self._store.frame(sql, params)
             return self.con.sql(sql, params=list(params) or None).pl()
 
     # ---------------------------------------------------------------- experiments and corpus
@@ -213,7 +246,8 @@ class Warehouse:
     def run_status(self, run_ids: Sequence[str]) -> dict[str, str]:
         if not run_ids:
             return {}
-        rows = self.query("SELECT run_id, status FROM runs WHERE run_id IN (SELECT unnest(?))", [list(run_ids)])
+        rows = self.query("SELECT run_id, status FROM runs WHERE run_id IN (SELECT unnest(?::VARCHAR[]))",
+                          [list(run_ids)])
         return {r["run_id"]: r["status"] for r in rows}
 
     def proxy_observations(self, experiment_id: str) -> list[dict[str, Any]]:
@@ -271,7 +305,7 @@ _writers_lock = threading.Lock()
 
 def writer(path: str | Path) -> Warehouse:
     """The process's single writer for `path` (opened on first use, shared by every task thread)."""
-    key = str(Path(path).resolve())
+    key = _key(path)
     with _writers_lock:
         wh = _writers.get(key)
         if wh is None or wh._lock_file is None:
@@ -280,9 +314,13 @@ def writer(path: str | Path) -> Warehouse:
 
 
 def close_writer(path: str | Path) -> None:
-    """Close the process's writer for `path` so that readers (e.g. `mixopt sql`) can open the file."""
-    key = str(Path(path).resolve())
+    """Close the process's writer for `path` (and its connection, or its lock on the file)."""
+    key = _key(path)
     with _writers_lock:
         wh = _writers.pop(key, None)
     if wh is not None:
         wh.close()
+
+
+def _key(path: str | Path) -> str:
+    return str(path) if is_url(path) else str(Path(path).resolve())

@@ -1,0 +1,248 @@
+"""The shared store: the warehouse on a PostgreSQL database (`runtime.warehouse: postgresql://...`).
+
+The store's SQL is written once, in the portable subset of HELPERS/`schema.py` with DuckDB's `?`
+parameters; `translate` turns it into PostgreSQL's in one place:
+
+- `?` parameters become `%s` (and a literal `%` becomes `%%` when parameters are bound);
+- `DOUBLE` (and `DOUBLE[]`) become `DOUBLE PRECISION`;
+- `INSERT OR REPLACE INTO t (cols)` becomes `INSERT ... ON CONFLICT (t's primary key) DO UPDATE`;
+- migration 2's `QUALIFY row_number() ... = 1` (keep the first row of a duplicate key) becomes
+  `ON CONFLICT DO NOTHING`, which keeps the first row the same way.
+
+The two DuckDB functions the reads use and PostgreSQL 15 lacks, `isfinite(double)` and
+`any_value`, are created in the database by `migrate` (`_COMPAT`). Writers take turns through a
+transaction-scoped advisory lock (`pg_advisory_xact_lock`): every write is one short transaction,
+readers never wait (MVCC), and a writer that dies mid-transaction leaves nothing behind (the
+server rolls its transaction back and frees the lock when the connection drops).
+"""
+
+from __future__ import annotations
+
+import re
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Any, Iterator, Sequence
+from urllib.parse import urlsplit, urlunsplit
+
+import polars as pl
+
+from mixopt.errors import MixoptError
+
+URL_SCHEMES = ("postgresql://", "postgres://")
+WRITE_LOCK = 0x6D69786F7074  # "mixopt": the advisory lock every write transaction holds
+CONNECT_TIMEOUT_S = 5
+
+
+class StoreError(MixoptError, RuntimeError):
+    """The shared store cannot be reached or used (unreachable host, wrong password, ...)."""
+
+
+def is_url(location: object) -> bool:
+    """Whether `runtime.warehouse` names the shared PostgreSQL store rather than a DuckDB file."""
+    return isinstance(location, str) and location.lower().startswith(URL_SCHEMES)
+
+
+def redact(url: str) -> str:
+    """The URL without its password (for messages)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(":" + parts.password + "@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+# ---------------------------------------------------------------- dialect
+_TOKENS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/|[?%]|\bDOUBLE\b(?!\s+PRECISION)",
+                     re.IGNORECASE | re.DOTALL)
+_QUALIFY_FIRST = re.compile(r"\s*QUALIFY\s+row_number\(\)\s+OVER\s*\(PARTITION BY [^)]*\)\s*=\s*1", re.IGNORECASE)
+_INSERT_OR_REPLACE = re.compile(r"INSERT\s+OR\s+REPLACE\s+INTO\s+(\w+)\s*\(([^)]*)\)", re.IGNORECASE)
+
+
+def translate(sql: str, bound: bool, primary_key=None) -> str:
+    """DuckDB-flavoured portable SQL -> PostgreSQL. `bound`: parameters will be passed (psycopg then
+    reads `%s` placeholders and needs a literal `%` doubled). `primary_key(table)` gives the key
+    columns an `INSERT OR REPLACE` conflicts on."""
+    sql = _QUALIFY_FIRST.sub(" ON CONFLICT DO NOTHING", sql)
+
+    def token(m: re.Match) -> str:
+        t = m.group(0)
+        if t == "?":
+            return "%s" if bound else t
+        if t == "%":
+            return "%%" if bound else t
+        if t.upper() == "DOUBLE":
+            return "DOUBLE PRECISION"
+        if t.startswith("'") and bound:
+            return t.replace("%", "%%")
+        return t
+
+    sql = _TOKENS.sub(token, sql)
+    m = _INSERT_OR_REPLACE.search(sql)
+    if m and primary_key is not None:
+        table, cols = m.group(1), [c.strip() for c in m.group(2).split(",")]
+        key = primary_key(table)
+        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in cols if c not in key)
+        action = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
+        sql = (sql[:m.start()] + f"INSERT INTO {table} ({m.group(2)})" + sql[m.end():].rstrip().rstrip(";")
+               + f" ON CONFLICT ({', '.join(key)}) {action}")
+    return sql
+
+
+_COMPAT = """
+CREATE OR REPLACE FUNCTION isfinite(double precision) RETURNS boolean LANGUAGE sql IMMUTABLE AS
+    $$ SELECT $1 NOT IN ('Infinity'::float8, '-Infinity'::float8, 'NaN'::float8) $$;
+CREATE OR REPLACE FUNCTION mixopt_any_value_step(anyelement, anyelement) RETURNS anyelement
+    LANGUAGE sql IMMUTABLE AS $$ SELECT coalesce($1, $2) $$;
+"""
+_ANY_VALUE = ("CREATE AGGREGATE any_value(anyelement) (SFUNC = mixopt_any_value_step, STYPE = anyelement)")
+
+_DTYPES = {"int2": pl.Int64, "int4": pl.Int64, "int8": pl.Int64, "float4": pl.Float64, "float8": pl.Float64,
+           "numeric": pl.Float64, "text": pl.Utf8, "varchar": pl.Utf8, "bpchar": pl.Utf8, "json": pl.Utf8,
+           "jsonb": pl.Utf8, "bool": pl.Boolean, "timestamptz": pl.Datetime("us", "UTC"),
+           "_float8": pl.List(pl.Float64), "_bool": pl.List(pl.Boolean), "_text": pl.List(pl.Utf8),
+           "_varchar": pl.List(pl.Utf8), "_int8": pl.List(pl.Int64), "_int4": pl.List(pl.Int64)}
+
+
+# ---------------------------------------------------------------- connections
+def _connect(url: str, *, read_only: bool = False, timeout_s: float | None = None):
+    import psycopg
+    from psycopg.types.json import set_json_loads
+    from psycopg.types.numeric import FloatLoader
+
+    try:
+        con = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
+    except psycopg.Error as e:
+        detail = " ".join(str(e).split()) or type(e).__name__
+        raise StoreError(f"{redact(url)}: cannot connect to the PostgreSQL store ({detail})") from None
+    set_json_loads(lambda data: data if isinstance(data, str) else bytes(data).decode(), con)  # JSON as text
+    con.adapters.register_loader("numeric", FloatLoader)  # sum() and avg() of integers: floats, as in DuckDB
+    if read_only:
+        con.execute("SET default_transaction_read_only = on")
+    if timeout_s:
+        con.execute(f"SET statement_timeout = {int(timeout_s * 1000)}")
+    return con
+
+
+class PgConnection:
+    """The `con` of `Warehouse.transaction()` on the shared store: `execute`/`executemany` of the
+    store's portable SQL, translated, with DuckDB's call shapes (`execute(...).fetchall()`)."""
+
+    def __init__(self, con):
+        self.raw = con
+        self._keys: dict[str, list[str]] = {}
+
+    def primary_key(self, table: str) -> list[str]:
+        if table not in self._keys:
+            rows = self.raw.execute(
+                "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
+                "AND a.attnum = ANY(i.indkey) WHERE i.indrelid = to_regclass(%s) AND i.indisprimary "
+                "ORDER BY array_position(i.indkey, a.attnum)", [table]).fetchall()
+            if not rows:
+                raise StoreError(f"INSERT OR REPLACE INTO {table}: the table has no primary key")
+            self._keys[table] = [r[0] for r in rows]
+        return self._keys[table]
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None):
+        bound = bool(params)
+        return self.raw.execute(translate(sql, bound, self.primary_key), list(params) if bound else None)
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]):
+        cur = self.raw.cursor()
+        cur.executemany(translate(sql, True, self.primary_key), [list(r) for r in rows])
+        return cur
+
+    def frame(self, sql: str, params: Sequence[Any] = ()) -> pl.DataFrame:
+        cur = self.execute(sql, params)
+        if cur.description is None:
+            return pl.DataFrame()
+        schema = [(d.name, _DTYPES.get(_type_name(self.raw, d.type_code))) for d in cur.description]
+        return pl.DataFrame(cur.fetchall(), schema=schema, orient="row", infer_schema_length=None)
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> tuple[list[str], list[tuple]]:
+        cur = self.execute(sql, params)
+        cols = [d.name for d in cur.description] if cur.description else []
+        return cols, cur.fetchall() if cur.description else []
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+def _type_name(con, oid: int) -> str | None:
+    info = con.adapters.types.get(oid)
+    return info.name if info is not None else None
+
+
+class PgStore:
+    """The writer's side of the shared store: one connection (reopened when it breaks), writes
+    serialised across every process by the advisory lock."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.con = PgConnection(_connect(url))
+        try:
+            migrate(self.con)
+        except BaseException:
+            self.con.close()
+            raise
+
+    def _alive(self) -> PgConnection:
+        if self.con.raw.closed or self.con.raw.broken:
+            self.con = PgConnection(_connect(self.url))
+        return self.con
+
+    @contextmanager
+    def transaction(self) -> Iterator[PgConnection]:
+        con = self._alive()
+        with con.raw.transaction():
+            con.raw.execute("SELECT pg_advisory_xact_lock(%s)", [WRITE_LOCK])
+            yield con
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        cols, rows = self._alive().rows(sql, params)
+        return [dict(zip(cols, r)) for r in rows]
+
+    def frame(self, sql: str, params: Sequence[Any] = ()) -> pl.DataFrame:
+        return self._alive().frame(sql, params)
+
+    def close(self) -> None:
+        self.con.close()
+
+
+def open_reader(url: str, timeout_s: float | None) -> PgConnection:
+    """A read-only connection (every transaction READ ONLY, `statement_timeout` set)."""
+    return PgConnection(_connect(url, read_only=True, timeout_s=timeout_s))
+
+
+# ---------------------------------------------------------------- schema
+def migrate(con: PgConnection) -> list[int]:
+    """`schema.MIGRATIONS` on the shared store, translated, under the write lock (several processes
+    may open a fresh store at once); then the views are re-created so that `SELECT *` views see
+    columns added after them (PostgreSQL expands `*` when a view is created, DuckDB when it is read)."""
+    from mixopt.warehouse.schema import _VERSION_TABLE, MIGRATIONS
+
+    applied = []
+    with con.raw.transaction():
+        con.raw.execute("SELECT pg_advisory_xact_lock(%s)", [WRITE_LOCK])
+        con.raw.execute(_COMPAT)
+        if con.raw.execute("SELECT to_regprocedure('any_value(anyelement)')").fetchone()[0] is None:
+            con.raw.execute(_ANY_VALUE)
+        con.raw.execute(translate(_VERSION_TABLE, False))
+        current = con.raw.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
+        for version, description, sql in MIGRATIONS:
+            if version <= current:
+                continue
+            con.raw.execute(translate(sql, False))
+            con.raw.execute("INSERT INTO schema_version (version, description, applied_at) VALUES (%s, %s, %s)",
+                            [version, description, datetime.now(timezone.utc)])
+            applied.append(version)
+        if applied:
+            for view in _views(sql for _, _, sql in MIGRATIONS):
+                con.raw.execute(translate(view, False))
+    return applied
+
+
+_VIEW = re.compile(r"CREATE\s+OR\s+REPLACE\s+VIEW\s.*?(?:;|$)", re.IGNORECASE | re.DOTALL)
+
+
+def _views(scripts) -> list[str]:
+    return [m.group(0) for sql in scripts for m in _VIEW.finditer(sql)]
