@@ -2,8 +2,9 @@
 __version__ = "0.1.0"
 
 
-def open(path):  # noqa: A001 - the read-only API: `mixopt.open(path).runs()` (see mixopt/api.py)
-    """Open a warehouse file read-only; `.runs()`, `.fits()`, `.proposals()`, `.sql(...)` return polars DataFrames."""
+def open(path, timeout=None):  # noqa: A001 - the read-only API: `mixopt.open(path).runs()` (see mixopt/api.py)
+    """Open a warehouse (file or postgresql:// URL) read-only, also while a run writes; `.runs()`,
+    `.fits()`, `.proposals()`, `.sql(...)` return polars DataFrames."""
     from mixopt.api import open as _open
 
-    return _open(path)
+    return _open(path, timeout)

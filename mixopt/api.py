@@ -5,9 +5,11 @@
         w.runs().filter(pl.col("status") == "ok").sort("target_loss")
         w.sql("select label, avg(target_loss) from proxy_runs group by label")
 
-Every method returns a `polars.DataFrame`. The file is opened read-only with the same guard as
-`mixopt sql` (one select statement, no access outside the file); close the handle (or leave the `with`
-block) before a run writes to the same file, since DuckDB allows one writing process.
+Every method returns a `polars.DataFrame`. The warehouse is read with the same guard as `mixopt sql`
+(one select statement, no access outside the file), at any moment: each call sees the latest
+committed state, also while a run writes (a run's read snapshot, see `warehouse/snapshot.py`), and
+an open handle never keeps a run from writing. `path` may also be the shared store's
+`postgresql://` URL. `timeout` (seconds) stops a runaway query with a `WarehouseError`.
 """
 
 from __future__ import annotations
@@ -20,10 +22,10 @@ from mixopt.warehouse import ReadOnlyWarehouse, reads
 
 
 class Results:
-    """A read-only view of one warehouse file."""
+    """A read-only view of one warehouse (a DuckDB file or the shared store)."""
 
-    def __init__(self, path: str | Path):
-        self._db = ReadOnlyWarehouse(path)
+    def __init__(self, path: str | Path, timeout: float | None = None):
+        self._db = ReadOnlyWarehouse(path, timeout_s=timeout)
         self.path = self._db.path
 
     def runs(self, experiment_id: str | None = None) -> pl.DataFrame:
@@ -52,6 +54,7 @@ class Results:
         self.close()
 
 
-def open(path: str | Path) -> Results:  # noqa: A001 - `mixopt.open`, like `duckdb.connect`
-    """Open a warehouse file read-only; a missing file or a refused query is a `WarehouseError`."""
-    return Results(path)
+def open(path: str | Path, timeout: float | None = None) -> Results:  # noqa: A001 - like `duckdb.connect`
+    """Open a warehouse (file or `postgresql://` URL) read-only; a missing file, an unreachable store,
+    a refused query or one past `timeout` seconds is a `WarehouseError` (or `StoreError`)."""
+    return Results(path, timeout)

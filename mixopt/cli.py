@@ -56,8 +56,8 @@ class Format(str, Enum):
 @app.command()
 def run(
     config: Optional[Path] = typer.Argument(None, help="Experiment YAML; omit to run the demo on the built-in corpus."),
-    warehouse: Optional[Path] = typer.Option(None, "--warehouse", "-w",
-                                             help="DuckDB warehouse file (overrides runtime.warehouse)."),
+    warehouse: Optional[str] = typer.Option(None, "--warehouse", "-w", help="DuckDB warehouse file or "
+                                            "postgresql:// URL (overrides runtime.warehouse)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (overrides runtime.out_dir)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
@@ -77,6 +77,12 @@ def run(
         cfg.runtime.warehouse = str(warehouse)
     if quiet:
         cfg.runtime.progress = False
+    from mixopt.warehouse.postgres import check_reachable
+
+    try:
+        check_reachable(cfg.runtime.warehouse)  # a bad store URL: one line, before anything starts
+    except _user_errors() as e:
+        _fail(str(e))
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     for name in ("prefect", "prefect.flow_runs", "prefect.task_runs"):
         logging.getLogger(name).addFilter(_HideUserErrorTracebacks())
@@ -138,14 +144,18 @@ def _print_summary(result) -> None:
 @app.command()
 def sql(
     query: str = typer.Argument(..., help="One read-only query, e.g. \"select * from proxy_runs\"."),
-    warehouse: Path = typer.Option(Path("out/mixopt.duckdb"), "--warehouse", "-w", help="DuckDB warehouse file."),
+    warehouse: str = typer.Option("out/mixopt.duckdb", "--warehouse", "-w",
+                                  help="DuckDB warehouse file, or the shared store's postgresql:// URL."),
     format: Format = typer.Option(Format.table, "--format", "-f", help="Output format."),
+    timeout: float = typer.Option(60.0, "--timeout", "-t", min=0,
+                                  help="Stop the query after this many seconds (0: no limit)."),
 ) -> None:
-    """Query the warehouse (read-only: statements that change anything are refused)."""
+    """Query the warehouse (read-only: statements that change anything are refused). Answers while a
+    run writes: it reads the latest committed state."""
     from mixopt.warehouse import read_only_query
 
     try:
-        cols, rows = read_only_query(warehouse, query)
+        cols, rows = read_only_query(warehouse, query, timeout_s=timeout or None)
     except _user_errors() as e:
         _fail(str(e))
     if format is Format.json:
@@ -175,25 +185,29 @@ def _cell(v: object) -> str:
 
 @app.command()
 def report(
-    warehouse: Path = typer.Option(Path("out/mixopt.duckdb"), "--warehouse", "-w", help="DuckDB warehouse file."),
+    warehouse: str = typer.Option("out/mixopt.duckdb", "--warehouse", "-w",
+                                  help="DuckDB warehouse file, or the shared store's postgresql:// URL."),
     experiment: Optional[str] = typer.Option(None, "--experiment", "-e", help="Experiment id (default: the latest)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o",
                                        help="Folder for report.md and plots (default: next to the warehouse)."),
 ) -> None:
-    """Rebuild the markdown report and plots of an experiment from the warehouse."""
+    """Rebuild the markdown report and plots of an experiment from the warehouse (also while a run writes)."""
     from mixopt.report import build_report
-    from mixopt.warehouse import Warehouse, reads
+    from mixopt.warehouse import ReadOnlyWarehouse, reads
+    from mixopt.warehouse.postgres import is_url
 
-    if not warehouse.exists():
-        _fail(f"{warehouse}: no warehouse here (run `mixopt run` first, or pass --warehouse)")
-    with Warehouse(warehouse) as wh:
-        exp_id = experiment or reads.latest_experiment(wh)
+    try:
+        db = ReadOnlyWarehouse(warehouse)
+    except _user_errors() as e:
+        _fail(str(e))
+    with db:
+        exp_id = experiment or reads.latest_experiment(db)
         if exp_id is None:
             _fail(f"{warehouse}: no experiment recorded yet")
-        folder = out or warehouse.parent / "reports" / exp_id
+        folder = out or (Path("out") if is_url(warehouse) else Path(warehouse).parent) / "reports" / exp_id
         try:
-            rep = build_report(wh, exp_id, folder)
-        except ValueError as e:
+            rep = build_report(db, exp_id, folder)
+        except (ValueError, *_user_errors()) as e:
             _fail(str(e))
     console.print(rep.markdown)
     console.print(f"[dim]written to {rep.path}[/]")

@@ -179,7 +179,9 @@ class RuntimeConfig(_Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """`auto` uses CUDA when available, else CPU."""
     warehouse: str = "out/mixopt.duckdb"
-    """Path of the DuckDB warehouse file."""
+    """Path of the DuckDB warehouse file (the default, one machine), or the URL of a shared PostgreSQL
+    store (`postgresql://user@host:5432/db`; several machines and readers at once, and Dask workers
+    record their own results). Put a password in PGPASSWORD or ~/.pgpass, not here: configs are stored."""
     out_dir: str = "out"
     """Output folder: corpus shards, tokenizer, spooled results, reports, plots, wandb."""
     wandb_mode: Literal["offline", "online", "disabled"] = "offline"

@@ -2,8 +2,9 @@
 
 Proxies run as Prefect tasks on the swarm subflow's task runner (threads here, or a Dask cluster),
 at most `runtime.workers` at a time on threads and one per Dask worker on Dask; results come back to
-this (the flow's) process, which alone writes the warehouse, one run per transaction, as each proxy
-finishes. A proxy task that fails is retried `runtime.retries` times with exponential backoff; one
+this (the flow's) process, which writes the warehouse, one run per transaction, as each proxy
+finishes (on the shared PostgreSQL store, Dask workers record their own results and the flow only
+confirms them). A proxy task that fails is retried `runtime.retries` times with exponential backoff; one
 that still fails is recorded as failed and the flow goes on.
 """
 
@@ -93,7 +94,7 @@ def swarm_subflow(exp: Experiment) -> SwarmSummary:
             fut = next(iter(as_completed(list(inflight))))
             group = inflight.pop(fut)
             for spec, result in zip(group, _outcomes(exp, fut, group)):
-                target = swarm.record_result(exp, wh, spec, result)
+                target = swarm.record_or_confirm(exp, wh, spec, result)
                 counts[result.status] = counts.get(result.status, 0) + 1
                 bar.finished(spec.run_id, result.status, target)
             update_progress_artifact(artifact, progress=100.0 * bar.done / max(1, total))

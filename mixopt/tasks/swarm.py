@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,9 @@ from mixopt.mixtures.design import sample_design, token_caps
 from mixopt.runspec import RunResult, RunSpec, atomic_write_text
 from mixopt.tasks import fidelity
 from mixopt.warehouse import Warehouse, writer
+from mixopt.warehouse.postgres import is_url
 
+log = logging.getLogger(__name__)
 DONE = ("ok", "diverged")  # outcomes that retraining would not change
 
 
@@ -146,6 +149,30 @@ def record_result(exp: Experiment, wh: Warehouse, spec: RunSpec, result: RunResu
     return target
 
 
+def records_in_workers(exp: Experiment) -> bool:
+    """On the shared store (a `postgresql://` warehouse) Dask workers record their own results: the
+    flow's process is then no bottleneck, and only confirms them (`record_or_confirm`)."""
+    return bool(exp.cfg.runtime.dask_address) and is_url(exp.warehouse)
+
+
+def record_in_worker(exp: Experiment, spec: RunSpec, result: RunResult) -> None:
+    """A worker's recording of its own result (shared store only); a failure is left to the flow."""
+    if not records_in_workers(exp):
+        return
+    try:
+        record_result(exp, writer(exp.warehouse), spec, result)
+    except Exception as e:  # noqa: BLE001 - the result stays spooled and returned; the flow records it
+        log.warning("proxy %s: recording from the worker failed (%s); the flow records it", spec.run_id, e)
+
+
+def record_or_confirm(exp: Experiment, wh: Warehouse, spec: RunSpec, result: RunResult) -> float | None:
+    """The flow's recording of a finished proxy: skipped when its worker already stored this outcome."""
+    if records_in_workers(exp) and wh.run_status([result.run_id]).get(result.run_id) == result.status:
+        spool_path(exp, result.run_id).unlink(missing_ok=True)
+        return exp.target_loss(result.val_losses) if result.status == "ok" else None
+    return record_result(exp, wh, spec, result)
+
+
 def ingest_spool(exp: Experiment, wh: Warehouse) -> int:
     """Record results that workers finished but the flow did not store (e.g. it crashed)."""
     n = 0
@@ -247,6 +274,7 @@ def train_group_and_spool(exp: Experiment, specs: list[RunSpec]) -> list[RunResu
                 (work / f"{specs[0].run_id}.batch.{suffix}").unlink(missing_ok=True)
         for spec, result in zip(specs, results):
             spool_result(exp, spec, result)
+            record_in_worker(exp, spec, result)
         return results
     if len(specs) == 1:
         return [train_and_spool(exp, specs[0])]
@@ -255,6 +283,7 @@ def train_group_and_spool(exp: Experiment, specs: list[RunSpec]) -> list[RunResu
     results = train_batch(specs)
     for spec, result in zip(specs, results):
         spool_result(exp, spec, result)
+        record_in_worker(exp, spec, result)
     return results
 
 
@@ -277,6 +306,7 @@ def train_and_spool(exp: Experiment, spec: RunSpec) -> RunResult:
 
         result = train_run(spec)
     spool_result(exp, spec, result)
+    record_in_worker(exp, spec, result)
     return result
 
 

@@ -168,8 +168,10 @@ class PgConnection:
 
 
 def _type_name(con, oid: int) -> str | None:
-    info = con.adapters.types.get(oid)
-    return info.name if info is not None else None
+    info = con.adapters.types.get(oid)  # an array's oid gives its element's info
+    if info is None:
+        return None
+    return "_" + info.name if oid == info.array_oid else info.name
 
 
 class PgStore:
@@ -206,6 +208,12 @@ class PgStore:
 
     def close(self) -> None:
         self.con.close()
+
+
+def check_reachable(location: str) -> None:
+    """For a store URL: connect once (a `StoreError` naming the URL if that fails); files: nothing."""
+    if is_url(location):
+        _connect(location).close()
 
 
 def open_reader(url: str, timeout_s: float | None) -> PgConnection:
