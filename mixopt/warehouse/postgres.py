@@ -21,12 +21,13 @@ from __future__ import annotations
 import re
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
-import polars as pl
-
 from mixopt.errors import MixoptError
+
+if TYPE_CHECKING:
+    import polars as pl
 
 URL_SCHEMES = ("postgresql://", "postgres://")
 WRITE_LOCK = 0x6D69786F7074  # "mixopt": the advisory lock every write transaction holds
@@ -96,11 +97,17 @@ CREATE OR REPLACE FUNCTION mixopt_any_value_step(anyelement, anyelement) RETURNS
 """
 _ANY_VALUE = ("CREATE AGGREGATE any_value(anyelement) (SFUNC = mixopt_any_value_step, STYPE = anyelement)")
 
-_DTYPES = {"int2": pl.Int64, "int4": pl.Int64, "int8": pl.Int64, "float4": pl.Float64, "float8": pl.Float64,
-           "numeric": pl.Float64, "text": pl.Utf8, "varchar": pl.Utf8, "bpchar": pl.Utf8, "json": pl.Utf8,
-           "jsonb": pl.Utf8, "bool": pl.Boolean, "timestamptz": pl.Datetime("us", "UTC"),
-           "_float8": pl.List(pl.Float64), "_bool": pl.List(pl.Boolean), "_text": pl.List(pl.Utf8),
-           "_varchar": pl.List(pl.Utf8), "_int8": pl.List(pl.Int64), "_int4": pl.List(pl.Int64)}
+
+
+def _dtypes() -> dict[str, Any]:
+    """PostgreSQL type name -> polars dtype (typed frames even when empty, as DuckDB gives them)."""
+    import polars as pl
+
+    return {"int2": pl.Int64, "int4": pl.Int64, "int8": pl.Int64, "float4": pl.Float64, "float8": pl.Float64,
+            "numeric": pl.Float64, "text": pl.Utf8, "varchar": pl.Utf8, "bpchar": pl.Utf8, "json": pl.Utf8,
+            "jsonb": pl.Utf8, "bool": pl.Boolean, "timestamptz": pl.Datetime("us", "UTC"),
+            "_float8": pl.List(pl.Float64), "_bool": pl.List(pl.Boolean), "_text": pl.List(pl.Utf8),
+            "_varchar": pl.List(pl.Utf8), "_int8": pl.List(pl.Int64), "_int4": pl.List(pl.Int64)}
 
 
 # ---------------------------------------------------------------- connections
@@ -152,10 +159,13 @@ class PgConnection:
         return cur
 
     def frame(self, sql: str, params: Sequence[Any] = ()) -> pl.DataFrame:
+        import polars as pl
+
         cur = self.execute(sql, params)
         if cur.description is None:
             return pl.DataFrame()
-        schema = [(d.name, _DTYPES.get(_type_name(self.raw, d.type_code))) for d in cur.description]
+        dtypes = _dtypes()
+        schema = [(d.name, dtypes.get(_type_name(self.raw, d.type_code))) for d in cur.description]
         return pl.DataFrame(cur.fetchall(), schema=schema, orient="row", infer_schema_length=None)
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> tuple[list[str], list[tuple]]:

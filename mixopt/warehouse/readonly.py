@@ -13,15 +13,17 @@ from __future__ import annotations
 import re
 import threading
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import duckdb
-import polars as pl
 
 from mixopt.errors import MixoptError
 from mixopt.warehouse import postgres
 from mixopt.warehouse.postgres import is_url
 from mixopt.warehouse.snapshot import CommittedView
+
+if TYPE_CHECKING:
+    import polars as pl
 
 DEFAULT_TIMEOUT_S = 60.0  # `mixopt sql --timeout`: a runaway query cannot hang a terminal or a deployment
 _ALLOWED_STATEMENTS = {"SELECT", "EXPLAIN"}

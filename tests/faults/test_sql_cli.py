@@ -119,3 +119,18 @@ def test_reading_still_works_and_changes_nothing(warehouse, query, expected):
     assert result.exit_code == 0, result.output
     assert expected in result.stdout
     assert file_digest(warehouse) == before and _listing(warehouse.parent) == files
+
+
+def test_a_runaway_query_stops_at_the_timeout_with_one_line(warehouse):
+    import time
+
+    before = file_digest(warehouse)
+    t0 = time.monotonic()
+    result = CliRunner().invoke(app, ["sql", "select count(*) from range(100000000) a, range(1000000) b "
+                                      "where a.range + b.range < 0", "--warehouse", str(warehouse), "--timeout", "1"])
+    elapsed = time.monotonic() - t0
+    assert result.exit_code == 2, result.output
+    err = " ".join(result.stderr.split())
+    assert err == "error: query stopped after 1 s (the statement timeout; raise it with --timeout)", err
+    assert "Traceback" not in result.output and elapsed < 10, elapsed
+    assert file_digest(warehouse) == before
