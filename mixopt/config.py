@@ -48,7 +48,7 @@ class DomainConfig(_Strict):
     def _check_tokens(self) -> "DomainConfig":
         if self.format == "tokens":
             if self.separator_id is None:
-                raise ValueError(f"domain '{self.name}': format 'tokens' needs separator_id (the id ending each document)")
+                raise ValueError(f"domain '{self.name}': format 'tokens' needs separator_id (the id ending a document)")
         elif self.dtype is not None or self.separator_id is not None or self.held_out:
             raise ValueError(f"domain '{self.name}': dtype, separator_id and held_out apply to format 'tokens' only")
         return self
