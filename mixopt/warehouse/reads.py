@@ -210,7 +210,7 @@ def final_run_ids(db: Frames, experiment_id: str) -> list[str]:
 def run_evals(db: Frames, experiment_id: str, role: str | None = None) -> pl.DataFrame:
     """Every measured loss of the experiment's finished runs, long: run_id, role, label, seed, size, name,
     kind ("domain", "eval" or "group") and loss (the `run_evals` view)."""
-    where, params = ("AND role = ?", [role]) if role else ("", [])
+    where, params = ("AND v.role = ?", [role]) if role else ("", [])
     return db.frame(f"""SELECT v.run_id, v.role, v.label, v.seed, v.size, v.name, v.kind, v.loss FROM run_evals v
                         JOIN runs r ON r.run_id = v.run_id WHERE v.experiment_id = ? AND r.status = 'ok' {where}
                         ORDER BY v.run_id, v.kind, v.name""", [experiment_id, *params])
