@@ -88,7 +88,7 @@ class TokenizerConfig(_Strict):
     kind: Literal["bpe", "file", "none"] = "bpe"
     """`bpe` trains a byte-level BPE on a sample of the corpus; `file` loads `path`; `none`: every domain
     is pre-tokenized (`format: tokens`) and `vocab_size` must be given."""
-    vocab_size: int = Field(2048, ge=260, le=2**31 - 1)
+    vocab_size: int = Field(2048, ge=260, le=16_777_216)
     """Vocabulary size of the trained BPE, or of the pre-tokenized data (`kind: none`). Shards are uint16
     up to 65,536 tokens, uint32 above."""
     sample_bytes_per_domain: int = Field(500_000, gt=0)
