@@ -4,8 +4,7 @@ import duckdb
 import pytest
 
 from mixopt.runspec import DomainShard, RunResult
-from mixopt.warehouse import Warehouse, reads
-from mixopt.warehouse import schema
+from mixopt.warehouse import Warehouse, reads, schema
 
 
 def test_an_older_warehouse_gains_kinds_and_keeps_its_rows(tmp_path, monkeypatch):

@@ -378,6 +378,8 @@ def prepare_corpus(cfg: ExperimentConfig, out_dir: str | Path, progress: bool = 
         shards, checksums = _write_all(plans, bundle, c.max_bytes_per_domain, staging, dtype, False)
         evals, eval_sums = _write_all(eval_plans, bundle, c.max_bytes_per_domain, staging / sets.EVAL_DIR, dtype, True)
         sets.too_short(evals)
+        for s in evals:
+            s.text_sha256 = eval_sums.get(s.name, "")
         tok_sha = file_sha256(staging / "tokenizer.json") if bundle is not None else None
         _install(staging, corpus_dir, [s.name for s in shards], _read_manifest(corpus_dir))
         for s in shards:
@@ -404,8 +406,6 @@ def prepare_corpus(cfg: ExperimentConfig, out_dir: str | Path, progress: bool = 
         shutil.rmtree(staging, ignore_errors=True)
     _say(progress, f"prepared {len(shards)} domains and {len(evals)} eval sets in {time.perf_counter() - t0:.1f} s")
     tok_path = str((corpus_dir / "tokenizer.json").resolve()) if bundle is not None else ""
-    for s in evals:
-        s.text_sha256 = eval_sums.get(s.name, "")
     return CorpusInfo(tok_path, vocab, eot, shards, fingerprint, checksums, evals)
 
 

@@ -210,3 +210,24 @@ def test_relative_token_paths_resolve_against_the_config_folder(tmp_path: Path) 
         base_dir=tmp_path)
     assert cfg.corpus.domains[0].held_out == [str(tmp_path / "t/9.npy")]
     assert cfg.target.eval_sets[0].paths == [str(tmp_path / "e.npy")]
+
+
+def test_a_text_eval_set_is_tokenised_whole_with_the_corpus_tokenizer(tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    words = [f"w{i}" for i in range(50)]
+    for name in ("a", "e"):
+        lines = [json.dumps({"text": " ".join(rng.choice(words, 8))}) for _ in range(25)]
+        (tmp_path / f"{name}.jsonl").write_text("\n".join(lines) + "\n")
+    cfg = ExperimentConfig.model_validate({
+        "corpus": {"source": "files", "domains": [{"name": "a", "paths": [str(tmp_path / "a.jsonl")]}]},
+        "tokenizer": {"vocab_size": 300, "sample_bytes_per_domain": 20_000},
+        "target": {"eval_sets": [{"name": "held", "paths": [str(tmp_path / "e.jsonl")]}]}})
+    info = prepare_corpus(cfg, tmp_path / "out")
+    (e,) = info.eval_sets
+    assert (e.train_path, e.val_docs, e.dtype) == ("", 25, "uint16") and len(e.text_sha256) == 64
+    assert not (Path(e.val_path).parent / "train.bin").exists()
+    tok = Tokenizer.from_file(info.tokenizer_path)
+    flat = read_tokens(e.val_path)
+    assert (flat == info.eot_id).sum() == 25
+    assert tok.decode(flat[: np.flatnonzero(flat == info.eot_id)[0]].tolist()).split()[0] in words
+    assert prepare_corpus(cfg, tmp_path / "out") == info
