@@ -29,10 +29,29 @@ class DomainConfig(_Strict):
     """Domain name, used as a column label and in the warehouse (letters, digits, `_ . -`)."""
     paths: list[str] = Field(min_length=1)
     """File globs (relative paths resolve against the config file's folder); `**` recurses."""
-    format: Literal["jsonl", "jsonl.gz", "parquet", "txt"] = "jsonl"
-    """File format: one JSON object per line (optionally gzipped), Parquet, or plain text (one document per file)."""
+    format: Literal["jsonl", "jsonl.gz", "parquet", "txt", "tokens"] = "jsonl"
+    """File format: one JSON object per line (optionally gzipped), Parquet, plain text (one document per
+    file), or `tokens`: flat token files already tokenized (`.npy`, or raw `.bin` with `dtype`), documents
+    separated by `separator_id` (as OLMo and olmix store them)."""
     text_field: str = "text"
     """Name of the field (JSON key or Parquet column) that holds the document text."""
+    dtype: Literal["uint16", "uint32", "int32", "int64"] | None = None
+    """`format: tokens`: the token ids' type (little-endian). Required for raw `.bin` files; for `.npy`
+    files, if given, the file's own dtype must match it."""
+    separator_id: int | None = Field(None, ge=0)
+    """`format: tokens`: the id that ends each document (the tokenizer's EOS/EOT); required there."""
+    held_out: list[str] = Field(default_factory=list)
+    """`format: tokens`: globs of files (among `paths`' matches) used whole for validation; empty: the
+    documents are split by a hash of their tokens, like text domains."""
+
+    @model_validator(mode="after")
+    def _check_tokens(self) -> "DomainConfig":
+        if self.format == "tokens":
+            if self.separator_id is None:
+                raise ValueError(f"domain '{self.name}': format 'tokens' needs separator_id (the id ending a document)")
+        elif self.dtype is not None or self.separator_id is not None or self.held_out:
+            raise ValueError(f"domain '{self.name}': dtype, separator_id and held_out apply to format 'tokens' only")
+        return self
 
 
 class CorpusConfig(_Strict):
@@ -66,10 +85,12 @@ class CorpusConfig(_Strict):
 class TokenizerConfig(_Strict):
     """Byte-level BPE trained on a sample of the corpus, or a saved `tokenizer.json`."""
 
-    kind: Literal["bpe", "file"] = "bpe"
-    """`bpe` trains a byte-level BPE on a sample of the corpus; `file` loads `path`."""
-    vocab_size: int = Field(2048, ge=260, le=65535)
-    """Vocabulary size of the trained BPE (token ids are stored as uint16)."""
+    kind: Literal["bpe", "file", "none"] = "bpe"
+    """`bpe` trains a byte-level BPE on a sample of the corpus; `file` loads `path`; `none`: every domain
+    is pre-tokenized (`format: tokens`) and `vocab_size` must be given."""
+    vocab_size: int = Field(2048, ge=260, le=16_777_216)
+    """Vocabulary size of the trained BPE, or of the pre-tokenized data (`kind: none`). Shards are uint16
+    up to 65,536 tokens, uint32 above."""
     sample_bytes_per_domain: int = Field(500_000, gt=0)
     """Bytes of training text per domain used to train the BPE."""
     path: str | None = None
@@ -79,14 +100,17 @@ class TokenizerConfig(_Strict):
     def _check(self) -> "TokenizerConfig":
         if self.kind == "file" and not self.path:
             raise ValueError("kind is 'file' but no path is given")
+        if self.kind == "none" and "vocab_size" not in self.model_fields_set:
+            raise ValueError("kind is 'none' but no vocab_size is given (the pre-tokenized data's vocabulary)")
         return self
 
 
 class TargetConfig(_Strict):
-    """What to minimise: a weighted combination of per-domain held-out losses."""
+    """What to minimise: a weighted combination of per-domain held-out losses (and of eval sets and groups)."""
 
     weights: dict[str, float] | None = None
-    """Weight per domain name; omitted domains get 0. Default (null): the mean over all domains."""
+    """Weight per domain, eval set or group name; omitted names get 0. Default (null): the mean over the
+    groups when `groups` is given, else the mean over all domains."""
 
     @field_validator("weights")
     @classmethod
@@ -99,6 +123,20 @@ class TargetConfig(_Strict):
         if sum(v.values()) <= 0:
             raise ValueError("target weights must not all be zero")
         return v
+
+    eval_sets: list[DomainConfig] = Field(default_factory=list)
+    """Named held-out sets, in the same formats as domains: every proxy and final run is measured on
+    them, nothing trains on them (their files must not be a training domain's)."""
+    groups: dict[str, dict[str, float]] = Field(default_factory=dict)
+    """Group name -> weights over domain and eval-set names; a group's loss is the weighted mean of its
+    members' losses (like olmix's task families), stored in `evals` with kind 'group'."""
+
+    @model_validator(mode="after")
+    def _check_sets_and_groups(self) -> "TargetConfig":
+        from mixopt.targets import check_target_names
+
+        check_target_names(self)
+        return self
 
 
 class SwarmConfig(TrainConfig):
@@ -289,9 +327,13 @@ class ExperimentConfig(_Strict):
 
     @model_validator(mode="after")
     def _check_target(self) -> "ExperimentConfig":
+        from mixopt.targets import check_experiment_data
+
+        check_experiment_data(self)
         w = self.target.weights
         if w and self.corpus.source == "files":
-            known = {d.name for d in self.corpus.domains}
+            t = self.target
+            known = {d.name for d in self.corpus.domains} | {e.name for e in t.eval_sets} | set(t.groups)
             unknown = sorted(set(w) - known)
             if unknown:
                 raise ValueError(f"target.weights names unknown domains {unknown}; known: {sorted(known)}")
@@ -320,6 +362,9 @@ class ExperimentConfig(_Strict):
     def config_hash(self) -> str:
         """Hash of what defines the experiment's results (runtime settings excluded)."""
         payload = self.model_dump(mode="json", exclude={"runtime"})
+        from mixopt.targets import drop_new_defaults
+
+        drop_new_defaults(payload)
         blob = json.dumps(payload, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 

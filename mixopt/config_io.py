@@ -40,8 +40,9 @@ def parse_config(data: object, source: str = "<config>", base_dir: Path | None =
     except ValidationError as err:
         raise ConfigError(_format_validation_error(source, err)) from None
     if base_dir is not None:
-        for d in cfg.corpus.domains:
+        for d in [*cfg.corpus.domains, *cfg.target.eval_sets]:
             d.paths = [p if Path(p).is_absolute() else str(base_dir / p) for p in d.paths]
+            d.held_out = [p if Path(p).is_absolute() else str(base_dir / p) for p in d.held_out]
         if cfg.tokenizer.path and not Path(cfg.tokenizer.path).is_absolute():
             cfg.tokenizer.path = str(base_dir / cfg.tokenizer.path)
     return cfg

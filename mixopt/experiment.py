@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -20,6 +20,7 @@ import numpy as np
 import mixopt
 from mixopt.config import ConfigError, ExperimentConfig, TrainConfig
 from mixopt.runspec import DomainShard, RunSpec
+from mixopt.targets import effective_weights, group_losses, target_identity, weighted_loss
 
 CODE_VERSION = mixopt.__version__
 _TRAIN_KEYS = set(TrainConfig.model_fields)
@@ -69,14 +70,16 @@ class Experiment:
     fingerprint: str
     out_dir: str
     warehouse: str
+    eval_sets: list[DomainShard] = field(default_factory=list)
+    """Evaluation-only held-out sets (`target.eval_sets`): measured on every run, never trained on."""
 
     @classmethod
     def create(cls, cfg: ExperimentConfig, domains: list[DomainShard], vocab_size: int,
-               fingerprint: str) -> "Experiment":
+               fingerprint: str, eval_sets: list[DomainShard] | None = None) -> "Experiment":
         identity = {
             "corpus": fingerprint,
             "tokenizer": cfg.tokenizer.model_dump(mode="json"),
-            "target": cfg.target.model_dump(mode="json"),
+            "target": target_identity(cfg.target),
             "design": design_identity(cfg),
             "proxy": train_settings(cfg.swarm),
             "seed": cfg.swarm.seed,
@@ -91,6 +94,7 @@ class Experiment:
             fingerprint=fingerprint,
             out_dir=cfg.runtime.out_dir,
             warehouse=cfg.runtime.warehouse,
+            eval_sets=list(eval_sets or []),
         )
         exp.target_weights()  # fail early on unknown target (and anchor) domains
         exp.anchor_mixtures()
@@ -130,29 +134,33 @@ class Experiment:
             out[name] = [float(w) for w in v / v.sum()]
         return out
 
+    @property
+    def eval_set_names(self) -> list[str]:
+        return [d.name for d in self.eval_sets]
+
+    def target_terms(self) -> dict[str, float]:
+        """Normalised weight of each measured loss (domains, then eval sets; groups flattened)."""
+        try:
+            return effective_weights(self.cfg.target, self.domain_names, self.eval_set_names)
+        except ValueError as e:
+            raise ConfigError(f"{e}; the corpus has {self.domain_names}") from None
+
     def target_weights(self) -> np.ndarray:
-        """Normalised weights of the per-domain losses in the target (default: the mean)."""
-        names = self.domain_names
-        w = self.cfg.target.weights
-        if not w:
-            return np.full(len(names), 1.0 / len(names))
-        unknown = sorted(set(w) - set(names))
-        if unknown:
-            raise ConfigError(f"target.weights: unknown domains {unknown}; the corpus has {names}")
-        v = np.array([float(w.get(n, 0.0)) for n in names])
+        """Normalised weights of the per-domain losses in the target (default: the mean). A target
+        on eval sets alone points at no domain: then the uniform mixture (the design's centre)."""
+        terms = self.target_terms()
+        v = np.array([terms[n] for n in self.domain_names])
+        if v.sum() <= 0:
+            return np.full(len(v), 1.0 / len(v))
         return v / v.sum()
 
     def target_loss(self, val_losses: dict[str, float]) -> float | None:
-        """The target for one run's per-domain losses, or None if a needed domain is missing."""
-        tw = self.target_weights()
-        total = 0.0
-        for name, weight in zip(self.domain_names, tw):
-            if weight == 0:
-                continue
-            if name not in val_losses or not np.isfinite(val_losses[name]):
-                return None
-            total += weight * val_losses[name]
-        return float(total)
+        """The target for one run's measured losses, or None if a needed domain or eval set is missing."""
+        return weighted_loss(self.target_terms(), val_losses)
+
+    def group_losses(self, val_losses: dict[str, float]) -> dict[str, float]:
+        """Each `target.groups` entry's loss for one run (empty without groups)."""
+        return group_losses(self.cfg.target, val_losses)
 
     def run_spec(self, role: str, label: str, weights: Sequence[float], seed: int, train: TrainConfig,
                  aioli: dict | None = None) -> RunSpec:
@@ -191,6 +199,7 @@ class Experiment:
             devices=cfg.final.devices if role == "final" else 1,
             aioli=aioli,
         )
+        spec.eval_sets = list(self.eval_sets)
         return spec
 
     def spool_dir(self) -> Path:
@@ -206,4 +215,5 @@ class Experiment:
     def from_dict(cls, d: dict) -> "Experiment":
         d = dict(d)
         d["domains"] = [x if isinstance(x, DomainShard) else DomainShard(**x) for x in d["domains"]]
+        d["eval_sets"] = [x if isinstance(x, DomainShard) else DomainShard(**x) for x in d.get("eval_sets", [])]
         return cls(**d)

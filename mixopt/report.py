@@ -16,6 +16,7 @@ import polars as pl
 
 from mixopt.mixtures.diagnostics import check_warnings, noise_floor, rank_transfer, train_flops
 from mixopt.report_choice import choice_markdown, paired_verdicts, pilot_markdown, verdict_markdown, verdict_sentence
+from mixopt.report_evals import evals_markdown
 from mixopt.warehouse import Warehouse, reads
 
 
@@ -177,6 +178,7 @@ def build_report(wh: Warehouse, experiment_id: str, out_dir: str | Path, final_r
     md.append(_table(comp, ["label", "seeds", "mean_target", "std_target", "best", "worst", "n_params", "tokens"]))
     md.append(verdict_markdown(comps))
     md.append(f"\n{verdict}\n")
+    md.append(evals_markdown(wh, experiment_id))  # issue 15: eval sets and groups
 
     plots = _plots(wh, experiment_id, names, chosen, prop[0] if prop else None, domains, out, checks["pairs"])
     if plots:

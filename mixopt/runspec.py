@@ -16,7 +16,8 @@ from typing import Any
 
 @dataclass
 class DomainShard:
-    """One domain's tokenised data: two flat uint16 token files (documents separated by EOT)."""
+    """One domain's tokenised data: two flat token files (documents separated by EOT), of `dtype`
+    (uint16 up to 65,536 tokens of vocabulary, uint32 above). An eval set has no train file ("")."""
 
     name: str
     train_path: str
@@ -28,6 +29,7 @@ class DomainShard:
     train_sha256: str = ""
     val_sha256: str = ""
     text_sha256: str = ""  # the domain's input text (the corpus's content checksum, printed by the report)
+    dtype: str = "uint16"  # the token files' numpy dtype (little-endian): "uint16" or "uint32"
 
 
 @dataclass
@@ -54,6 +56,7 @@ class RunSpec:
     aioli: dict[str, Any] | None = None  # an AioliConfig dumped to a dict: adapt the mixture online
     size: str = "target"  # a proxy's size (fidelity): "target" (the swarm's) or "low" (design.low_fidelity)
     fault: str | None = None  # test-only fault injection: "nan@STEP", "raise@STEP" or "exit@STEP"
+    eval_sets: list[DomainShard] = field(default_factory=list)  # measured after training, never trained on
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -62,6 +65,7 @@ class RunSpec:
     def from_json(cls, text: str) -> "RunSpec":
         d = json.loads(text)
         d["domains"] = [DomainShard(**x) for x in d["domains"]]
+        d["eval_sets"] = [DomainShard(**x) for x in d.get("eval_sets", [])]
         return cls(**d)
 
 

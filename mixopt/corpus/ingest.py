@@ -4,7 +4,8 @@ Layout under `<out_dir>/corpus/`:
 
     source/<domain>.jsonl        generated text of the builtin / synthetic corpus
     tokenizer.json               the tokenizer (trained or copied)
-    <domain>/train.bin, val.bin  flat uint16 tokens, EOT after each document
+    <domain>/train.bin, val.bin  flat uint16 tokens (uint32 above 65,536 tokens), EOT after each document
+    .eval/<name>/val.bin         the eval sets (`target.eval_sets`): held out whole, never trained on
     manifest.json                fingerprint, shard sizes and checksums, text checksum per domain,
                                  input-file hash cache (written last)
 
@@ -32,14 +33,18 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from mixopt.config import DomainConfig, ExperimentConfig
+from mixopt.corpus import sets
 from mixopt.corpus.builtin import write_builtin_corpus
 from mixopt.corpus.readers import CorpusError, _detail, expand_globs, iter_documents
-from mixopt.corpus.shards import ShardWriter, file_sha256, verify_shards
-from mixopt.corpus.split import DomainPlan, scan_domain
+from mixopt.corpus.shards import TOKEN_DTYPE, ShardWriter, dtype_name, file_sha256, shard_dtype, verify_shards
+from mixopt.corpus.split import DomainPlan
 from mixopt.corpus.synthetic import write_synthetic_corpus
 from mixopt.corpus.tokenizer import TokenizerBundle, build_tokenizer, load_tokenizer
 from mixopt.runspec import DomainShard, atomic_write_text
+from mixopt.targets import NEW_DOMAIN_FIELDS
 
 __all__ = ["CorpusInfo", "compute_fingerprint", "prepare_corpus", "text_checksum", "verify_shards", "resolve_domains",
            "FORMAT_VERSION"]
@@ -66,6 +71,8 @@ class CorpusInfo:
     fingerprint: str
     domain_checksums: dict[str, str] = field(default_factory=dict)
     """Per domain: sha256 of the text that went into it (see `text_checksum`), in domain order."""
+    eval_sets: list[DomainShard] = field(default_factory=list)
+    """The eval sets' shards (`target.eval_sets`; validation file only)."""
 
 
 class TextChecksum:
@@ -136,7 +143,26 @@ def _file_digest(path: Path, known: dict, seen: dict) -> str:
     return digest
 
 
-def compute_fingerprint(cfg: ExperimentConfig, domains: list[DomainConfig], cache: dict | None = None) -> str:
+def _domain_inputs(d: DomainConfig, known: dict, seen: dict) -> dict:
+    """A domain's (or eval set's) settings and the sha256 of each file, for the fingerprint."""
+    try:
+        paths = expand_globs(d)
+        files = [_file_digest(p, known, seen) for p in paths]
+    except OSError as e:
+        raise CorpusError(f"domain '{d.name}': cannot read input ({_detail(e)})") from None
+    settings = d.model_dump(mode="json", exclude={"paths", "held_out"})
+    for key, default in NEW_DOMAIN_FIELDS.items():  # fields added later: absent at their defaults
+        if settings.get(key, default) == default:
+            settings.pop(key, None)
+    out = {"domain": settings, "files": files}
+    if d.held_out:  # which files are held out, by position (no path enters)
+        held = {os.path.realpath(p) for p in expand_globs(DomainConfig(name=d.name, paths=d.held_out))}
+        out["held_out"] = [i for i, p in enumerate(paths) if os.path.realpath(p) in held]
+    return out
+
+
+def compute_fingerprint(cfg: ExperimentConfig, domains: list[DomainConfig], cache: dict | None = None,
+                        eval_sets: list[DomainConfig] | None = None) -> str:
     """Hash of the corpus and tokenizer settings and of the bytes of every input file.
 
     Per domain it covers the name, format and text field and the sha256 of each matched file in
@@ -151,13 +177,7 @@ def compute_fingerprint(cfg: ExperimentConfig, domains: list[DomainConfig], cach
     """
     known = dict(cache or {})
     seen: dict = {}
-    inputs = []
-    for d in domains:
-        try:
-            files = [_file_digest(p, known, seen) for p in expand_globs(d)]
-        except OSError as e:
-            raise CorpusError(f"domain '{d.name}': cannot read input ({_detail(e)})") from None
-        inputs.append({"domain": d.model_dump(mode="json", exclude={"paths"}), "files": files})
+    inputs = [_domain_inputs(d, known, seen) for d in domains]
     tok = cfg.tokenizer
     tok_file = None
     if tok.kind == "file" and tok.path and Path(tok.path).is_file():
@@ -169,6 +189,8 @@ def compute_fingerprint(cfg: ExperimentConfig, domains: list[DomainConfig], cach
         "tokenizer_file": tok_file,
         "inputs": inputs,
     }
+    if eval_sets:  # only then, so corpora without eval sets keep their fingerprint
+        payload["eval_sets"] = [_domain_inputs(d, known, seen) for d in eval_sets]
     if cache is not None:
         cache.clear()
         cache.update(seen)
@@ -178,7 +200,7 @@ def compute_fingerprint(cfg: ExperimentConfig, domains: list[DomainConfig], cach
 def _absolute(corpus_dir: Path, shard: dict) -> DomainShard:
     """A DomainShard from a manifest entry, with paths made absolute."""
     d = DomainShard(**shard)
-    d.train_path = str((corpus_dir / d.train_path).resolve())
+    d.train_path = str((corpus_dir / d.train_path).resolve()) if d.train_path else ""
     d.val_path = str((corpus_dir / d.val_path).resolve())
     return d
 
@@ -198,14 +220,15 @@ def _try_reuse(corpus_dir: Path, fingerprint: str, progress: bool) -> CorpusInfo
     if m is None or m.get("fingerprint") != fingerprint or m.get("format_version") != FORMAT_VERSION:
         return None
     try:
-        tok_path = corpus_dir / m["tokenizer"]["path"]
-        if not tok_path.is_file() or file_sha256(tok_path) != m["tokenizer"]["sha256"]:
+        tok_path = corpus_dir / m["tokenizer"]["path"] if m["tokenizer"] else None  # None: kind 'none'
+        if tok_path is not None and (not tok_path.is_file() or file_sha256(tok_path) != m["tokenizer"]["sha256"]):
             raise CorpusError(f"{tok_path}: missing or changed")
         domains = [_absolute(corpus_dir, s) for s in m["domains"]]
-        verify_shards(domains)
+        evals = [_absolute(corpus_dir, s) for s in m.get("eval_sets", [])]
+        verify_shards(domains + evals)
         checksums = {str(k): str(v) for k, v in m["domain_checksums"].items()}
-        info = CorpusInfo(str(tok_path.resolve()), int(m["vocab_size"]), int(m["eot_id"]), domains, fingerprint,
-                          checksums)
+        info = CorpusInfo(str(tok_path.resolve()) if tok_path else "", int(m["vocab_size"]), int(m["eot_id"]),
+                          domains, fingerprint, checksums, evals)
     except (CorpusError, KeyError, TypeError, AttributeError, OSError) as e:
         log.warning("corpus manifest matches but the output is damaged (%s); rebuilding", e)
         return None
@@ -214,13 +237,13 @@ def _try_reuse(corpus_dir: Path, fingerprint: str, progress: bool) -> CorpusInfo
 
 
 def _tokenize_domain(plan: DomainPlan, bundle: TokenizerBundle, max_bytes: int,
-                     dest: Path) -> tuple[DomainShard, str]:
+                     dest: Path, dtype: np.dtype = TOKEN_DTYPE) -> tuple[DomainShard, str]:
     """Second pass over one domain: encode in batches and write its train and val shards.
 
     Returns the shard and the checksum of the domain's text (`TextChecksum` over its documents).
     """
     dest.mkdir(parents=True, exist_ok=True)
-    writers = (ShardWriter(dest / "train.bin", bundle.eot_id), ShardWriter(dest / "val.bin", bundle.eot_id))
+    writers = tuple(ShardWriter(dest / f"{split}.bin", bundle.eot_id, dtype) for split in ("train", "val"))
     encode = getattr(bundle.tokenizer, "encode_batch_fast", bundle.tokenizer.encode_batch)
     batch: list[str] = []
     flags: list[int] = []
@@ -266,6 +289,7 @@ def _tokenize_domain(plan: DomainPlan, bundle: TokenizerBundle, max_bytes: int,
         val_docs=val.docs,
         train_sha256=train_sha,
         val_sha256=val_sha,
+        dtype=dtype_name(dtype),
     )
     return shard, checksum.hexdigest()
 
@@ -286,25 +310,30 @@ def _install(staging: Path, corpus_dir: Path, names: list[str], old: dict | None
                 os.replace(target, trash / name)
             if name in names:
                 os.replace(staging / name, target)
-        os.replace(staging / "tokenizer.json", corpus_dir / "tokenizer.json")
+        if (corpus_dir / sets.EVAL_DIR).exists():  # eval sets: replaced as one folder, or removed
+            os.replace(corpus_dir / sets.EVAL_DIR, trash / sets.EVAL_DIR)
+        if (staging / sets.EVAL_DIR).exists():
+            os.replace(staging / sets.EVAL_DIR, corpus_dir / sets.EVAL_DIR)
+        if (staging / "tokenizer.json").exists():  # none with tokenizer kind 'none'
+            os.replace(staging / "tokenizer.json", corpus_dir / "tokenizer.json")
     finally:
         shutil.rmtree(trash, ignore_errors=True)
 
 
-def _manifest_entry(shard: DomainShard) -> dict:
-    """A shard as stored in the manifest: paths relative to the corpus folder."""
+def _manifest_entry(shard: DomainShard, folder: str = "") -> dict:
+    """A shard as stored in the manifest: paths relative to the corpus folder (an eval set's in `folder`)."""
     d = asdict(shard)
-    d["train_path"] = f"{shard.name}/train.bin"
-    d["val_path"] = f"{shard.name}/val.bin"
+    d["train_path"] = f"{folder}{shard.name}/train.bin" if shard.train_path else ""
+    d["val_path"] = f"{folder}{shard.name}/val.bin"
     return d
 
 
 def prepare_corpus(cfg: ExperimentConfig, out_dir: str | Path, progress: bool = False) -> CorpusInfo:
-    """Read, split, tokenise and shard the configured corpus under `<out_dir>/corpus/`.
+    """Read, split, tokenise and shard the configured corpus (and eval sets) under `<out_dir>/corpus/`.
 
     Reuses the existing shards when the fingerprint matches and their checksums verify. Raises
     `CorpusError` (a `ValueError`) with a one-line message on any bad input; earlier output is then
-    left as it was.
+    left as it was. Shards are uint16, or uint32 when the vocabulary has more than 65,536 tokens.
     """
     t0 = time.perf_counter()
     corpus_dir = Path(out_dir) / "corpus"
@@ -312,55 +341,87 @@ def prepare_corpus(cfg: ExperimentConfig, out_dir: str | Path, progress: bool = 
         domains = resolve_domains(cfg, corpus_dir)
     except OSError as e:
         raise CorpusError(f"cannot write the corpus sources under {corpus_dir} ({_detail(e)})") from None
+    eval_sets = list(cfg.target.eval_sets)
+    sets.check_eval_overlap(domains, eval_sets)
     hash_cache = (_read_manifest(corpus_dir) or {}).get("input_hashes")
     hash_cache = dict(hash_cache) if isinstance(hash_cache, dict) else {}
-    fingerprint = compute_fingerprint(cfg, domains, hash_cache)
+    fingerprint = compute_fingerprint(cfg, domains, hash_cache, eval_sets)
     reused = _try_reuse(corpus_dir, fingerprint, progress)
     if reused is not None:
         return reused
-    if cfg.tokenizer.kind == "file":
-        assert cfg.tokenizer.path is not None
-        load_tokenizer(cfg.tokenizer.path)  # fail before the long read
+    tok = cfg.tokenizer
+    vocab: int | None = tok.vocab_size if tok.kind == "none" else None
+    if tok.kind == "file":
+        assert tok.path is not None
+        vocab = load_tokenizer(tok.path).vocab_size  # fail before the long read
     c = cfg.corpus
     plans = []
     for d in domains:
-        plan = scan_domain(d, c.val_fraction, c.max_bytes_per_domain, cfg.tokenizer.sample_bytes_per_domain)
-        _say(progress, f"read {d.name}: {plan.n_docs} documents, {plan.text_bytes:,} bytes, {plan.n_val} held out")
+        plan = sets.scan(d, vocab, c.val_fraction, c.max_bytes_per_domain, tok.sample_bytes_per_domain)
+        what = f"{plan.tokens:,} tokens" if d.format == "tokens" else f"{plan.text_bytes:,} bytes"
+        _say(progress, f"read {d.name}: {plan.n_docs} documents, {what}, {plan.n_val} held out")
         plans.append(plan)
+    eval_plans = [sets.scan(e, vocab, c.val_fraction, c.max_bytes_per_domain, 0, eval_set=True) for e in eval_sets]
     staging = corpus_dir / f".staging-{uuid.uuid4().hex[:8]}"
     try:
         staging.mkdir(parents=True)
-        samples = (text for plan in plans for text in plan.sample)
-        bundle = build_tokenizer(cfg.tokenizer, samples, staging)
-        _say(progress, f"tokenizer: {bundle.vocab_size} tokens, EOT id {bundle.eot_id}")
-        shards = []
-        checksums: dict[str, str] = {}
-        for plan in plans:
-            shard, checksums[plan.config.name] = _tokenize_domain(
-                plan, bundle, c.max_bytes_per_domain, staging / plan.config.name
-            )
-            _say(progress, f"tokenised {shard.name}: {shard.train_tokens:,} train / {shard.val_tokens:,} val tokens")
-            shards.append(shard)
-        tok_sha = file_sha256(staging / "tokenizer.json")
+        if tok.kind == "none":
+            bundle = None
+            eot = int(next(d.separator_id for d in [*domains, *eval_sets] if d.separator_id is not None))
+        else:
+            samples = (text for plan in plans if isinstance(plan, DomainPlan) for text in plan.sample)
+            bundle = build_tokenizer(tok, samples, staging)
+            vocab, eot = bundle.vocab_size, bundle.eot_id
+        assert vocab is not None
+        dtype = shard_dtype(vocab)
+        _say(progress, f"tokenizer: {vocab} tokens, EOT id {eot}, {dtype_name(dtype)} shards")
+        shards, checksums = _write_all(plans, bundle, c.max_bytes_per_domain, staging, dtype, False)
+        evals, eval_sums = _write_all(eval_plans, bundle, c.max_bytes_per_domain, staging / sets.EVAL_DIR, dtype, True)
+        sets.too_short(evals)
+        for s in evals:
+            s.text_sha256 = eval_sums.get(s.name, "")
+        tok_sha = file_sha256(staging / "tokenizer.json") if bundle is not None else None
         _install(staging, corpus_dir, [s.name for s in shards], _read_manifest(corpus_dir))
         for s in shards:
             s.train_path = str((corpus_dir / s.name / "train.bin").resolve())
             s.val_path = str((corpus_dir / s.name / "val.bin").resolve())
+        for s in evals:
+            s.val_path = str((corpus_dir / sets.EVAL_DIR / s.name / "val.bin").resolve())
         manifest = {
             "format_version": FORMAT_VERSION,
             "fingerprint": fingerprint,
-            "tokenizer": {"path": "tokenizer.json", "sha256": tok_sha},
-            "vocab_size": bundle.vocab_size,
-            "eot_id": bundle.eot_id,
+            "tokenizer": {"path": "tokenizer.json", "sha256": tok_sha} if tok_sha else None,
+            "vocab_size": vocab,
+            "eot_id": eot,
             "domains": [_manifest_entry(s) for s in shards],
             "domain_checksums": checksums,
             "input_hashes": hash_cache,
         }
+        if evals:
+            manifest["eval_sets"] = [_manifest_entry(s, f"{sets.EVAL_DIR}/") for s in evals]
         atomic_write_text(corpus_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
     except OSError as e:
         raise CorpusError(f"cannot write the corpus under {corpus_dir} ({_detail(e)})") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    _say(progress, f"prepared {len(shards)} domains in {time.perf_counter() - t0:.1f} s")
-    tok_path = str((corpus_dir / "tokenizer.json").resolve())
-    return CorpusInfo(tok_path, bundle.vocab_size, bundle.eot_id, shards, fingerprint, checksums)
+    _say(progress, f"prepared {len(shards)} domains and {len(evals)} eval sets in {time.perf_counter() - t0:.1f} s")
+    tok_path = str((corpus_dir / "tokenizer.json").resolve()) if bundle is not None else ""
+    return CorpusInfo(tok_path, vocab, eot, shards, fingerprint, checksums, evals)
+
+
+def _write_all(plans: list, bundle: TokenizerBundle | None, max_bytes: int, folder: Path, dtype: np.dtype,
+               eval_set: bool) -> tuple[list[DomainShard], dict[str, str]]:
+    """Second pass: the shards of every plan (text: tokenised; tokens: copied) and the text checksums."""
+    shards, checksums = [], {}
+    for plan in plans:
+        dest = folder / plan.config.name
+        if isinstance(plan, DomainPlan):
+            assert bundle is not None
+            shard, checksums[plan.config.name] = _tokenize_domain(plan, bundle, max_bytes, dest, dtype)
+            if eval_set:
+                shard = sets.as_eval_shard(shard)
+        else:
+            shard = sets.write_tokens_shard(plan, dest, dtype, eval_set)
+            checksums[plan.config.name] = ""
+        shards.append(shard)
+    return shards, checksums

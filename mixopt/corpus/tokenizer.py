@@ -1,6 +1,7 @@
 """The tokenizer: a byte-level BPE trained on a sample of the corpus, or a saved `tokenizer.json`.
 
-Token ids are stored as uint16, so a tokenizer may have at most 65,536 tokens. The end-of-text
+Token ids are stored as uint16 up to 65,536 tokens and as uint32 above (`shards.shard_dtype`), so a
+production vocabulary (Llama-3's 128k, Qwen's 151k) works as is. The end-of-text
 token `<|endoftext|>` separates documents; inside a document the literal string `<|endoftext|>`
 is encoded as ordinary text (`encode_special_tokens`), so a document can never inject an EOT.
 """
@@ -17,7 +18,7 @@ from mixopt.config import TokenizerConfig
 from mixopt.corpus.readers import CorpusError, _detail
 
 EOT_TOKEN = "<|endoftext|>"
-MAX_VOCAB = 65536  # ids must fit in uint16
+MAX_VOCAB = 2**32  # ids must fit in uint32 (shards of vocabularies up to 65,536 tokens stay uint16)
 
 
 class TokenizerBundle(NamedTuple):
@@ -48,10 +49,10 @@ def train_bpe(texts: Iterable[str], vocab_size: int) -> Tokenizer:
 
 
 def _finish(tok: Tokenizer, source: str) -> Tokenizer:
-    """Check the vocabulary fits uint16 and has the EOT token; encode EOT literals as text."""
+    """Check the vocabulary fits uint32 and has the EOT token; encode EOT literals as text."""
     size = tok.get_vocab_size(with_added_tokens=True)
     if size > MAX_VOCAB:
-        raise CorpusError(f"{source}: vocabulary has {size} tokens; at most {MAX_VOCAB} fit in uint16")
+        raise CorpusError(f"{source}: vocabulary has {size} tokens; at most {MAX_VOCAB} fit in uint32")
     if tok.token_to_id(EOT_TOKEN) is None:
         raise CorpusError(f"{source}: no '{EOT_TOKEN}' token in the vocabulary")
     tok.encode_special_tokens = True

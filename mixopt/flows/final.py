@@ -5,6 +5,7 @@ from __future__ import annotations
 from prefect import flow
 
 from mixopt.config import ExperimentConfig
+from mixopt.config_file import ConfigFile, resolve_config
 from mixopt.experiment import Experiment
 from mixopt.models.swarm_sizing import auto_workers
 from mixopt.tasks.corpus import prepare_experiment_task
@@ -55,8 +56,12 @@ def run_final(exp: Experiment, proposal: list[float]) -> tuple[list[float], Pilo
 
 
 @flow(name="final-run", log_prints=True)
-def final_run(config: ExperimentConfig = ExperimentConfig()) -> str:
+def final_run(
+    config: ExperimentConfig = ExperimentConfig(),
+    config_file: ConfigFile = None,
+) -> str:
     """Train the latest proposal and the baselines (after a pilot); returns the report's verdict."""
+    config = resolve_config(config, config_file)  # issue 15: experiments kept as files
     try:
         exp = prepare_experiment_task(config)
         proposal = latest_proposal(exp, writer(exp.warehouse))

@@ -17,6 +17,7 @@ from prefect import flow
 from pydantic import Field
 
 from mixopt.config import ExperimentConfig
+from mixopt.config_file import ConfigFile, resolve_config
 from mixopt.experiment import Experiment
 from mixopt.flows.swarm import SwarmSummary, run_swarm
 from mixopt.tasks.corpus import prepare_experiment_task
@@ -56,8 +57,10 @@ def with_swarm_size(exp: Experiment, n_proxies: int) -> Experiment:
 def extend_and_refit(
     config: ExperimentConfig = ExperimentConfig(),
     add_proxies: Annotated[int, Field(ge=1, le=10_000, description="New proxies (mixtures) to train in this run.")] = 8,
+    config_file: ConfigFile = None,
 ) -> ExtendResult:
     """Add `add_proxies` proxies to the experiment's swarm, train only those, refit and re-propose."""
+    config = resolve_config(config, config_file)  # issue 15: experiments kept as files
     try:
         exp = prepare_experiment_task(config)
         held = held_design_mixtures(exp, writer(exp.warehouse))

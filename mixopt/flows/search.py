@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from prefect import flow
 
 from mixopt.config import ExperimentConfig
+from mixopt.config_file import ConfigFile, resolve_config
 from mixopt.flows.final import run_final
 from mixopt.flows.swarm import SwarmSummary, run_swarm
 from mixopt.tasks.corpus import prepare_experiment_task
@@ -32,8 +33,12 @@ class SearchResult:
 
 
 @flow(name="mixture-search", log_prints=True)
-def mixture_search(config: ExperimentConfig = ExperimentConfig()) -> SearchResult:
+def mixture_search(
+    config: ExperimentConfig = ExperimentConfig(),
+    config_file: ConfigFile = None,
+) -> SearchResult:
     """The whole search: tokenise the corpus, train the proxy swarm, fit and propose, run the final comparison."""
+    config = resolve_config(config, config_file)  # issue 15: experiments kept as files
     try:
         exp = prepare_experiment_task(config)
         summary = run_swarm(exp)

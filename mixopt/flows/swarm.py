@@ -19,6 +19,7 @@ from prefect.futures import as_completed
 from prefect.tasks import exponential_backoff
 
 from mixopt.config import ExperimentConfig
+from mixopt.config_file import ConfigFile, resolve_config
 from mixopt.experiment import Experiment
 from mixopt.progress import SwarmProgress
 from mixopt.runspec import RunResult
@@ -127,8 +128,12 @@ def run_swarm(exp: Experiment) -> SwarmSummary:
 
 
 @flow(name="train-swarm", log_prints=True)
-def train_swarm(config: ExperimentConfig = ExperimentConfig()) -> SwarmSummary:
+def train_swarm(
+    config: ExperimentConfig = ExperimentConfig(),
+    config_file: ConfigFile = None,
+) -> SwarmSummary:
     """Extend the experiment's swarm to `swarm.n_proxies` proxies and train the missing ones."""
+    config = resolve_config(config, config_file)  # issue 15: experiments kept as files
     try:
         return run_swarm(prepare_experiment_task(config))
     finally:

@@ -15,6 +15,7 @@ the prefetched stream, and hence exactly their batches.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -28,11 +29,14 @@ from mixopt.runspec import DomainShard
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # inputs, targets, domain index per sequence
 
 
-def open_tokens(path: str, expected: int, what: str) -> np.memmap:
-    """Memory-map a flat uint16 token file and check its length against the shard's metadata."""
+def open_tokens(path: str, expected: int, what: str, dtype: str | None = None) -> np.memmap:
+    """Memory-map a flat token file of `dtype` (a `DomainShard.dtype`; None: uint16, or uint32 when the
+    file holds 4 bytes per expected token) and check its length against the shard's metadata."""
     if expected < 2:
         raise ValueError(f"{what} ({path}) has {expected} tokens; at least 2 are needed")
-    mm = np.memmap(path, dtype=np.uint16, mode="r")
+    if dtype is None:
+        dtype = "uint32" if os.path.getsize(path) == 4 * expected else "uint16"
+    mm = np.memmap(path, dtype=np.dtype(dtype).newbyteorder("<"), mode="r")
     if len(mm) != expected:
         raise ValueError(f"{what} ({path}) holds {len(mm)} tokens but its metadata says {expected}")
     return mm
@@ -97,6 +101,7 @@ class MixtureDataModule(pl.LightningDataModule):
         total_steps: int,
         eval_batches: int = 8,
         live: bool = False,
+        eval_sets: Sequence[DomainShard] = (),
     ) -> None:
         super().__init__()
         if not domains:
@@ -111,6 +116,7 @@ class MixtureDataModule(pl.LightningDataModule):
         self.total_steps = int(total_steps)
         self.eval_batches = int(eval_batches)
         self.live = bool(live)  # Aioli (issue 4): draw each batch when its step starts
+        self.eval_sets = list(eval_sets)  # evaluation-only held-out sets (issue 15): `val_batches` by name
         self._live_rng: np.random.Generator | None = None
         self._train: dict[int, np.memmap] = {}  # opened lazily: weight-0 domains are never opened
         self._train_lengths = np.array([d.train_tokens for d in self.domains])
@@ -138,7 +144,7 @@ class MixtureDataModule(pl.LightningDataModule):
     def _train_tokens(self, i: int) -> np.memmap:
         if i not in self._train:
             d = self.domains[i]
-            self._train[i] = open_tokens(d.train_path, d.train_tokens, f"train shard of {d.name!r}")
+            self._train[i] = open_tokens(d.train_path, d.train_tokens, f"train shard of {d.name!r}", d.dtype)
         return self._train[i]
 
     def sample_batch(self, rng: np.random.Generator) -> Batch:
@@ -181,13 +187,14 @@ class MixtureDataModule(pl.LightningDataModule):
             raise KeyError(f"unknown domain {domain!r}; known: {self.names}") from None
 
     def val_batches(self, domain: str | int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Deterministic held-out batches `(x, y)` of one domain (by name or index).
+        """Deterministic held-out batches `(x, y)` of one domain (by name or index) or eval set (by name).
 
         Windows of `seq_len + 1` tokens start at evenly spaced offsets over the val shard, at most
         `eval_batches * batch_size` of them; a shard shorter than that gives one shorter window.
         """
-        d = self.domains[self._domain_index(domain)]
-        tokens = open_tokens(d.val_path, d.val_tokens, f"val shard of {d.name!r}")
+        sets = {e.name: e for e in self.eval_sets}
+        d = sets[domain] if isinstance(domain, str) and domain in sets else self.domains[self._domain_index(domain)]
+        tokens = open_tokens(d.val_path, d.val_tokens, f"val shard of {d.name!r}", d.dtype)
         n = min(self.seq_len + 1, len(tokens))
         last = len(tokens) - n
         count = min(self.eval_batches * self.batch_size, last + 1)

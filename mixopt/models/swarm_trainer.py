@@ -51,7 +51,7 @@ def batch_key(spec: RunSpec) -> tuple[Any, ...]:
     return (
         m.n_layer, m.n_embd, m.n_head, cfg.seq_len, cfg.batch_size, steps, cfg.lr, cfg.weight_decay,
         cfg.grad_clip, cfg.eval_batches, spec.vocab_size, resolve_device(spec.device), spec.threads, spec.compile,
-        tuple(d.name for d in spec.domains),
+        tuple(d.name for d in spec.domains), tuple(d.name for d in spec.eval_sets),
     )  # fmt: skip
 
 
@@ -225,7 +225,7 @@ class SwarmModule(pl.LightningModule):
 def _val_batches(modules: list[MixtureDataModule], name: str) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Held-out batches of domain `name`: shared (b, T) when every proxy reads the same shard,
     else stacked (K, b, T) per proxy (shards of equal length)."""
-    shards = {(d.val_path, d.val_tokens) for m in modules for d in m.domains if d.name == name}
+    shards = {(d.val_path, d.val_tokens) for m in modules for d in [*m.domains, *m.eval_sets] if d.name == name}
     if len(shards) == 1:
         return modules[0].val_batches(name)
     per = [m.val_batches(name) for m in modules]
@@ -251,7 +251,8 @@ def _train_group(specs: list[RunSpec]) -> list[RunResult]:
         tokens_per_step = cfg.batch_size * cfg.seq_len
         steps = math.ceil(cfg.tokens / tokens_per_step)
         modules = [
-            MixtureDataModule(s.domains, s.weights, cfg.seq_len, cfg.batch_size, s.seed, steps, cfg.eval_batches)
+            MixtureDataModule(s.domains, s.weights, cfg.seq_len, cfg.batch_size, s.seed, steps, cfg.eval_batches,
+                              eval_sets=s.eval_sets)
             for s in specs
         ]
         batch_tokens = len(specs) * steps * tokens_per_step
@@ -290,7 +291,8 @@ def _train_group(specs: list[RunSpec]) -> list[RunResult]:
                             pin_memory=workers > 0, prefetch_factor=4 if workers else None)  # fmt: skip
         trainer.fit(module, train_dataloaders=loader)
         module.to(torch.device(device))
-        val = {d.name: module.mean_losses(_val_batches(modules, d.name)) for d in specs[0].domains}
+        val = {d.name: module.mean_losses(_val_batches(modules, d.name))
+               for d in [*specs[0].domains, *specs[0].eval_sets]}  # eval sets: issue 15
         finish_results(results, specs, module, val, trainer.global_step, tokens_per_step, cfg)
     except Exception as exc:
         error = describe_exception(exc)

@@ -218,6 +218,7 @@ def train_run(spec: RunSpec) -> RunResult:
         data = MixtureDataModule(
             spec.domains, spec.weights, cfg.seq_len, cfg.batch_size, spec.seed, steps, cfg.eval_batches,
             live=spec.aioli is not None,  # Aioli (issue 4): batches drawn when their step starts
+            eval_sets=spec.eval_sets,  # issue 15: measured like the domains, never trained on
         )
         module = GPTModule.from_config(cfg, spec.vocab_size, steps, spec.seed)
         result.n_params, result.n_params_non_embedding = count_params(module.model)
@@ -268,7 +269,8 @@ def train_run(spec: RunSpec) -> RunResult:
             result.error = f"non-finite loss at step {recorder.diverged_at}"
         else:
             module.to(torch.device(device))
-            result.val_losses = {d.name: module.mean_loss(data.val_batches(d.name)) for d in spec.domains}
+            result.val_losses = {d.name: module.mean_loss(data.val_batches(d.name))
+                                 for d in [*spec.domains, *spec.eval_sets]}  # eval sets: issue 15
             if spec.save_checkpoint:
                 path = ckpt_dir / f"{spec.run_id}.ckpt"
                 trainer.save_checkpoint(path)

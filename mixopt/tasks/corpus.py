@@ -26,7 +26,7 @@ def prepare_experiment(cfg: ExperimentConfig, wh: Warehouse, progress: bool = Fa
     info = prepare_corpus(cfg, Path(cfg.runtime.out_dir), progress=progress)
     for d in info.domains:  # the content checksum of each domain's text, for the report
         d.text_sha256 = info.domain_checksums.get(d.name, "")
-    exp = Experiment.create(cfg, info.domains, info.vocab_size, info.fingerprint)
+    exp = Experiment.create(cfg, info.domains, info.vocab_size, info.fingerprint, info.eval_sets)
     check_recorded_shards(exp, wh)
     wh.record_experiment(
         exp.experiment_id, exp.name, exp.config_hash, exp.fingerprint, exp.config, exp.domains, exp.prior

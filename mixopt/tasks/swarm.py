@@ -144,6 +144,7 @@ def record_result(exp: Experiment, wh: Warehouse, spec: RunSpec, result: RunResu
         result, experiment_id=exp.experiment_id, role=spec.role, label=spec.label,
         mixture_id=mixture_id(spec.weights), seed=spec.seed, target_loss=target, code_version=CODE_VERSION,
         size=spec.size if spec.role == "proxy" else None,
+        eval_kinds=dict.fromkeys(exp.eval_set_names, "eval"), group_losses=exp.group_losses(result.val_losses),
     )
     spool_path(exp, result.run_id).unlink(missing_ok=True)
     return target

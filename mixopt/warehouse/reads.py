@@ -205,3 +205,22 @@ def final_run_ids(db: Frames, experiment_id: str) -> list[str]:
         return []
     return db.frame("SELECT run_id FROM final_runs WHERE experiment_id = ? AND n_params = ? AND tokens = ?",
                     [experiment_id, latest["n_params"][0], latest["tokens"][0]])["run_id"].to_list()
+
+
+def run_evals(db: Frames, experiment_id: str, role: str | None = None) -> pl.DataFrame:
+    """Every measured loss of the experiment's finished runs, long: run_id, role, label, seed, size, name,
+    kind ("domain", "eval" or "group") and loss (the `run_evals` view)."""
+    where, params = ("AND v.role = ?", [role]) if role else ("", [])
+    return db.frame(f"""SELECT v.run_id, v.role, v.label, v.seed, v.size, v.name, v.kind, v.loss FROM run_evals v
+                        JOIN runs r ON r.run_id = v.run_id WHERE v.experiment_id = ? AND r.status = 'ok' {where}
+                        ORDER BY v.run_id, v.kind, v.name""", [experiment_id, *params])
+
+
+def eval_table(db: Frames, experiment_id: str, role: str | None = None) -> pl.DataFrame:
+    """`run_evals` pivoted wide: one row per run (run_id, role, label, seed, size), one column per
+    domain, eval set and group (named as in the config; kinds never share a name)."""
+    long = run_evals(db, experiment_id, role)
+    if not long.height:
+        return long
+    return long.pivot(on="name", index=["run_id", "role", "label", "seed", "size"], values="loss",
+                      maintain_order=True)

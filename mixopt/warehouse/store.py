@@ -196,9 +196,11 @@ class Warehouse:
     def record_run(
         self, result: RunResult, *, experiment_id: str, role: str, label: str, mixture_id: str,
         seed: int, target_loss: float | None, code_version: str, size: str | None = None,
+        eval_kinds: dict[str, str] | None = None, group_losses: dict[str, float] | None = None,
     ) -> None:
         """Store one run with its curve and per-domain losses, replacing an earlier attempt.
-        `size`: a proxy's size ("target" or "low"); None for final runs."""
+        `size`: a proxy's size ("target" or "low"); None for final runs. `eval_kinds`: the kind of each
+        measured loss ("domain" or "eval"; default "domain"); `group_losses`: rows of kind "group"."""
         r = result
         with self.transaction() as con:
             for table in ("runs", "metrics", "evals", "mixture_trajectory", "aioli_params"):
@@ -214,11 +216,11 @@ class Warehouse:
                     "INSERT INTO metrics (run_id, step, tokens, loss, lr) VALUES (?, ?, ?, ?, ?)",
                     [[r.run_id, int(s), int(t), float(l), float(lr)] for s, t, l, lr in r.curve],
                 )
-            if r.val_losses:
-                con.executemany(
-                    "INSERT INTO evals (run_id, domain, loss) VALUES (?, ?, ?)",
-                    [[r.run_id, d, float(v)] for d, v in r.val_losses.items()],
-                )
+            kinds = eval_kinds or {}
+            rows = [[r.run_id, d, float(v), kinds.get(d, "domain")] for d, v in r.val_losses.items()]
+            rows += [[r.run_id, g, float(v), "group"] for g, v in (group_losses or {}).items()]
+            if rows:
+                con.executemany("INSERT INTO evals (run_id, domain, loss, kind) VALUES (?, ?, ?, ?)", rows)
             self._record_trajectory(con, r)
 
     @staticmethod

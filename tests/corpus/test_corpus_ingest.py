@@ -79,7 +79,7 @@ def test_reuse_skips_work_and_keeps_files(tmp_path: Path, synthetic_cfg, monkeyp
         raise AssertionError("re-tokenised on reuse")
 
     monkeypatch.setattr(ingest, "_tokenize_domain", boom)
-    monkeypatch.setattr(ingest, "scan_domain", boom)
+    monkeypatch.setattr(ingest.sets, "scan", boom)
     second = prepare_corpus(cfg, tmp_path)
     assert second == first
     assert _snapshot(corpus) == before

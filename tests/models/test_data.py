@@ -124,3 +124,26 @@ def test_shard_length_mismatch_is_an_error(shards: list[DomainShard]) -> None:
     bad = DomainShard(**{**shards[0].__dict__, "val_tokens": shards[0].val_tokens + 1})
     with pytest.raises(ValueError, match="metadata"):
         make_dm([bad, shards[1]], [0.5, 0.5]).val_batches(0)
+
+
+def _shard(path, name: str, tokens: np.ndarray, dtype: str) -> DomainShard:
+    train, val = path / f"{name}.train", path / f"{name}.val"
+    tokens.astype(np.dtype(dtype).newbyteorder("<")).tofile(train)
+    tokens[:200].astype(np.dtype(dtype).newbyteorder("<")).tofile(val)
+    return DomainShard(name, str(train), str(val), len(tokens), 200, dtype=dtype)
+
+
+def test_uint32_shards_are_read_as_uint32_and_eval_sets_by_name(tmp_path) -> None:
+    """Issue 15: ids above 65,535 come back intact; an eval set is measured, never drawn for training."""
+    big = np.arange(70_000, 70_000 + 1000, dtype=np.int64)
+    wide = _shard(tmp_path, "wide", big, "uint32")
+    narrow = _shard(tmp_path, "narrow", np.arange(1000, dtype=np.int64) % 300, "uint16")
+    held = _shard(tmp_path, "bench", np.arange(5000, 6000, dtype=np.int64), "uint32")
+    dm = MixtureDataModule([wide, narrow], [1.0, 0.0], seq_len=16, batch_size=8, seed=0, total_steps=3,
+                           eval_batches=2, eval_sets=[held])
+    for x, _, dom in batches(dm):
+        assert (x >= 70_000).all() and (dom == 0).all()
+    assert dm.sampled_sequences.tolist() == [24, 0]
+    x, y = dm.val_batches("bench")[0]
+    assert x.min() >= 5000 and x.max() < 6000 and torch.equal(x[:, 1:], y[:, :-1])
+    assert dm.val_batches("narrow")[0][0].max() < 300
