@@ -47,6 +47,8 @@ def design_identity(cfg: ExperimentConfig) -> dict:
         d.pop("low_fidelity", None)
     if not d.get("target_fraction"):  # a design all around the prior hashes as before the option existed
         d.pop("target_fraction", None)
+    if d.get("hierarchy") is None:  # no hierarchy settings: ids as before hierarchical domains existed
+        d.pop("hierarchy", None)
     d["max_epochs"] = d.pop("proxy_max_epochs")  # its name before the rename, so ids stay the same
     return d
 
@@ -94,6 +96,7 @@ class Experiment:
         )
         exp.target_weights()  # fail early on unknown target (and anchor) domains
         exp.anchor_mixtures()
+        exp.hierarchy()  # and on unknown sources or topics of `design.hierarchy`
         return exp
 
     @property
@@ -129,6 +132,16 @@ class Experiment:
             v = np.array([float(weights.get(n, 0.0)) for n in names])
             out[name] = [float(w) for w in v / v.sum()]
         return out
+
+    def hierarchy(self):  # -> mixopt.mixtures.hierarchy.Hierarchy | None
+        """The domains' sources and topics with the design's per-level sweeps and frozen topic weights
+        (None for flat names without `design.hierarchy`: the flat design). Bad names are a ConfigError."""
+        from mixopt.config_design import design_hierarchy
+
+        try:
+            return design_hierarchy(self.cfg.design, self.domain_names)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
 
     def target_weights(self) -> np.ndarray:
         """Normalised weights of the per-domain losses in the target (default: the mean)."""

@@ -49,6 +49,9 @@ def design_mixtures(exp: Experiment, wh: Warehouse) -> list[tuple[str, list[floa
         else:
             n_new = missing if d.method == "dirichlet" else min(missing, d.initial - len(existing))
             new = sample_around_prior_and_target(exp, n_new, caps, seed, [w for _, w in existing])
+        frozen = exp.hierarchy()
+        if frozen is not None and frozen.frozen and d.method == "sequential":
+            new = [frozen.project(w, caps) for w in new]  # acquisitions search the full simplex: keep the freeze
         for i, w in enumerate(new):
             wh.record_mixture(mixture_id(w), exp.experiment_id, "design", w, size=sizes[i] if sizes else None)
         existing = wh.mixtures(exp.experiment_id, "design")
@@ -60,6 +63,7 @@ def sample_around_prior_and_target(exp: Experiment, n: int, caps: np.ndarray, se
     """`n` new design mixtures: a `design.target_fraction` share drawn around the target's domain
     weights (where the target points), the rest around the token prior; none repeats `existing`."""
     d = exp.cfg.design
+    hierarchy = exp.hierarchy()  # two-level draws for `source:topic` domains (None: the flat design)
     n_target = int(round(d.target_fraction * n))
     parts, seen = [], [np.asarray(w, dtype=float) for w in existing]
     for centre, m, s in ((exp.target_weights(), n_target, seed + 7919), (exp.prior, n - n_target, seed)):
@@ -67,7 +71,7 @@ def sample_around_prior_and_target(exp: Experiment, n: int, caps: np.ndarray, se
             continue
         W = sample_design(centre, m, caps, seed=s, concentration_min=d.concentration_min,
                           concentration_max=d.concentration_max, min_weight=d.min_weight,
-                          existing=np.array(seen) if seen else None)
+                          existing=np.array(seen) if seen else None, hierarchy=hierarchy)
         parts.append(W)
         seen += list(W)
     return np.vstack(parts) if parts else np.zeros((0, len(exp.domains)))
