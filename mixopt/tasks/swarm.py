@@ -19,6 +19,7 @@ from prefect.cache_policies import NONE
 
 from mixopt.experiment import CODE_VERSION, Experiment, mixture_id
 from mixopt.mixtures.design import sample_design, token_caps
+from mixopt.mixtures.hierarchy import frozen_only
 from mixopt.runspec import RunResult, RunSpec, atomic_write_text
 from mixopt.tasks import fidelity
 from mixopt.warehouse import Warehouse, writer
@@ -49,9 +50,6 @@ def design_mixtures(exp: Experiment, wh: Warehouse) -> list[tuple[str, list[floa
         else:
             n_new = missing if d.method == "dirichlet" else min(missing, d.initial - len(existing))
             new = sample_around_prior_and_target(exp, n_new, caps, seed, [w for _, w in existing])
-        frozen = exp.hierarchy()
-        if frozen is not None and frozen.frozen and d.method == "sequential":
-            new = [frozen.project(w, caps) for w in new]  # acquisitions search the full simplex: keep the freeze
         for i, w in enumerate(new):
             wh.record_mixture(mixture_id(w), exp.experiment_id, "design", w, size=sizes[i] if sizes else None)
         existing = wh.mixtures(exp.experiment_id, "design")
@@ -92,7 +90,12 @@ def _acquire(exp: Experiment, wh: Warehouse, caps: np.ndarray, n: int, seed: int
     X = np.array([r["weights"] for r in rows], dtype=float).reshape(len(rows), len(exp.domains))
     y = np.array([r["target_loss"] for r in rows], dtype=float)
     taken = {tuple(np.round(w, 4)) for _, w in wh.mixtures(exp.experiment_id, "design")}
-    batch = next_batch(X, y, exp.prior, caps, n, seed=seed, method=exp.cfg.design.acquisition)
+    h = frozen_only(exp.hierarchy())  # frozen topics: the GP and its candidates live in the reduced space
+    if h is None:
+        batch = next_batch(X, y, exp.prior, caps, n, seed=seed, method=exp.cfg.design.acquisition)
+    else:
+        batch = h.expand(next_batch(h.reduce(X), y, h.reduce(exp.prior), h.reduced_caps(caps), n, seed=seed,
+                                    method=exp.cfg.design.acquisition))
     keep = [b for b in batch if tuple(np.round(b, 4)) not in taken]  # e.g. a failed proxy's mixture
     return np.array(keep).reshape(len(keep), len(exp.domains))
 
