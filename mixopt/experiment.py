@@ -96,7 +96,7 @@ class Experiment:
         )
         exp.target_weights()  # fail early on unknown target (and anchor) domains
         exp.anchor_mixtures()
-        exp.hierarchy()  # and on unknown sources or topics of `design.hierarchy`
+        exp._check_frozen_topics(exp.hierarchy())  # and on unknown sources or topics of `design.hierarchy`
         return exp
 
     @property
@@ -142,6 +142,24 @@ class Experiment:
             return design_hierarchy(self.cfg.design, self.domain_names)
         except ValueError as e:
             raise ConfigError(str(e)) from None
+
+    def _check_frozen_topics(self, h) -> None:
+        """Frozen topic weights must fit under the token caps of the proxies and of the final run."""
+        if h is None or not h.frozen:
+            return
+        from mixopt.mixtures.design import token_caps
+
+        cfg = self.cfg
+        for what, tokens, epochs in (("design.proxy_max_epochs", cfg.swarm.tokens, cfg.design.proxy_max_epochs),
+                                     ("proposer.final_max_epochs", cfg.final.tokens, cfg.proposer.final_max_epochs)):
+            caps = token_caps(self.train_tokens, tokens, epochs)
+            if caps.sum() < 1:
+                continue  # infeasible without any freeze: reported where the caps are used
+            try:
+                h.reduced_caps(caps)
+            except ValueError as e:
+                frozen = ", ".join(f"design.hierarchy.sources.{h.sources[j]}.frozen" for j in sorted(h.frozen))
+                raise ConfigError(f"{frozen}: {e} at {what} = {epochs}") from None
 
     def target_weights(self) -> np.ndarray:
         """Normalised weights of the per-domain losses in the target (default: the mean)."""

@@ -94,6 +94,9 @@ def mixture_record(db: reads.Frames, experiment_id: str | None = None, tokens: i
     details = p.get("details")
     if isinstance(details, str):
         details = json.loads(details)
+    for d in domains:  # the topic mix within each source: what `design.hierarchy.sources.<s>.frozen` reuses
+        total = sources[d["source"]]
+        d["within_source"] = d["weight"] / total if total > 0 else 0.0
     return {
         "mixopt_mixture": FILE_VERSION,
         "experiment_id": experiment_id, "experiment_name": e["name"], "proposal_id": p["proposal_id"],

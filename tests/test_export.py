@@ -59,6 +59,7 @@ def test_yaml_and_json_round_trip_with_provenance_tokens_and_epochs(tmp_path):
     by = {d["name"]: d for d in rec["domains"]}
     assert by["web:news"]["tokens"] == 24_000 and by["web:news"]["epochs"] == pytest.approx(0.6)
     assert by["web:forums"]["epochs"] == pytest.approx(1.6) and by["web:forums"]["source"] == "web"
+    assert by["web:forums"]["within_source"] == pytest.approx(0.4)
     assert rec["sources"] == pytest.approx({"web": 0.5, "code": 0.4, "books": 0.1})
 
 

@@ -61,3 +61,14 @@ def test_unknown_source_of_a_generated_corpus_is_caught_at_experiment_creation()
     cfg = ExperimentConfig.model_validate({"design": {"hierarchy": {"sources": {"web": {"frozen": {"a": 1}}}}}})
     with pytest.raises(ConfigError, match=r"design.hierarchy.sources.web: unknown source 'web'"):
         Experiment.create(cfg, _shards("abc"), 512, "fp")
+
+
+def test_frozen_topics_that_cannot_fit_under_the_caps_are_refused():
+    names = ["web:news", "web:forums", "code:python"]
+    cfg = parse_config(_files(names, hierarchy={"sources": {"web": {"frozen": {"news": 0.99, "forums": 0.01}}}},
+                              proxy_max_epochs=1.0))
+    # news holds 100 tokens, so web (99 % news) can fill ~101 proxy tokens and code 1000: far below the budget,
+    # although forums alone (100k tokens) could fill it without the freeze
+    shards = [DomainShard(n, "x", "y", t, 10) for n, t in zip(names, [100, 100_000, 1000])]
+    with pytest.raises(ConfigError, match=r"design.hierarchy.sources.web.frozen: infeasible caps with the frozen"):
+        Experiment.create(cfg, shards, 512, "fp")
