@@ -327,6 +327,8 @@ class ExperimentConfig(_Strict):
     def config_hash(self) -> str:
         """Hash of what defines the experiment's results (runtime settings excluded)."""
         payload = self.model_dump(mode="json", exclude={"runtime"})
+        if payload["design"].get("hierarchy") is None:  # hierarchical domains' settings unset: the hash as before
+            payload["design"].pop("hierarchy", None)
         blob = json.dumps(payload, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
