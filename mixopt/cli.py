@@ -213,6 +213,36 @@ def report(
     console.print(f"[dim]written to {rep.path}[/]")
 
 
+@app.command()
+def export(
+    experiment: Optional[str] = typer.Argument(None, help="Experiment id (default: the latest in the warehouse)."),
+    format: str = typer.Option("yaml", "--format", "-f", help="yaml, json, megatron (a --data-path blend) or hf "
+                               "(an interleave_datasets snippet)."),
+    warehouse: Path = typer.Option(Path("out/mixopt.duckdb"), "--warehouse", "-w", help="DuckDB warehouse file."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="File to write (default: stdout)."),
+    path_template: str = typer.Option("{domain}", "--path-template",
+                                      help="Data path of a domain for megatron/hf, e.g. '/data/{domain}/text_document' "
+                                           "({domain}, {source} and {topic} are filled in)."),
+    tokens: Optional[int] = typer.Option(None, "--tokens", help="Token budget for the per-domain tokens and epochs "
+                                         "(default: the final runs' budget, else final.tokens)."),
+) -> None:
+    """Write the chosen mixture with its provenance (ids, predicted and measured target, config hash,
+    code version) and each domain's tokens and epochs at the final run's budget."""
+    from mixopt.export import export_mixture
+    from mixopt.warehouse import ReadOnlyWarehouse
+
+    try:
+        with ReadOnlyWarehouse(warehouse) as db:
+            text = export_mixture(db, experiment, format, path_template, tokens)
+    except _user_errors() as e:
+        _fail(str(e))
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8")
+        err.print(f"[dim]written to {out}[/]")
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 

@@ -25,8 +25,9 @@ from mixopt.errors import MixoptError
 class DomainConfig(_Strict):
     """One data domain: a set of files read with one format."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", max_length=64)
-    """Domain name, used as a column label and in the warehouse (letters, digits, `_ . -`)."""
+    name: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.:-]*$", max_length=64)
+    """Domain name, used as a column label and in the warehouse (letters, digits, `_ . -`); `source:topic`
+    makes it a topic of a source (hierarchical domains, see `design.hierarchy`)."""
     paths: list[str] = Field(min_length=1)
     """File globs (relative paths resolve against the config file's folder); `**` recurses."""
     format: Literal["jsonl", "jsonl.gz", "parquet", "txt", "tokens"] = "jsonl"
@@ -353,6 +354,14 @@ class ExperimentConfig(_Strict):
             raise ValueError(f"final.baselines: unknown {bad}; choose from {sorted(allowed)}")
         return self
 
+    @model_validator(mode="after")
+    def _check_hierarchy(self) -> "ExperimentConfig":
+        from mixopt.config_design import design_hierarchy
+
+        if self.corpus.source == "files":
+            design_hierarchy(self.design, [d.name for d in self.corpus.domains])
+        return self
+
     def baselines(self) -> list[str]:
         """The final comparison's baselines (`final.baselines`, or natural, stratified and every anchor)."""
         if self.final.baselines is not None:
@@ -365,6 +374,8 @@ class ExperimentConfig(_Strict):
         from mixopt.targets import drop_new_defaults
 
         drop_new_defaults(payload)
+        if payload["design"].get("hierarchy") is None:  # hierarchical domains' settings unset: the hash as before
+            payload["design"].pop("hierarchy", None)
         blob = json.dumps(payload, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 

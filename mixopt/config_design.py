@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, model_validator
 
 from mixopt.config_base import _NAME, RESERVED_LABELS, ModelConfig, _Strict
+
+if TYPE_CHECKING:
+    from mixopt.mixtures.hierarchy import Hierarchy
 
 
 class ProxySizeConfig(_Strict):
@@ -36,6 +39,35 @@ class LadderConfig(_Strict):
     """The cheaper rungs (at least 2; with the swarm's own size that makes >= 3 scales, cheapest first)."""
     mixtures: int = Field(4, ge=3)
     """The first this-many design mixtures are trained at every rung (the anchors always are)."""
+
+
+class SourceConfig(_Strict):
+    """One source of `source:topic` domains: its own topic sweep, and/or its topic weights frozen."""
+
+    concentration_min: float | None = Field(None, gt=0)
+    """Smallest concentration of the Dirichlet over this source's topics (null: `topic_concentration_min`)."""
+    concentration_max: float | None = Field(None, gt=0)
+    """Largest concentration of the Dirichlet over this source's topics (null: `topic_concentration_max`)."""
+    frozen: dict[str, float] | None = None
+    """Freeze this source's topic mix: topic (`news` or `web:news`) -> weight within the source (omitted
+    topics get 0; normalised). Every design mixture and every proposal then keeps these proportions,
+    e.g. to reuse the topic mix an earlier search chose (olmix's mixture reuse). Null: searched."""
+
+
+class HierarchyConfig(_Strict):
+    """The two-level design of `source:topic` domains: a Dirichlet over the sources, then one over the
+    topics of each source, each level with its own concentration sweep (both default to the design's)."""
+
+    source_concentration_min: float | None = Field(None, gt=0)
+    """Smallest concentration of the Dirichlet over sources (null: `design.concentration_min`)."""
+    source_concentration_max: float | None = Field(None, gt=0)
+    """Largest concentration of the Dirichlet over sources (null: `design.concentration_max`)."""
+    topic_concentration_min: float | None = Field(None, gt=0)
+    """Smallest concentration of the Dirichlet over a source's topics (null: `design.concentration_min`)."""
+    topic_concentration_max: float | None = Field(None, gt=0)
+    """Largest concentration of the Dirichlet over a source's topics (null: `design.concentration_max`)."""
+    sources: dict[str, SourceConfig] = Field(default_factory=dict)
+    """Per source (the part before `:`): its own topic sweep and/or frozen topic weights."""
 
 
 class DesignConfig(_Strict):
@@ -89,10 +121,18 @@ class DesignConfig(_Strict):
     """The scale ladder behind the scale-aware law (null: one proxy scale; the proposal then optimises
     the proxies' own loss)."""
 
+    hierarchy: HierarchyConfig | None = None
+    """Hierarchical domains (`source:topic` names): per-level concentration sweeps and frozen topic
+    weights. Null: with `source:topic` names the design is still two-level, both levels sweeping
+    `concentration_min`..`concentration_max`; with flat names it is the flat design."""
+
     @model_validator(mode="after")
     def _check(self) -> "DesignConfig":
         if self.concentration_min > self.concentration_max:
             raise ValueError("concentration_min must be <= concentration_max")
+        for where, lo, hi in level_sweeps(self):
+            if lo > hi:
+                raise ValueError(f"design.hierarchy.{where}: concentration min {lo} > max {hi}")
         for name, w in self.anchors.items():
             if not _NAME.fullmatch(name) or name in RESERVED_LABELS:
                 raise ValueError(f"design.anchors: bad anchor name {name!r} (letters, digits, `_ . -`; not one of "
@@ -111,3 +151,36 @@ class DesignConfig(_Strict):
                                  f"correlation and the multi-fidelity GP need mixtures at both sizes), "
                                  f"got {self.transfer_mixtures}")
         return self
+
+
+def level_sweeps(d: DesignConfig) -> list[tuple[str, float, float]]:
+    """(where, min, max) of every concentration sweep of the hierarchy, defaults filled in."""
+    h = d.hierarchy
+    if h is None:
+        return []
+
+    def pick(v: float | None, default: float) -> float:
+        return default if v is None else v
+    topic = (pick(h.topic_concentration_min, d.concentration_min), pick(h.topic_concentration_max, d.concentration_max))
+    out = [("source_concentration", pick(h.source_concentration_min, d.concentration_min),
+            pick(h.source_concentration_max, d.concentration_max)), ("topic_concentration", *topic)]
+    out += [(f"sources.{name}", pick(s.concentration_min, topic[0]), pick(s.concentration_max, topic[1]))
+            for name, s in h.sources.items()]
+    return out
+
+
+def design_hierarchy(d: DesignConfig, names: list[str]) -> "Hierarchy | None":
+    """The hierarchy of the design over the domains `names` (None: flat names and no `design.hierarchy`,
+    the flat design). ``ValueError`` naming the field for a malformed name or an unknown source/topic."""
+    from mixopt.mixtures.hierarchy import Hierarchy, check_domain_names, is_hierarchical
+
+    check_domain_names(names)
+    if d.hierarchy is None and not is_hierarchical(names):
+        return None
+    sweeps = {where: (lo, hi) for where, lo, hi in level_sweeps(d)}
+    src = sweeps.get("source_concentration", (d.concentration_min, d.concentration_max))
+    topic = sweeps.get("topic_concentration", (d.concentration_min, d.concentration_max))
+    sources = d.hierarchy.sources if d.hierarchy is not None else {}
+    per_source = {name: sweeps[f"sources.{name}"] for name in sources}
+    frozen = {name: s.frozen for name, s in sources.items() if s.frozen is not None}
+    return Hierarchy.from_names(names, src, topic, per_source, frozen)

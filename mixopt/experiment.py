@@ -48,6 +48,8 @@ def design_identity(cfg: ExperimentConfig) -> dict:
         d.pop("low_fidelity", None)
     if not d.get("target_fraction"):  # a design all around the prior hashes as before the option existed
         d.pop("target_fraction", None)
+    if d.get("hierarchy") is None:  # no hierarchy settings: ids as before hierarchical domains existed
+        d.pop("hierarchy", None)
     d["max_epochs"] = d.pop("proxy_max_epochs")  # its name before the rename, so ids stay the same
     return d
 
@@ -98,6 +100,7 @@ class Experiment:
         )
         exp.target_weights()  # fail early on unknown target (and anchor) domains
         exp.anchor_mixtures()
+        exp._check_frozen_topics(exp.hierarchy())  # and on unknown sources or topics of `design.hierarchy`
         return exp
 
     @property
@@ -144,6 +147,33 @@ class Experiment:
             return effective_weights(self.cfg.target, self.domain_names, self.eval_set_names)
         except ValueError as e:
             raise ConfigError(f"{e}; the corpus has {self.domain_names}") from None
+    def hierarchy(self):  # -> mixopt.mixtures.hierarchy.Hierarchy | None
+        """The domains' sources and topics with the design's per-level sweeps and frozen topic weights
+        (None for flat names without `design.hierarchy`: the flat design). Bad names are a ConfigError."""
+        from mixopt.config_design import design_hierarchy
+
+        try:
+            return design_hierarchy(self.cfg.design, self.domain_names)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+
+    def _check_frozen_topics(self, h) -> None:
+        """Frozen topic weights must fit under the token caps of the proxies and of the final run."""
+        if h is None or not h.frozen:
+            return
+        from mixopt.mixtures.design import token_caps
+
+        cfg = self.cfg
+        for what, tokens, epochs in (("design.proxy_max_epochs", cfg.swarm.tokens, cfg.design.proxy_max_epochs),
+                                     ("proposer.final_max_epochs", cfg.final.tokens, cfg.proposer.final_max_epochs)):
+            caps = token_caps(self.train_tokens, tokens, epochs)
+            if caps.sum() < 1:
+                continue  # infeasible without any freeze: reported where the caps are used
+            try:
+                h.reduced_caps(caps)
+            except ValueError as e:
+                frozen = ", ".join(f"design.hierarchy.sources.{h.sources[j]}.frozen" for j in sorted(h.frozen))
+                raise ConfigError(f"{frozen}: {e} at {what} = {epochs}") from None
 
     def target_weights(self) -> np.ndarray:
         """Normalised weights of the per-domain losses in the target (default: the mean). A target

@@ -17,6 +17,7 @@ import polars as pl
 from mixopt.mixtures.diagnostics import check_warnings, noise_floor, rank_transfer, train_flops
 from mixopt.report_choice import choice_markdown, paired_verdicts, pilot_markdown, verdict_markdown, verdict_sentence
 from mixopt.report_evals import evals_markdown
+from mixopt.report_hierarchy import hierarchy_markdown
 from mixopt.warehouse import Warehouse, reads
 
 
@@ -170,6 +171,7 @@ def build_report(wh: Warehouse, experiment_id: str, out_dir: str | Path, final_r
         md.append(f"\n## Proposal ({p['method']} on the {p['regressor']} fit `{p['fit_id']}`)\n")
         md.append(f"Predicted target: {p['predicted_target']:.4f}\n\n")
         md.append(_table(rows, ["domain", "proposed", "natural", "cap_active"]))
+    md.append(hierarchy_markdown(wh, experiment_id, prop[0] if prop else None))
     choice_md, choice_warnings = choice_markdown(wh, experiment_id, names, prop[0] if prop else None)
     md.append(choice_md)
     warnings += choice_warnings

@@ -80,16 +80,21 @@ class Choice:
 def choose_at_scale(W: np.ndarray, s: np.ndarray, y: np.ndarray, groups: Sequence[str], base: Callable[[], Any],
                     prior: np.ndarray, caps: np.ndarray, anchors: Mapping[str, Sequence[float]], s_final: float, *,
                     n_samples: int = 100_000, top_k: int = 100, seed: int = 0, kappa: float = 1.0, B: int = 100,
-                    boot_samples: int = 5_000, single_scale: dict[str, Callable[[], Any]] | None = None) -> Choice:
+                    boot_samples: int = 5_000, single_scale: dict[str, Callable[[], Any]] | None = None,
+                    hierarchy: Any = None) -> Choice:
     """See the module docstring. `s_final` below the largest proxy scale is clipped to it (the law
-    never extrapolates downwards)."""
+    never extrapolates downwards). A `hierarchy` (`mixtures/hierarchy.py`) that freezes sources' topic
+    proportions makes every candidate keep them; the anchors are projected onto the freeze before the
+    hedge starts from one, so the hedge's segment, and the proposal, keep them too."""
     W, s, y = np.asarray(W, float), np.round(np.asarray(s, float), 6), np.asarray(y, float)
     g = np.asarray(groups)
     c = check_caps(caps, W.shape[1])
     law = ScaleAwareLaw(base).fit(W, s, y, g)
     s_final = max(float(s_final), law.s_ref_)
-    raw = propose_regmix(law.at(s_final), prior, c, n_samples=n_samples, top_k=top_k, seed=seed)
-    anchor_w = {n: project_to_caps(np.asarray(w, float), c) for n, w in anchors.items()}
+    h = hierarchy if hierarchy is not None and hierarchy.frozen else None
+    project = project_to_caps if h is None else h.project
+    raw = propose_regmix(law.at(s_final), prior, c, n_samples=n_samples, top_k=top_k, seed=seed, hierarchy=h)
+    anchor_w = {n: project(np.asarray(w, float), c) for n, w in anchors.items()}
 
     laws, props, t0 = [], [], time.perf_counter()
     rng = np.random.default_rng(seed)
@@ -101,7 +106,7 @@ def choose_at_scale(W: np.ndarray, s: np.ndarray, y: np.ndarray, groups: Sequenc
         try:
             lb = ScaleAwareLaw(base).fit(W[idx], s[idx], y[idx], g[idx])
             props.append(propose_regmix(lb.at(s_final), prior, c, n_samples=boot_samples, top_k=top_k,
-                                        seed=seed).weights)
+                                        seed=seed, hierarchy=h).weights)
             laws.append(lb)
         except (ValueError, np.linalg.LinAlgError, RuntimeError):
             failed += 1
@@ -111,14 +116,14 @@ def choose_at_scale(W: np.ndarray, s: np.ndarray, y: np.ndarray, groups: Sequenc
     sd = {n: float(np.std([lb.predict_at(w[None], s_final)[0] for lb in laws], ddof=1)) if len(laws) > 1
           else float("nan") for n, w in anchor_w.items()}
     start = min(pred, key=pred.get) if pred else ""
-    h = None
+    hg = None
     weights = raw.weights
     if kappa > 0 and start and len(laws) > 1:
-        h = hedge(anchor_w[start], raw.weights, laws, s_final, kappa=kappa)
-        weights = project_to_caps(h.weights, c)
+        hg = hedge(anchor_w[start], raw.weights, laws, s_final, kappa=kappa)
+        weights = project(hg.weights, c)
     checks = []
     if law.n_scales_ >= 3:
         checks = leave_largest_scale_out(W, s, y, g, single_scale)
-    return Choice(weights=weights, predicted=float(law.predict_at(weights[None], s_final)[0]), raw=raw, hedge=h,
+    return Choice(weights=weights, predicted=float(law.predict_at(weights[None], s_final)[0]), raw=raw, hedge=hg,
                   start=start, anchors={n: (pred[n], sd[n]) for n in pred}, boot=boot, checks=checks,
                   n_scales=law.n_scales_, s_final=s_final, s_proxy=law.s_ref_, law=law)

@@ -11,9 +11,12 @@ Pure numpy: no deep-learning imports in this package.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from mixopt.mixtures.hierarchy import Hierarchy
 
 _TOL = 1e-9
 _DEDUP_DECIMALS = 4
@@ -149,7 +152,7 @@ def sample_design(prior: Sequence[float] | np.ndarray, n: int,
                   caps: Sequence[float] | np.ndarray | None, seed: int,
                   concentration_min: float = 0.1, concentration_max: float = 5.0,
                   min_weight: float = 0.005, existing: np.ndarray | None = None,
-                  max_draws: int | None = None) -> np.ndarray:
+                  max_draws: int | None = None, hierarchy: "Hierarchy | None" = None) -> np.ndarray:
     """RegMix-style design: ``n`` distinct mixtures around ``prior`` that respect ``caps``.
 
     Each candidate is drawn from ``Dirichlet(alpha = prior * s * k)``: its mean is the prior and
@@ -169,6 +172,12 @@ def sample_design(prior: Sequence[float] | np.ndarray, n: int,
 
     Raises ``ValueError`` when the caps sum to less than one, or when ``n`` distinct feasible
     mixtures could not be found within ``max_draws`` draws (default ``1000 + 200 n``).
+
+    With a ``hierarchy`` (:class:`~mixopt.mixtures.hierarchy.Hierarchy`, for ``source:topic``
+    domains) the draws are two-level (sources, then topics within each source, each with its own
+    sweep; see :meth:`Hierarchy.draw`), projections keep frozen sources' topic proportions, and the
+    topics of a frozen source are exempt from ``min_weight`` (their proportions are given).
+    Without one, the design is exactly the flat one.
     """
     p0 = _as_vector(prior, "prior")
     if np.any(p0 < 0) or p0.sum() <= 0:
@@ -182,10 +191,12 @@ def sample_design(prior: Sequence[float] | np.ndarray, n: int,
         raise ValueError("need 0 < concentration_min <= concentration_max")
     if not 0 <= min_weight * k < 1:
         raise ValueError(f"min_weight must be in [0, 1/k) = [0, {1 / k:.4g}), got {min_weight}")
-    usable = np.where(c >= min_weight, c, 0.0)
+    free = np.ones(k, dtype=bool) if hierarchy is None else hierarchy.free_mask
+    usable = np.where((c >= min_weight) | ~free, c, 0.0)
     if usable.sum() >= 1.0 - _TOL:
         c = usable
-    p0 = project_to_caps(p0, c)  # centre the draws on a feasible mixture
+    project = project_to_caps if hierarchy is None else hierarchy.project
+    p0 = project(p0, c)  # centre the draws on a feasible mixture
     seen: set[bytes] = set()
     if existing is not None and len(existing):
         ex = np.asarray(existing, dtype=float).reshape(-1, k)
@@ -200,21 +211,24 @@ def sample_design(prior: Sequence[float] | np.ndarray, n: int,
                 f"could only find {len(rows)} of {n} distinct feasible mixtures in {draws} draws; "
                 "the caps leave too little room (or n is too large for them)")
         m = int(min(max(64, 2 * (n - len(rows))), limit - draws))
-        W = draw_dirichlet(p0, m, rng, concentration_min, concentration_max, min_weight,
-                           keep_invalid=True)
+        if hierarchy is None:
+            W = draw_dirichlet(p0, m, rng, concentration_min, concentration_max, min_weight,
+                               keep_invalid=True)
+        else:
+            W = hierarchy.draw(p0, m, rng, min_weight)
         draws += m
         ok = np.all(np.isfinite(W), axis=1)
         feasible = ok & np.all(W <= c + _TOL, axis=1)
         accepted += int(feasible.sum())
-        project = draws >= 200 and accepted < 0.05 * draws
+        projecting = draws >= 200 and accepted < 0.05 * draws
         for row, good, fits in zip(W, ok, feasible):
             if not good:
                 continue
             if not fits:
-                if not project:
+                if not projecting:
                     continue
-                row = project_to_caps(row, c)
-                if np.any((row > 0) & (row < min_weight - _TOL)):
+                row = project(row, c)
+                if np.any((row > 0) & (row < min_weight - _TOL) & free):
                     continue
             key = _dedup_key(row)
             if key in seen:

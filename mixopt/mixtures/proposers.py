@@ -6,18 +6,23 @@
   simplex with SLSQP from several starts (meant for the smooth mixing law, works for any model).
 * :func:`propose_best_seen` — the best mixture actually trained.
 
-Every proposal lies on the simplex with ``0 <= weights <= caps``.
+Every proposal lies on the simplex with ``0 <= weights <= caps``.  With a ``hierarchy`` that freezes
+some sources' topic proportions (:mod:`mixopt.mixtures.hierarchy`), every candidate and every proposal
+keeps them: the proposers then search the reduced space (one coordinate per frozen source).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 from scipy.optimize import minimize
 
 from mixopt.mixtures.design import check_caps, draw_dirichlet, project_to_caps, stratified_mixture
+
+if TYPE_CHECKING:
+    from mixopt.mixtures.hierarchy import Hierarchy
 
 ACTIVE_TOL = 1e-6
 _FEAS_TOL = 1e-9
@@ -100,13 +105,18 @@ def feasible_candidates(prior: np.ndarray, caps: np.ndarray, n_samples: int, see
 def propose_regmix(model: Any, prior: Sequence[float] | np.ndarray,
                    caps: Sequence[float] | np.ndarray | None, n_samples: int = 100_000,
                    top_k: int = 100, seed: int = 0, concentration_min: float = 0.1,
-                   concentration_max: float = 5.0, regressor: str | None = None) -> Proposal:
+                   concentration_max: float = 5.0, regressor: str | None = None,
+                   hierarchy: "Hierarchy | None" = None) -> Proposal:
     """RegMix's proposal: average of the ``top_k`` lowest-predicted feasible candidates.
 
     Candidates are Dirichlet draws around the (cap-projected) prior with the design's
     concentration sweep; those exceeding a cap are discarded.  The feasible set is convex, so the
     average respects the caps (it is snapped onto the capped simplex against rounding).
     """
+    if hierarchy is not None and hierarchy.frozen:
+        return _in_reduced_space(propose_regmix, hierarchy, model, prior, caps, regressor, n_samples=n_samples,
+                                 top_k=top_k, seed=seed, concentration_min=concentration_min,
+                                 concentration_max=concentration_max)
     p0 = _prior(prior)
     c = check_caps(caps, p0.size)
     if top_k < 1:
@@ -134,7 +144,8 @@ def _kl(p: np.ndarray, q: np.ndarray) -> float:
 def propose_exact(model: Any, prior: Sequence[float] | np.ndarray,
                   caps: Sequence[float] | np.ndarray | None, kl_weight: float = 0.0,
                   n_starts: int = 6, n_candidates: int = 20_000, seed: int = 0,
-                  max_iter: int = 200, regressor: str | None = None) -> Proposal:
+                  max_iter: int = 200, regressor: str | None = None,
+                  hierarchy: "Hierarchy | None" = None) -> Proposal:
     """Minimise ``model(p) + kl_weight * KL(p || prior)`` over ``{p in simplex, 0 <= p <= caps}``.
 
     SLSQP (finite-difference gradients) from several starts: the best RegMix candidate among
@@ -143,6 +154,9 @@ def propose_exact(model: Any, prior: Sequence[float] | np.ndarray,
     capped simplex and the start points themselves compete too, so the answer is never worse than
     the best start.  Prior entries are floored at 1e-8 inside the KL term.
     """
+    if hierarchy is not None and hierarchy.frozen:
+        return _in_reduced_space(propose_exact, hierarchy, model, prior, caps, regressor, kl_weight=kl_weight,
+                                 n_starts=n_starts, n_candidates=n_candidates, seed=seed, max_iter=max_iter)
     p0 = _prior(prior)
     c = check_caps(caps, p0.size)
     if kl_weight < 0:
@@ -188,8 +202,10 @@ def propose_exact(model: Any, prior: Sequence[float] | np.ndarray,
 
 
 def propose_best_seen(X: np.ndarray, y: np.ndarray,
-                      caps: Sequence[float] | np.ndarray | None = None) -> Proposal:
-    """The trained mixture with the lowest observed loss among those within ``caps``.
+                      caps: Sequence[float] | np.ndarray | None = None,
+                      hierarchy: "Hierarchy | None" = None) -> Proposal:
+    """The trained mixture with the lowest observed loss among those within ``caps`` (and, with a
+    ``hierarchy`` that freezes sources, among those that keep the frozen topic proportions).
 
     Rows are renormalised to sum to one (logged weights are often rounded).  Raises
     ``ValueError`` when no row respects the caps.
@@ -202,11 +218,32 @@ def propose_best_seen(X: np.ndarray, y: np.ndarray,
     P = np.clip(X, 0.0, None)
     P = P / np.maximum(P.sum(axis=1, keepdims=True), 1e-300)
     ok = np.all(P <= c + ACTIVE_TOL, axis=1) & np.isfinite(y) & (X.sum(axis=1) > 0)
+    frozen = hierarchy is not None and bool(hierarchy.frozen)
+    if frozen:
+        ok &= np.array([hierarchy.respects(p, tol=1e-5) for p in P], dtype=bool)
     if not ok.any():
-        raise ValueError("no trained mixture respects the caps")
+        raise ValueError("no trained mixture respects the caps" + (" and the frozen topic weights" if frozen else ""))
     idx = np.flatnonzero(ok)
     i = int(idx[np.argmin(y[idx])])
     w = np.minimum(P[i], c)
-    w = project_to_caps(w, c)
+    w = hierarchy.project(w, c) if frozen else project_to_caps(w, c)
     return Proposal(w, float(y[i]), "best_seen", "none", _active(w, c),
                     {"index": i, "n_feasible": int(ok.sum())})
+
+
+def _in_reduced_space(proposer: Any, h: "Hierarchy", model: Any, prior: Sequence[float] | np.ndarray,
+                      caps: Sequence[float] | np.ndarray | None, regressor: str | None, **kwargs: Any) -> Proposal:
+    """Run `proposer` on the reduced space of `h` (frozen sources as one coordinate each) and bring its
+    answer back to the domains: every candidate, and so the proposal, keeps the frozen proportions."""
+    from mixopt.mixtures.hierarchy import ReducedModel
+
+    c = check_caps(caps, h.k)
+    prop = proposer(ReducedModel(model, h), h.reduce(_prior(prior)), h.reduced_caps(c), regressor=regressor,
+                    **kwargs)
+    w = h.project(h.expand(prop.weights), c)
+    details = dict(prop.details)
+    if "best_candidate" in details:
+        details["best_candidate"] = [float(v) for v in h.expand(np.asarray(details["best_candidate"]))]
+    details["frozen_sources"] = [h.sources[j] for j in sorted(h.frozen)]
+    return Proposal(w, float(_predict(model, w[None, :])[0]), prop.method, _model_name(model, regressor),
+                    _active(w, c), details)

@@ -121,6 +121,7 @@ def acquire_multi_fidelity(exp: Experiment, wh: Warehouse, caps: np.ndarray, n: 
                            seed: int) -> list[tuple[np.ndarray, str]]:
     """One multi-fidelity round: (mixture, size) pairs chosen by Thompson sampling at the target size
     and information per cost (`next_batch(..., fidelity=...)`) over every finished proxy of both sizes."""
+    from mixopt.mixtures.hierarchy import frozen_only
     from mixopt.mixtures.sequential import next_batch
 
     levels = fidelity_levels(exp)
@@ -131,7 +132,12 @@ def acquire_multi_fidelity(exp: Experiment, wh: Warehouse, caps: np.ndarray, n: 
     f = np.array([levels[r["size"]] for r in rows], dtype=float)
     lv = [levels[LOW], levels[TARGET]]
     d = exp.cfg.design
-    batch = next_batch(X, y, exp.prior, caps, n, seed=seed, method="thompson", fidelity=f, fidelity_levels=lv,
+    prior = exp.prior
+    h = frozen_only(exp.hierarchy())  # frozen topics: the GP and its candidates live in the reduced space
+    if h is not None:
+        X, prior, caps = h.reduce(X), h.reduce(prior), h.reduced_caps(caps)
+    r = X.shape[1]
+    batch = next_batch(X, y, prior, caps, n, seed=seed, method="thompson", fidelity=f, fidelity_levels=lv,
                        costs=[math.exp(v) for v in lv], concentration_min=d.concentration_min,
                        concentration_max=d.concentration_max)
-    return [(b[:k], TARGET if b[k] == levels[TARGET] else LOW) for b in batch]
+    return [(b[:r] if h is None else h.expand(b[:r]), TARGET if b[r] == levels[TARGET] else LOW) for b in batch]

@@ -128,20 +128,23 @@ def fit_and_propose(exp: Experiment, wh: Warehouse) -> FitOutcome:
     model = factories[chosen]().fit(X, y)
     caps = token_caps(exp.train_tokens, cfg.final.tokens, cfg.proposer.final_max_epochs)
     p = cfg.proposer
+    hierarchy = exp.hierarchy()
+    hierarchy = hierarchy if hierarchy is not None and hierarchy.frozen else None  # frozen topics: kept by all
     choice = None
     if p.kind in ("regmix", "bagged") and chosen != "gp_multi_fidelity":
         choice = propose_at_final_scale(exp, wh, chosen, model, caps)
         prop = Proposal(choice.weights, choice.predicted, p.kind, best.name,
                         [bool(abs(a - b) <= 1e-6) for a, b in zip(choice.weights, caps)], choice_details(choice))
         if p.kind == "bagged" and choice.boot is not None:
-            prop.weights = choice.boot.bagged
+            prop.weights = choice.boot.bagged if hierarchy is None else hierarchy.project(choice.boot.bagged, caps)
             prop.predicted = float(choice.law_predict(prop.weights))
     elif p.kind in ("regmix", "bagged"):
-        prop = propose_regmix(model, exp.prior, caps, n_samples=p.n_samples, top_k=p.top_k, seed=cfg.swarm.seed)
+        prop = propose_regmix(model, exp.prior, caps, n_samples=p.n_samples, top_k=p.top_k, seed=cfg.swarm.seed,
+                              hierarchy=hierarchy)
     elif p.kind == "exact":
-        prop = propose_exact(model, exp.prior, caps, kl_weight=p.kl_weight)
+        prop = propose_exact(model, exp.prior, caps, kl_weight=p.kl_weight, hierarchy=hierarchy)
     else:
-        prop = propose_best_seen(X, y, caps=caps)
+        prop = propose_best_seen(X, y, caps=caps, hierarchy=hierarchy)
     details = dict(prop.details)
     if isinstance(model, AutoRegressor):
         details["auto_weights"] = {k: float(v) for k, v in model.weights_.items()}

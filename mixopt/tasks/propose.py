@@ -48,7 +48,7 @@ def propose_at_final_scale(exp: Experiment, wh: Warehouse, chosen: str, model: A
     singles = {name: (lambda n=name: make_regressor(n, seed)) for name in cfg.regressor.candidates}
     return choose_at_scale(W, s, y, groups, base, exp.prior, caps, exp.anchor_mixtures(caps), s_final,
                            n_samples=p.n_samples, top_k=p.top_k, seed=seed, kappa=p.hedge_kappa, B=p.bootstrap,
-                           boot_samples=p.bootstrap_samples, single_scale=singles)
+                           boot_samples=p.bootstrap_samples, single_scale=singles, hierarchy=exp.hierarchy())
 
 
 def _floats(v: Any) -> list[float]:

@@ -20,6 +20,7 @@ from prefect.cache_policies import NONE
 
 from mixopt.experiment import CODE_VERSION, Experiment, mixture_id
 from mixopt.mixtures.design import sample_design, token_caps
+from mixopt.mixtures.hierarchy import frozen_only
 from mixopt.runspec import RunResult, RunSpec, atomic_write_text
 from mixopt.tasks import fidelity
 from mixopt.warehouse import Warehouse, writer
@@ -63,6 +64,7 @@ def sample_around_prior_and_target(exp: Experiment, n: int, caps: np.ndarray, se
     """`n` new design mixtures: a `design.target_fraction` share drawn around the target's domain
     weights (where the target points), the rest around the token prior; none repeats `existing`."""
     d = exp.cfg.design
+    hierarchy = exp.hierarchy()  # two-level draws for `source:topic` domains (None: the flat design)
     n_target = int(round(d.target_fraction * n))
     parts, seen = [], [np.asarray(w, dtype=float) for w in existing]
     for centre, m, s in ((exp.target_weights(), n_target, seed + 7919), (exp.prior, n - n_target, seed)):
@@ -70,7 +72,7 @@ def sample_around_prior_and_target(exp: Experiment, n: int, caps: np.ndarray, se
             continue
         W = sample_design(centre, m, caps, seed=s, concentration_min=d.concentration_min,
                           concentration_max=d.concentration_max, min_weight=d.min_weight,
-                          existing=np.array(seen) if seen else None)
+                          existing=np.array(seen) if seen else None, hierarchy=hierarchy)
         parts.append(W)
         seen += list(W)
     return np.vstack(parts) if parts else np.zeros((0, len(exp.domains)))
@@ -91,7 +93,12 @@ def _acquire(exp: Experiment, wh: Warehouse, caps: np.ndarray, n: int, seed: int
     X = np.array([r["weights"] for r in rows], dtype=float).reshape(len(rows), len(exp.domains))
     y = np.array([r["target_loss"] for r in rows], dtype=float)
     taken = {tuple(np.round(w, 4)) for _, w in wh.mixtures(exp.experiment_id, "design")}
-    batch = next_batch(X, y, exp.prior, caps, n, seed=seed, method=exp.cfg.design.acquisition)
+    h = frozen_only(exp.hierarchy())  # frozen topics: the GP and its candidates live in the reduced space
+    if h is None:
+        batch = next_batch(X, y, exp.prior, caps, n, seed=seed, method=exp.cfg.design.acquisition)
+    else:
+        batch = h.expand(next_batch(h.reduce(X), y, h.reduce(exp.prior), h.reduced_caps(caps), n, seed=seed,
+                                    method=exp.cfg.design.acquisition))
     keep = [b for b in batch if tuple(np.round(b, 4)) not in taken]  # e.g. a failed proxy's mixture
     return np.array(keep).reshape(len(keep), len(exp.domains))
 

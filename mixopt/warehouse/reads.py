@@ -224,3 +224,30 @@ def eval_table(db: Frames, experiment_id: str, role: str | None = None) -> pl.Da
         return long
     return long.pivot(on="name", index=["run_id", "role", "label", "seed", "size"], values="loss",
                       maintain_order=True)
+# ---------------------------------------------------------------- hierarchical domains and mixture files
+def mixture_levels(db: Frames, experiment_id: str, mixture_id: str) -> pl.DataFrame:
+    """One mixture of the experiment at both levels of `source:topic` domains: per domain its source,
+    topic, weight, the source's weight and the weight within the source (domain order)."""
+    return db.frame(
+        """SELECT DISTINCT w.domain, w.source, w.topic, w.weight, w.source_weight, w.topic_weight, d.idx, d.prior
+           FROM mixture_weights w JOIN domains d ON d.experiment_id = w.experiment_id AND d.domain = w.domain
+           WHERE w.experiment_id = ? AND w.mixture_id = ? ORDER BY d.idx""", [experiment_id, mixture_id])
+
+
+def proposal(db: Frames, experiment_id: str, proposal_id: str | None = None) -> pl.DataFrame:
+    """One proposal (the latest when `proposal_id` is None) with its weights and its fit's regressor
+    and CV scores (empty when there is none)."""
+    where, params = ("AND p.proposal_id = ?", [proposal_id]) if proposal_id else ("", [])
+    return db.frame(
+        f"""SELECT p.*, m.weights, f.regressor AS fit_regressor, f.cv_spearman, f.cv_rmse, f.n_train
+            FROM proposals p JOIN mixtures m USING (mixture_id) LEFT JOIN fits f ON f.fit_id = p.fit_id
+            WHERE p.experiment_id = ? {where} ORDER BY p.created_at DESC LIMIT 1""", [experiment_id, *params])
+
+
+def final_runs_of_mixture(db: Frames, experiment_id: str, mixture_id: str) -> pl.DataFrame:
+    """The finished final runs that trained `mixture_id`: run_id, label, seed, tokens, n_params and
+    target, newest first (empty when none did)."""
+    return db.frame(
+        """SELECT run_id, label, seed, tokens, n_params, target_loss, created_at FROM final_runs
+           WHERE experiment_id = ? AND mixture_id = ? AND status = 'ok' AND target_loss IS NOT NULL
+           ORDER BY created_at DESC, run_id""", [experiment_id, mixture_id])

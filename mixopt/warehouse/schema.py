@@ -87,6 +87,26 @@ _PRIMARY_KEYS = "".join([
                       "fit_id, run_id"),
 ])
 
+# Migration 6: hierarchical domains (`source:topic`): mixture_weights shows both levels (columns added
+# at the end, so PostgreSQL's CREATE OR REPLACE VIEW accepts it), and one row per source.
+_HIERARCHY_VIEWS = """
+CREATE OR REPLACE VIEW mixture_weights AS
+    SELECT mixture_id, experiment_id, kind, domain, weight, source, topic, source_weight,
+           CASE WHEN source_weight > 0 THEN weight / source_weight ELSE 0.0 END AS topic_weight
+    FROM (SELECT b.mixture_id, b.experiment_id, b.kind, b.domain, b.weight, b.source, b.topic,
+                 sum(b.weight) OVER (PARTITION BY b.mixture_id, b.experiment_id, b.kind, b.source) AS source_weight
+          FROM (SELECT e.mixture_id, e.experiment_id, e.kind, d.domain, m.weights[d.idx + 1] AS weight,
+                       CASE WHEN strpos(d.domain, ':') > 0 THEN split_part(d.domain, ':', 1) ELSE d.domain END
+                           AS source,
+                       CASE WHEN strpos(d.domain, ':') > 0 THEN split_part(d.domain, ':', 2) ELSE d.domain END
+                           AS topic
+                FROM experiment_mixtures e JOIN mixtures m USING (mixture_id)
+                JOIN domains d ON d.experiment_id = e.experiment_id) b) w;
+CREATE OR REPLACE VIEW mixture_source_weights AS
+    SELECT mixture_id, experiment_id, kind, source, sum(weight) AS weight, count(*) AS topics
+    FROM mixture_weights GROUP BY mixture_id, experiment_id, kind, source;
+"""
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "base schema (as before versioning) and the experiment_mixtures backfill", _BASE),
     (2, "primary keys on metrics, mixture_trajectory, aioli_params and fit_predictions", _PRIMARY_KEYS),
@@ -99,6 +119,8 @@ MIGRATIONS: list[tuple[int, str, str]] = [
      "ALTER TABLE evals ADD COLUMN IF NOT EXISTS kind VARCHAR;"
      "CREATE OR REPLACE VIEW run_evals AS SELECT e.run_id, r.experiment_id, r.role, r.label, r.seed, r.size, "
      "e.domain AS name, coalesce(e.kind, 'domain') AS kind, e.loss FROM evals e JOIN runs r ON r.run_id = e.run_id;"),
+    (6, "hierarchical domains: mixture_weights with source and topic levels; mixture_source_weights",
+     _HIERARCHY_VIEWS),
 ]
 
 _VERSION_TABLE = """CREATE TABLE IF NOT EXISTS schema_version (

@@ -1,0 +1,172 @@
+"""Mixture files: the chosen mixture with its provenance, for a training stack (`mixopt export`).
+
+`mixture_record` reads one experiment's latest proposal from the warehouse (read-only) and returns a
+plain dict: the provenance (experiment, proposal and fit ids, predicted and measured target, config
+hash, code version) and per domain its weight, source and topic, tokens at the final run's budget
+and the epochs of its training tokens those imply. `render` writes it as
+
+* ``yaml`` / ``json``: the dict itself, for any training stack;
+* ``megatron``: a Megatron-LM / NeMo ``--data-path`` blend (weight and path pairs, paths from a
+  template such as ``/data/{domain}/text_document``) as a shell variable, provenance in comments;
+* ``hf``: a Python snippet that mixes HuggingFace datasets with ``interleave_datasets(probabilities=...)``.
+"""
+
+from __future__ import annotations
+
+import json
+import string
+from typing import Any
+
+import polars as pl
+
+import mixopt
+from mixopt.errors import MixoptError
+from mixopt.warehouse import reads
+
+FORMATS = ("yaml", "json", "megatron", "hf")
+FILE_VERSION = 1
+_PLACEHOLDERS = {"domain", "source", "topic"}
+
+
+class ExportError(MixoptError, ValueError):
+    """An export that cannot be made (unknown experiment, no proposal yet, bad template)."""
+
+
+def _split(name: str) -> tuple[str, str]:
+    from mixopt.mixtures.hierarchy import split_name
+
+    try:
+        return split_name(name)
+    except ValueError:
+        return name, name
+
+
+def _num(x: Any) -> float | None:
+    return None if x is None else float(x)
+
+
+def mixture_record(db: reads.Frames, experiment_id: str | None = None, tokens: int | None = None) -> dict[str, Any]:
+    """The chosen mixture of `experiment_id` (default: the latest experiment) with its provenance.
+
+    The token budget is `tokens`, else that of the final runs that trained the mixture, else the
+    experiment's `final.tokens`. ``ExportError`` for an unknown experiment or one without a proposal."""
+    if experiment_id is None:
+        experiment_id = reads.latest_experiment(db)
+        if experiment_id is None:
+            raise ExportError("export: the warehouse holds no experiment yet (run `mixopt run` first)")
+    exp = reads.experiment(db, experiment_id)
+    if not exp.height:
+        raise ExportError(f"export: unknown experiment {experiment_id!r} (see `mixopt sql \"select experiment_id "
+                          f"from experiments\"`)")
+    prop = reads.proposal(db, experiment_id)
+    if not prop.height:
+        raise ExportError(f"export: experiment {experiment_id!r} has no proposal yet (its fit has not run; "
+                          "`mixopt run` with the same config finishes it)")
+    p = prop.row(0, named=True)
+    e = exp.row(0, named=True)
+    cfg = reads.experiment_config(db, experiment_id) or {}
+    doms = reads.domains(db, experiment_id).to_dicts()
+    finals = reads.final_runs_of_mixture(db, experiment_id, p["mixture_id"])
+    measured = None
+    if finals.height:
+        first = finals.row(0, named=True)  # the latest final configuration only (its tokens and size)
+        latest = finals.filter(pl.col("tokens").eq_missing(first["tokens"]) & pl.col("n_params").eq_missing(
+            first["n_params"]))
+        t = latest["target_loss"]
+        measured = {"mean": float(t.mean()), "sd": _num(t.std()) if latest.height > 1 else None,
+                    "seeds": int(latest.height), "labels": sorted(set(latest["label"].to_list())),
+                    "run_ids": latest["run_id"].to_list()}
+    if tokens is not None:
+        budget, budget_from = int(tokens), "given"
+    elif finals.height:
+        budget, budget_from = int(finals["tokens"][0]), "final_runs"
+    else:
+        budget, budget_from = int((cfg.get("final") or {}).get("tokens") or 0), "config"
+    code = reads.runs(db, experiment_id)["code_version"].drop_nulls().unique().sort().to_list()
+    weights = [float(w) for w in p["weights"]]
+    domains, sources = [], {}
+    for d, w in zip(doms, weights):
+        src, topic = _split(d["domain"])
+        sources[src] = sources.get(src, 0.0) + w
+        train = int(d["train_tokens"] or 0)
+        domains.append({"name": d["domain"], "source": src, "topic": topic, "weight": w, "train_tokens": train,
+                        "tokens": int(round(w * budget)), "epochs": (w * budget / train) if train else None})
+    details = p.get("details")
+    if isinstance(details, str):
+        details = json.loads(details)
+    for d in domains:  # the topic mix within each source: what `design.hierarchy.sources.<s>.frozen` reuses
+        total = sources[d["source"]]
+        d["within_source"] = d["weight"] / total if total > 0 else 0.0
+    return {
+        "mixopt_mixture": FILE_VERSION,
+        "experiment_id": experiment_id, "experiment_name": e["name"], "proposal_id": p["proposal_id"],
+        "fit_id": p["fit_id"], "mixture_id": p["mixture_id"], "method": p["method"], "regressor": p["regressor"],
+        "predicted_target": _num(p["predicted_target"]), "measured_target": measured,
+        "config_hash": e["config_hash"], "corpus_fingerprint": e["corpus_fingerprint"],
+        "code_version": code[-1] if code else None, "exported_by": f"mixopt {mixopt.__version__}",
+        "created_at": str(p["created_at"]),
+        "token_budget": budget, "token_budget_from": budget_from,
+        "sources": sources if any(":" in d["name"] for d in domains) else None,
+        "domains": domains,
+    }
+
+
+def _paths(rec: dict[str, Any], template: str) -> list[str]:
+    fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+    bad = sorted(fields - _PLACEHOLDERS)
+    if bad:
+        raise ExportError(f"--path-template: unknown placeholder(s) {bad} in {template!r}; use {{domain}}, "
+                          "{source} or {topic}")
+    return [template.format(domain=d["name"], source=d["source"], topic=d["topic"]) for d in rec["domains"]]
+
+
+def _provenance_lines(rec: dict[str, Any]) -> list[str]:
+    m = rec["measured_target"]
+    measured = "none yet" if m is None else f"{m['mean']:.6g} over {m['seeds']} seed(s)"
+    return [f"mixopt mixture of experiment {rec['experiment_id']} ({rec['method']} on {rec['regressor']})",
+            f"proposal {rec['proposal_id']}, fit {rec['fit_id']}, mixture {rec['mixture_id']}",
+            f"predicted target {rec['predicted_target']:.6g}; measured target {measured}",
+            f"config hash {rec['config_hash']}, code version {rec['code_version']}, {rec['exported_by']}",
+            f"token budget {rec['token_budget']:,} ({rec['token_budget_from']}); per domain: tokens, epochs:"] + [
+        f"  {d['name']}: weight {d['weight']:.6f}, {d['tokens']:,} tokens, "
+        + ("n/a" if d["epochs"] is None else f"{d['epochs']:.3f}") + " epochs" for d in rec["domains"]]
+
+
+def render(rec: dict[str, Any], fmt: str, path_template: str = "{domain}") -> str:
+    """The mixture file's text in `fmt` (one of `FORMATS`)."""
+    if fmt == "json":
+        return json.dumps(rec, indent=2) + "\n"
+    if fmt == "yaml":
+        import yaml
+
+        return yaml.safe_dump(rec, sort_keys=False)
+    used = [(d, p) for d, p in zip(rec["domains"], _paths(rec, path_template)) if d["weight"] > 0]
+    if fmt == "megatron":
+        blend = " ".join(f"{d['weight']:.8f} {p}" for d, p in used)
+        head = "\n".join("# " + line for line in _provenance_lines(rec))
+        return (f"{head}\n# Megatron-LM / NeMo data blend (weight path pairs; domains of weight 0 left out):\n"
+                f"#   pretrain_gpt.py ... --data-path $MIXOPT_DATA_PATH\nMIXOPT_DATA_PATH=\"{blend}\"\n")
+    if fmt == "hf":
+        head = "\n".join("# " + line for line in _provenance_lines(rec))
+        names = [d["name"] for d, _ in used]
+        paths = [p for _, p in used]
+        probs = [d["weight"] for d, _ in used]
+        total = sum(probs)
+        probs = [w / total for w in probs]
+        return (f"{head}\nfrom datasets import interleave_datasets, load_dataset\n\n"
+                f"DOMAINS = {names!r}\nPATHS = {paths!r}\nPROBABILITIES = {probs!r}\n\n"
+                "datasets = [load_dataset(path, split=\"train\", streaming=True) for path in PATHS]\n"
+                "mixed = interleave_datasets(datasets, probabilities=PROBABILITIES, seed=0,\n"
+                "                            stopping_strategy=\"all_exhausted\")\n")
+    raise ExportError(f"--format: unknown format {fmt!r}; choose from {list(FORMATS)}")
+
+
+def export_mixture(db: reads.Frames, experiment_id: str | None, fmt: str, path_template: str = "{domain}",
+                   tokens: int | None = None) -> str:
+    """`mixture_record` rendered in `fmt` (format and template are checked before anything is read)."""
+    if fmt not in FORMATS:
+        raise ExportError(f"--format: unknown format {fmt!r}; choose from {list(FORMATS)}")
+    if tokens is not None and tokens <= 0:
+        raise ExportError(f"--tokens: must be positive, got {tokens}")
+    _paths({"domains": []}, path_template)
+    return render(mixture_record(db, experiment_id, tokens), fmt, path_template)
