@@ -27,6 +27,9 @@ def check_target_names(t: Any) -> None:
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise ValueError(f"target.eval_sets: duplicate names {dup}")
+    for e in t.eval_sets:
+        if e.held_out:
+            raise ValueError(f"target.eval_sets '{e.name}': held_out does not apply (an eval set is held out whole)")
     clash = sorted(set(names) & set(t.groups))
     if clash:
         raise ValueError(f"target.groups: {clash} is also an eval set's name")

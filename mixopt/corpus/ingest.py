@@ -375,8 +375,12 @@ def prepare_corpus(cfg: ExperimentConfig, out_dir: str | Path, progress: bool = 
         assert vocab is not None
         dtype = shard_dtype(vocab)
         _say(progress, f"tokenizer: {vocab} tokens, EOT id {eot}, {dtype_name(dtype)} shards")
-        shards, checksums = _write_all(plans, bundle, c.max_bytes_per_domain, staging, dtype, False)
-        evals, eval_sums = _write_all(eval_plans, bundle, c.max_bytes_per_domain, staging / sets.EVAL_DIR, dtype, True)
+        def tokenize(plan: DomainPlan, dest: Path, dtype: np.dtype) -> tuple[DomainShard, str]:
+            assert bundle is not None  # text needs a tokenizer (the config refuses text with kind 'none')
+            return _tokenize_domain(plan, bundle, c.max_bytes_per_domain, dest, dtype)
+
+        shards, checksums = sets.write_all(plans, tokenize, staging, dtype, False)
+        evals, eval_sums = sets.write_all(eval_plans, tokenize, staging / sets.EVAL_DIR, dtype, True)
         sets.too_short(evals)
         for s in evals:
             s.text_sha256 = eval_sums.get(s.name, "")
@@ -408,20 +412,3 @@ def prepare_corpus(cfg: ExperimentConfig, out_dir: str | Path, progress: bool = 
     tok_path = str((corpus_dir / "tokenizer.json").resolve()) if bundle is not None else ""
     return CorpusInfo(tok_path, vocab, eot, shards, fingerprint, checksums, evals)
 
-
-def _write_all(plans: list, bundle: TokenizerBundle | None, max_bytes: int, folder: Path, dtype: np.dtype,
-               eval_set: bool) -> tuple[list[DomainShard], dict[str, str]]:
-    """Second pass: the shards of every plan (text: tokenised; tokens: copied) and the text checksums."""
-    shards, checksums = [], {}
-    for plan in plans:
-        dest = folder / plan.config.name
-        if isinstance(plan, DomainPlan):
-            assert bundle is not None
-            shard, checksums[plan.config.name] = _tokenize_domain(plan, bundle, max_bytes, dest, dtype)
-            if eval_set:
-                shard = sets.as_eval_shard(shard)
-        else:
-            shard = sets.write_tokens_shard(plan, dest, dtype, eval_set)
-            checksums[plan.config.name] = ""
-        shards.append(shard)
-    return shards, checksums

@@ -10,12 +10,13 @@ training domain (`check_eval_overlap`).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from mixopt.config import DomainConfig
-from mixopt.corpus.readers import CorpusError, _one_line, expand_globs
+from mixopt.corpus.readers import CorpusError, _one_line, expand_globs, iter_documents
 from mixopt.corpus.shards import ShardWriter, dtype_name
 from mixopt.corpus.split import DomainPlan, scan_domain
 from mixopt.corpus.tokens import TokenPlan, scan_token_domain, write_token_shards
@@ -46,11 +47,33 @@ def scan(d: DomainConfig, vocab_size: int | None, val_fraction: float, max_bytes
     if d.format == "tokens":
         assert vocab_size is not None  # the config refuses token domains with a BPE trained here
         return scan_token_domain(d, vocab_size, val_fraction, "eval set" if eval_set else "domain")
-    plan = scan_domain(d, val_fraction, max_bytes, 0 if eval_set else sample_bytes)
-    if eval_set:
-        plan.is_val = bytearray([1]) * plan.n_docs
-        plan.sample = []
+    if not eval_set:
+        return scan_domain(d, val_fraction, max_bytes, sample_bytes)
+    plan = DomainPlan(config=d)  # an eval set: every document held out, none in the tokenizer's sample
+    for text in iter_documents(d, max_bytes):
+        plan.is_val.append(1)
+        plan.text_bytes += len(text.encode("utf-8"))
+    if not plan.n_docs:
+        raise CorpusError(f"target.eval_sets '{d.name}': no documents")
     return plan
+
+
+def write_all(plans: list, tokenize: Callable[..., tuple[DomainShard, str]], folder: Path, dtype: np.dtype,
+              eval_set: bool) -> tuple[list[DomainShard], dict[str, str]]:
+    """Second pass: the shards of every plan (text: `tokenize(plan, dest, dtype)`; tokens: copied) and
+    the text checksums (empty for token files)."""
+    shards, checksums = [], {}
+    for plan in plans:
+        dest = folder / plan.config.name
+        if isinstance(plan, DomainPlan):
+            shard, checksums[plan.config.name] = tokenize(plan, dest, dtype)
+            if eval_set:
+                shard = as_eval_shard(shard)
+        else:
+            shard = write_tokens_shard(plan, dest, dtype, eval_set)
+            checksums[plan.config.name] = ""
+        shards.append(shard)
+    return shards, checksums
 
 
 def write_tokens_shard(plan: TokenPlan, dest: Path, dtype: np.dtype, eval_set: bool = False) -> DomainShard:

@@ -196,6 +196,13 @@ def test_bad_token_input_is_one_line_and_leaves_the_corpus(tmp_path: Path, case:
       "target": {"groups": {"g": {"nope": 1.0}}}}, r"target.groups.g names unknown domains or eval sets \['nope'\]"),
     ({"corpus": {"source": "files", "domains": [{"name": "a", "paths": ["x"]}]},
       "target": {"weights": {"zz": 1.0}}}, "target.weights names unknown domains"),
+    ({"tokenizer": {"kind": "none", "vocab_size": 999}, "corpus": {"source": "files", "domains": [
+        {"name": "a", "paths": ["x"], "format": "tokens", "separator_id": 0}]}, "target": {"eval_sets": [
+            {"name": "e", "paths": ["y"], "format": "tokens", "separator_id": 0, "held_out": ["y"]}]}},
+     "target.eval_sets 'e': held_out does not apply"),
+    ({"target": {"groups": {"g": {"a": 0.0}}}}, r"target.groups.g: weights must not all be zero"),
+    ({"corpus": {"source": "files", "domains": [{"name": "a", "paths": ["x"], "dtype": "uint16"}]}},
+     "apply to format 'tokens' only"),
 ])
 def test_config_errors_name_the_field(data: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
