@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from contextlib import contextmanager
 
 import pytest
 
@@ -22,14 +23,21 @@ def _admin():
         pytest.skip(f"no PostgreSQL answers at {BASE_URL} (set MIXOPT_TEST_PG): {' '.join(str(e).split())[:200]}")
 
 
-@pytest.fixture
-def pg_url():
-    """The URL of a new, empty database; dropped (with any connection left to it) after the test."""
+@contextmanager
+def fresh_database(base_url: str = BASE_URL):
+    """The URL of a new, empty database; dropped (with any connection left to it) afterwards."""
     admin = _admin()
     name = f"mixopt_test_{uuid.uuid4().hex[:12]}"
     admin.execute(f"CREATE DATABASE {name}")
     try:
-        yield BASE_URL.rsplit("/", 1)[0] + "/" + name
+        yield base_url.rsplit("/", 1)[0] + "/" + name
     finally:
         admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         admin.close()
+
+
+@pytest.fixture
+def pg_url():
+    """A fresh database for one test (`fresh_database`)."""
+    with fresh_database() as url:
+        yield url

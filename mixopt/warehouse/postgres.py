@@ -7,7 +7,10 @@ parameters; `translate` turns it into PostgreSQL's in one place:
 - `DOUBLE` (and `DOUBLE[]`) become `DOUBLE PRECISION`;
 - `INSERT OR REPLACE INTO t (cols)` becomes `INSERT ... ON CONFLICT (t's primary key) DO UPDATE`;
 - migration 2's `QUALIFY row_number() ... = 1` (keep the first row of a duplicate key) becomes
-  `ON CONFLICT DO NOTHING`, which keeps the first row the same way.
+  `ON CONFLICT DO NOTHING`, which keeps the first row the same way;
+- `CREATE OR REPLACE VIEW v` becomes `DROP VIEW IF EXISTS v CASCADE; CREATE VIEW v` (DuckDB lets a
+  migration change a view's columns; PostgreSQL only appends), and after migrations every view is
+  re-created from its latest definition (PostgreSQL expands `SELECT *` when a view is created).
 
 The two DuckDB functions the reads use and PostgreSQL 15 lacks, `isfinite(double)` and
 `any_value`, are created in the database by `migrate` (`_COMPAT`). Writers take turns through a
@@ -56,6 +59,7 @@ def redact(url: str) -> str:
 _TOKENS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/|[?%]|\bDOUBLE\b(?!\s+PRECISION)",
                      re.IGNORECASE | re.DOTALL)
 _QUALIFY_FIRST = re.compile(r"\s*QUALIFY\s+row_number\(\)\s+OVER\s*\(PARTITION BY [^)]*\)\s*=\s*1", re.IGNORECASE)
+_REPLACE_VIEW = re.compile(r"CREATE\s+OR\s+REPLACE\s+VIEW\s+(\w+)", re.IGNORECASE)
 _INSERT_OR_REPLACE = re.compile(r"INSERT\s+OR\s+REPLACE\s+INTO\s+(\w+)\s*\(([^)]*)\)", re.IGNORECASE)
 
 
@@ -64,6 +68,7 @@ def translate(sql: str, bound: bool, primary_key=None) -> str:
     reads `%s` placeholders and needs a literal `%` doubled). `primary_key(table)` gives the key
     columns an `INSERT OR REPLACE` conflicts on."""
     sql = _QUALIFY_FIRST.sub(" ON CONFLICT DO NOTHING", sql)
+    sql = _REPLACE_VIEW.sub(r"DROP VIEW IF EXISTS \1 CASCADE; CREATE VIEW \1", sql)
 
     def token(m: re.Match) -> str:
         t = m.group(0)
@@ -234,8 +239,10 @@ def open_reader(url: str, timeout_s: float | None) -> PgConnection:
 # ---------------------------------------------------------------- schema
 def migrate(con: PgConnection) -> list[int]:
     """`schema.MIGRATIONS` on the shared store, translated, under the write lock (several processes
-    may open a fresh store at once); then the views are re-created so that `SELECT *` views see
-    columns added after them (PostgreSQL expands `*` when a view is created, DuckDB when it is read)."""
+    may open a fresh store at once). A migration's views come after its tables and columns: every
+    view is re-created from its latest definition, so `SELECT *` views see columns added since and
+    views over them can name those columns (PostgreSQL binds a view when it is created, DuckDB when
+    it is read)."""
     from mixopt.warehouse.schema import _VERSION_TABLE, MIGRATIONS
 
     applied = []
@@ -249,18 +256,43 @@ def migrate(con: PgConnection) -> list[int]:
         for version, description, sql in MIGRATIONS:
             if version <= current:
                 continue
-            con.raw.execute(translate(sql, False))
+            tables = _VIEW.sub("", sql).strip()
+            if tables.strip(" ;\n"):
+                con.raw.execute(translate(tables, False))
+            _recreate_views(con, [m for v, _, m in MIGRATIONS if v <= version])  # views last: see `migrate`
             con.raw.execute("INSERT INTO schema_version (version, description, applied_at) VALUES (%s, %s, %s)",
                             [version, description, datetime.now(timezone.utc)])
             applied.append(version)
-        if applied:
-            for view in _views(sql for _, _, sql in MIGRATIONS):
-                con.raw.execute(translate(view, False))
     return applied
 
 
-_VIEW = re.compile(r"CREATE\s+OR\s+REPLACE\s+VIEW\s.*?(?:;|$)", re.IGNORECASE | re.DOTALL)
+_VIEW = re.compile(r"CREATE\s+OR\s+REPLACE\s+VIEW\s+(\w+)\s.*?(?:;|$)", re.IGNORECASE | re.DOTALL)
 
 
-def _views(scripts) -> list[str]:
-    return [m.group(0) for sql in scripts for m in _VIEW.finditer(sql)]
+def _recreate_views(con: PgConnection, scripts: list[str]) -> None:
+    """Every view as its latest migration defines it (DuckDB's state after the same migrations):
+    all dropped, then created, those that need another one retried after it."""
+    latest: dict[str, str] = {}
+    for sql in scripts:
+        for m in _VIEW.finditer(sql):
+            latest.pop(m.group(1).lower(), None)
+            latest[m.group(1).lower()] = m.group(0)
+    for name in latest:
+        con.raw.execute(f"DROP VIEW IF EXISTS {name} CASCADE")
+    pending = list(latest.values())
+    while pending:
+        failed, error = [], None
+        for view in pending:
+            try:
+                with con.raw.transaction():  # a savepoint inside the migration's transaction
+                    con.raw.execute(_translate_view(view))
+            except Exception as e:  # noqa: BLE001 - e.g. a view over a view created later: retried
+                failed.append(view)
+                error = e
+        if len(failed) == len(pending):
+            raise error
+        pending = failed
+
+
+def _translate_view(view: str) -> str:
+    return translate(re.sub(r"^CREATE\s+OR\s+REPLACE\s+VIEW", "CREATE VIEW", view, flags=re.IGNORECASE), False)

@@ -3,8 +3,9 @@
 A child process records spooled results (`ingest_spool`, the path a flow takes on restart) and is
 SIGKILLed: once from inside a transaction (after a run's metrics and evals were inserted, before
 COMMIT), then twice from outside at random moments. After each kill the warehouse opens, every
-stored run has all of its metrics and evals and no row belongs to a run that is not stored; a final
-`ingest_spool` records everything that was left, exactly once.
+stored run has all of its metrics and evals and no row belongs to a run that is not stored (and the
+read path of `mixopt sql` sees exactly that state); a final `ingest_spool` records everything that
+was left, exactly once. The same on the PostgreSQL store: tests/warehouse/test_postgres.py.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import pytest
 from mixopt.experiment import Experiment
 from mixopt.runspec import DomainShard, RunResult
 from mixopt.tasks.swarm import ingest_spool, spool_result
-from mixopt.warehouse import Warehouse
+from mixopt.warehouse import Warehouse, read_only_query
 from tests.helpers import tiny_config
 
 pytestmark = pytest.mark.slow
@@ -90,6 +91,8 @@ def _check_consistent(path: str, curve_len: dict[str, int]) -> set[str]:
     assert set(metrics) <= set(runs) and set(evals) <= set(runs)  # no half-written run
     assert {r: metrics.get(r) for r in runs} == {r: curve_len[r] for r in runs}
     assert {r: evals.get(r) for r in runs} == {r: 3 for r in runs}
+    # `mixopt sql` / `mixopt.open` (a copy of the file and its WAL, `snapshot.py`) read the same state
+    assert {r for (r,) in read_only_query(path, "SELECT run_id FROM runs")[1]} == set(runs)
     return set(runs)
 
 

@@ -39,8 +39,10 @@ def test_sql_answers_every_half_second_during_a_run(tmp_path, layout):
     (tmp_path / "exp.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
     env = {**os.environ, "PYTHONPATH": str(REPO), "PREFECT_HOME": str(tmp_path / "prefect"),
            "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-    run = subprocess.Popen([sys.executable, "-m", "mixopt", "run", str(tmp_path / "exp.yaml"), "-q"],
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path)
+    # the run at a lower CPU priority: on a small shared machine its training processes would otherwise
+    # starve the start-up of each `mixopt sql` process (CPU time, not a lock: see the benchmark)
+    run = subprocess.Popen(["nice", "-n", "10", sys.executable, "-m", "mixopt", "run", str(tmp_path / "exp.yaml"),
+                            "-q"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path)
     calls: list[tuple[float, int | None]] = []  # (seconds, count or None before the warehouse existed)
     try:
         while run.poll() is None:
@@ -63,8 +65,9 @@ def test_sql_answers_every_half_second_during_a_run(tmp_path, layout):
             run.wait()
     counts = [c for _, c in calls if c is not None]
     slowest = max(s for s, _ in calls)
+    steps = [c for i, c in enumerate(counts) if i == 0 or c != counts[i - 1]]
     print(f"{layout}: {len(calls)} calls, {len(counts)} answered with a count, slowest {slowest:.2f} s, "
-          f"counts {counts}")
+          f"median {sorted(s for s, _ in calls)[len(calls) // 2]:.2f} s, counts seen in order {steps}")
     assert slowest < 5, calls
     assert counts == sorted(counts), counts
     assert any(0 < c < N_PROXIES for c in counts), counts  # reads while the swarm was recording

@@ -100,3 +100,29 @@ def test_extend_and_refit_trains_only_the_new_proxies(tmp_path, prefect_harness)
     wh = cfg.runtime.warehouse
     assert _rows(wh, "select count(*), count(distinct run_id) from proxy_runs") == [(6, 6)]
     assert _rows(wh, "select count(*) from proposals") == [(2,)]
+
+
+def test_on_the_shared_store_dask_workers_record_their_own_results(tmp_path, prefect_harness, monkeypatch):
+    """`runtime.warehouse: postgresql://...` with a Dask cluster: each worker process records the
+    proxies it trained; the flow's process records none of them (it only confirms them)."""
+    from tests.pgstore import BASE_URL, fresh_database
+
+    distributed = pytest.importorskip("distributed")
+    recorded_by_flow: list[str] = []
+    original = swarm_stage.record_result
+
+    def spy(exp, wh, spec, result):
+        recorded_by_flow.append(spec.run_id)
+        return original(exp, wh, spec, result)
+
+    monkeypatch.setattr(swarm_stage, "record_result", spy)  # this process only: the workers are spawned
+    with fresh_database(BASE_URL) as url, distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        cfg = tiny_config(tmp_path, final=NO_FINAL, swarm={"n_proxies": 4},
+                          runtime={"dask_address": cluster.scheduler_address, "warehouse": url})
+        summary = train_swarm(config=cfg)
+        assert summary.trained == 4 and summary.ok == 4
+        assert _rows(url, "select count(*), count(distinct run_id) from proxy_runs where status = 'ok'") == [(4, 4)]
+        assert _rows(url, "select count(*) from evals join proxy_runs using (run_id)") == [(4 * 3,)]
+    assert recorded_by_flow == []
+    assert not list(Path(cfg.runtime.out_dir, "spool").rglob("*.json"))

@@ -210,3 +210,33 @@ def test_mixopt_run_with_an_unreachable_store_stops_before_anything_starts(tmp_p
 
 def _repo() -> Path:
     return Path(__file__).resolve().parents[2]
+
+
+LATER = [  # what other migrations may do, in the portable subset of schema.py
+    (90, "a column, a table of every portable type, a view over a view",
+     "ALTER TABLE runs ADD COLUMN IF NOT EXISTS note VARCHAR;"
+     "CREATE TABLE IF NOT EXISTS extra (k VARCHAR PRIMARY KEY, i INTEGER, n BIGINT, x DOUBLE, w DOUBLE[], "
+     "b BOOLEAN, j JSON, t TIMESTAMPTZ);"
+     "CREATE OR REPLACE VIEW ok_proxies AS SELECT run_id, note FROM proxy_runs WHERE status = 'ok';"),
+    (91, "a view redefined with other columns",
+     "CREATE OR REPLACE VIEW final_runs AS SELECT run_id, label, note FROM runs WHERE role = 'final';"),
+]
+
+
+def test_later_portable_migrations_apply_on_an_existing_store(pg_url, monkeypatch):  # noqa: F811
+    from mixopt.warehouse import schema
+
+    with Warehouse(pg_url) as wh:  # migrated to today's version, with a run
+        wh.record_mixture("m1", "e1", "design", [1.0])
+        _record(wh, "r1")
+    monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS + LATER)
+    with Warehouse(pg_url) as wh:
+        with wh.transaction() as con:
+            con.execute("UPDATE runs SET note = ? WHERE run_id = ?", ["hello", "r1"])
+            con.execute("INSERT INTO extra (k, i, n, x, w, b, j, t) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                        "ON CONFLICT (k) DO UPDATE SET x = excluded.x",
+                        ["a", 1, 2, 0.5, [0.1, 0.9], True, '{"a": 1}', "2026-01-01T00:00:00Z"])
+        assert wh.query("SELECT run_id, note FROM ok_proxies") == [{"run_id": "r1", "note": "hello"}]
+        assert "note" in wh.frame("SELECT * FROM proxy_runs").columns  # `SELECT *` views see the new column
+        assert wh.frame("SELECT * FROM final_runs").columns == ["run_id", "label", "note"]
+        assert wh.frame("SELECT w, j FROM extra").rows() == [([0.1, 0.9], '{"a": 1}')]

@@ -134,3 +134,27 @@ def test_reading_writes_nothing_next_to_the_warehouse(tmp_path, query):
     before = sorted(p.name for p in tmp_path.iterdir())
     read_only_query(path, query)
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_report_and_the_python_api_answer_while_a_writer_holds_the_file(tmp_path):
+    """Before: `mixopt report` opened the file as a writer and waited for the run's lock (hours);
+    `mixopt.open` failed with "Could not set lock"."""
+    from typer.testing import CliRunner
+
+    import mixopt
+    from mixopt.cli import app
+
+    path = tmp_path / "wh.duckdb"
+    with Warehouse(path) as wh:  # the run, holding the file
+        wh.record_experiment("e1", "demo", "h", "fp", {}, [DomainShard("web", "a", "b", 10, 1)], [1.0])
+        wh.record_mixture("m1", "e1", "design", [1.0])
+        wh.record_run(RunResult("r1", "ok", val_losses={"web": 2.0}), experiment_id="e1", role="proxy",
+                      label="design", mixture_id="m1", seed=0, target_loss=2.0, code_version="t")
+        wh._publisher.publish()  # what the publisher thread does within a second
+        t0 = time.monotonic()
+        result = CliRunner().invoke(app, ["report", "-w", str(path), "-o", str(tmp_path / "rep")])
+        assert result.exit_code == 0, result.output
+        assert "mixopt report — e1" in (tmp_path / "rep" / "report.md").read_text()
+        with mixopt.open(path) as w:
+            assert w.runs()["run_id"].to_list() == ["r1"]
+        assert time.monotonic() - t0 < 30
