@@ -73,11 +73,12 @@ class StackedStream(IterableDataset):
     def __len__(self) -> int:
         return self.steps
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         streams = [iter(MixtureStream(m)) for m in self.modules]  # seeded as each run alone
         for _ in range(self.steps):
             batches = [next(s) for s in streams]
-            yield torch.stack([b[0] for b in batches]), torch.stack([b[1] for b in batches])
+            yield (torch.stack([b[0] for b in batches]), torch.stack([b[1] for b in batches]),
+                   torch.stack([b[2] for b in batches]))  # domain index per sequence: the achieved mixture
 
 
 class SwarmModule(pl.LightningModule):
@@ -110,6 +111,8 @@ class SwarmModule(pl.LightningModule):
         self._mask: torch.Tensor | None = None  # (K,) bool on the device: proxies still training
         # step, tokens, lr, losses (on the host, or being copied there), copy-done event (CUDA)
         self._pending: tuple[int, int, float, torch.Tensor, Any] | None = None
+        self.domain_counts: torch.Tensor | None = None  # (K, domains) sequences drawn, on the device (issue 16)
+        self.n_domains = 0
 
     def on_train_start(self) -> None:
         self._t0 = time.perf_counter()
@@ -134,12 +137,15 @@ class SwarmModule(pl.LightningModule):
             else:
                 self.active[k], self.diverged_at[k] = False, step
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+    def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
         opt = self.optimizers()
         sched = self.lr_schedulers()
         step = self.global_step
         lr = float(opt.param_groups[0]["lr"])
-        x, y = batch
+        x, y = batch[0], batch[1]
+        if len(batch) > 2 and self.n_domains:  # count each proxy's drawn sequences per domain (no host sync)
+            counts = torch.nn.functional.one_hot(batch[2], self.n_domains).sum(1)
+            self.domain_counts = counts if self.domain_counts is None else self.domain_counts + counts
         losses = self.model.loss(x, y)
         if step in self.nan_faults:
             poison = torch.ones(self.k, device=losses.device)
@@ -268,6 +274,7 @@ def _train_group(specs: list[RunSpec]) -> list[RunResult]:
         if device == "cuda":
             torch.set_float32_matmul_precision("high")
         module.log_progress = any(s.progress for s in specs)
+        module.n_domains = len(specs[0].domains)
         trainer = pl.Trainer(
             max_steps=steps,
             max_epochs=1,
@@ -292,6 +299,10 @@ def _train_group(specs: list[RunSpec]) -> list[RunResult]:
         module.to(torch.device(device))
         val = {d.name: module.mean_losses(_val_batches(modules, d.name)) for d in specs[0].domains}
         finish_results(results, specs, module, val, trainer.global_step, tokens_per_step, cfg)
+        if module.domain_counts is not None:  # issue 16: the achieved mixture of each proxy
+            counts = module.domain_counts.tolist()
+            for r, spec, c in zip(results, specs, counts):
+                r.domain_tokens = {d.name: int(n) * cfg.seq_len for d, n in zip(spec.domains, c)}
     except Exception as exc:
         error = describe_exception(exc)
         for r in results:

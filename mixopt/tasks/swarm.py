@@ -140,7 +140,8 @@ def record_result(exp: Experiment, wh: Warehouse, spec: RunSpec, result: RunResu
     wh.record_run(
         result, experiment_id=exp.experiment_id, role=spec.role, label=spec.label,
         mixture_id=mixture_id(spec.weights), seed=spec.seed, target_loss=target, code_version=CODE_VERSION,
-        size=spec.size if spec.role == "proxy" else None,
+        size=spec.size if spec.role == "proxy" else None, weights=dict(zip(exp.domain_names, spec.weights)),
+        heldout_targets=[exp.target_loss(p[2]) for p in result.heldout_curve],
     )
     spool_path(exp, result.run_id).unlink(missing_ok=True)
     return target

@@ -87,6 +87,23 @@ _PRIMARY_KEYS = "".join([
                       "fit_id, run_id"),
 ])
 
+# Migration 5 (viz, issue 16): what each run measured while it trained, what it actually drew, and the
+# experiment's domain-interaction matrices (`method`: "swarm" or "gradient"; one row per i, j).
+_VIZ = """
+CREATE TABLE IF NOT EXISTS heldout_curves (
+    run_id VARCHAR, step INTEGER, tokens BIGINT, domain VARCHAR, loss DOUBLE, PRIMARY KEY (run_id, step, domain));
+CREATE TABLE IF NOT EXISTS heldout_targets (
+    run_id VARCHAR, step INTEGER, tokens BIGINT, target_loss DOUBLE, PRIMARY KEY (run_id, step));
+CREATE TABLE IF NOT EXISTS achieved_mixture (
+    run_id VARCHAR, domain VARCHAR, requested DOUBLE, tokens BIGINT, fraction DOUBLE, PRIMARY KEY (run_id, domain));
+CREATE TABLE IF NOT EXISTS gradient_cosines (
+    run_id VARCHAR, step INTEGER, row_domain VARCHAR, col_domain VARCHAR, value DOUBLE,
+    PRIMARY KEY (run_id, step, row_domain, col_domain));
+CREATE TABLE IF NOT EXISTS interactions (
+    experiment_id VARCHAR, method VARCHAR, row_domain VARCHAR, col_domain VARCHAR, value DOUBLE, details JSON,
+    created_at TIMESTAMPTZ, PRIMARY KEY (experiment_id, method, row_domain, col_domain));
+"""
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "base schema (as before versioning) and the experiment_mixtures backfill", _BASE),
     (2, "primary keys on metrics, mixture_trajectory, aioli_params and fit_predictions", _PRIMARY_KEYS),
@@ -95,6 +112,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
      "ALTER TABLE fits ADD COLUMN IF NOT EXISTS cv_spearman_sd DOUBLE;"
      "ALTER TABLE fits ADD COLUMN IF NOT EXISTS cv_rmse_sd DOUBLE;"
      "ALTER TABLE domains ADD COLUMN IF NOT EXISTS text_sha256 VARCHAR;"),
+    (5, "held-out curves during training, achieved mixtures, gradient cosines and domain interactions", _VIZ),
 ]
 
 _VERSION_TABLE = """CREATE TABLE IF NOT EXISTS schema_version (
