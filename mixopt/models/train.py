@@ -28,8 +28,8 @@ import torch
 from mixopt.config import TrainConfig
 from mixopt.models.aioli import AioliCallback, make_aioli_callback
 from mixopt.models.data import MixtureDataModule
-from mixopt.models.heldout import HeldoutCurve
 from mixopt.models.gpt import count_params
+from mixopt.models.heldout import HeldoutCurve
 from mixopt.models.module import GPTModule
 from mixopt.runspec import RunResult, RunSpec
 
