@@ -34,8 +34,8 @@ def wh(tmp_path):
         losses = {d: float(3 + np.exp(0.5 + w @ T[i])) for i, d in enumerate(NAMES)}
         wh.record_mixture(f"p{k}", "e", "design", list(w))
         wh.record_run(RunResult(run_id=f"p{k}", status="ok", tokens=100, val_losses=losses), experiment_id="e",
-                      role="proxy", label="design", mixture_id=f"p{k}", seed=0, target_loss=np.mean(list(losses.values())),
-                      code_version="t", size="target", weights=dict(zip(NAMES, w)))
+                      role="proxy", label="design", mixture_id=f"p{k}", seed=0,
+                      target_loss=float(np.mean(list(losses.values()))), code_version="t", size="target", weights=dict(zip(NAMES, w)))
     cos = [[0.5, 0.7, 0.05], [0.7, 0.5, 0.0], [0.05, 0.0, 0.6]]
     for seed, noise in enumerate([0.0, 0.01, -0.01]):
         _final(wh, f"p-{seed}", "proposed", seed, -0.1 + noise, cos)
@@ -69,7 +69,8 @@ def test_report_has_the_sections_and_stores_both_matrices(wh, tmp_path):
     assert "final_loss_curves.png" not in names  # the training loss is not comparable across mixtures
     inter = reads.interactions(wh, "e")
     assert inter.height == 2 * 9 and set(inter["method"]) == {"swarm", "gradient"}
-    swarm = {(r["row_domain"], r["col_domain"]): r["value"] for r in inter.filter(inter["method"] == "swarm").to_dicts()}
+    swarm = {(r["row_domain"], r["col_domain"]): r["value"]
+             for r in inter.filter(inter["method"] == "swarm").to_dicts()}
     assert swarm[("a", "b")] > 0 and swarm[("b", "a")] > 0 and abs(swarm[("c", "a")]) < 0.02
     assert rep.html is not None and rep.html.read_text().count("data:image/png;base64,") == len(rep.plots)
 
