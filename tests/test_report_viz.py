@@ -35,7 +35,8 @@ def wh(tmp_path):
         wh.record_mixture(f"p{k}", "e", "design", list(w))
         wh.record_run(RunResult(run_id=f"p{k}", status="ok", tokens=100, val_losses=losses), experiment_id="e",
                       role="proxy", label="design", mixture_id=f"p{k}", seed=0,
-                      target_loss=float(np.mean(list(losses.values()))), code_version="t", size="target", weights=dict(zip(NAMES, w)))
+                      target_loss=float(np.mean(list(losses.values()))), code_version="t", size="target",
+                      weights=dict(zip(NAMES, w)))
     cos = [[0.5, 0.7, 0.05], [0.7, 0.5, 0.0], [0.05, 0.0, 0.6]]
     for seed, noise in enumerate([0.0, 0.01, -0.01]):
         _final(wh, f"p-{seed}", "proposed", seed, -0.1 + noise, cos)
