@@ -24,9 +24,9 @@ def _final(wh, run_id, label, seed, offset, cos=None):
                   heldout_targets=targets)
 
 
-@pytest.fixture
-def wh(tmp_path):
-    wh = Warehouse(tmp_path / "w.duckdb")
+def fill_warehouse(path) -> Warehouse:
+    """Experiment "e": 12 proxies on a planted law, 3 seeds of proposed and natural with held-out curves."""
+    wh = Warehouse(path)
     wh.record_experiment("e", "demo", "h", "fp", {}, [DomainShard(n, "x", "y", 1000, 100) for n in NAMES],
                          [1 / 3] * 3)
     rng = np.random.default_rng(0)
@@ -41,6 +41,12 @@ def wh(tmp_path):
     for seed, noise in enumerate([0.0, 0.01, -0.01]):
         _final(wh, f"p-{seed}", "proposed", seed, -0.1 + noise, cos)
         _final(wh, f"n-{seed}", "natural", seed, noise / 2)
+    return wh
+
+
+@pytest.fixture
+def wh(tmp_path):
+    wh = fill_warehouse(tmp_path / "w.duckdb")
     yield wh
     wh.close()
 
