@@ -79,3 +79,23 @@ def test_gradient_cosines_recover_the_planted_interaction(tmp_path):
     assert ab > ac + 0.3 and ab > bc + 0.3, M  # the unrelated domain helps neither
     assert abs(ac) < 0.3 and abs(bc) < 0.3, M
     assert np.all(np.diag(M) > 0), M  # split-half: each domain agrees with itself (halves are noisier)
+
+
+def test_curve_settings_are_not_part_of_any_id():
+    from mixopt.config import ExperimentConfig
+    from mixopt.experiment import Experiment
+    from mixopt.runspec import DomainShard
+
+    domains = [DomainShard(n, f"/x/{n}.train", f"/x/{n}.val", 1000, 100) for n in "abc"]
+
+    def ids(final):
+        cfg = ExperimentConfig.model_validate({"final": final})
+        exp = Experiment.create(cfg, domains, 512, "fp")
+        spec = exp.run_spec("final", "proposed", [0.2, 0.3, 0.5], 0, cfg.final)
+        other = exp.run_spec("final", "natural", [0.2, 0.3, 0.5], 1, cfg.final)
+        return exp.experiment_id, spec.run_id, (spec.curve_points, spec.interaction_points, other.interaction_points)
+
+    default = ids({})
+    changed = ids({"curve_points": 0, "curve_eval_batches": 5, "interaction_points": 0})
+    assert default[:2] == changed[:2]
+    assert default[2] == (12, 3, 0) and changed[2] == (0, 0, 0)  # gradients only on the proposal's runs
