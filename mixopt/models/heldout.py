@@ -69,3 +69,27 @@ class HeldoutCurve(pl.Callback):
             m = gradient_cosines(pl_module.model, batches)
             self.cosines.append({"step": done, "domains": self.data.names, "matrix": m.tolist()})
         self.seconds += time.perf_counter() - t0
+
+
+class SwarmHeldoutCurve(pl.Callback):
+    """The held-out curve of K proxies trained together (`swarm_trainer.SwarmModule`): one batched
+    evaluation per point gives every proxy's losses; `curves[k]` as `HeldoutCurve.curve`."""
+
+    def __init__(self, batches: dict[str, list[Any]], k: int, total_steps: int, tokens_per_step: int,
+                 points: int, eval_batches: int = 2) -> None:
+        self.batches = {name: select_batches(b, eval_batches) for name, b in batches.items()}
+        self.steps = curve_steps(total_steps, points)
+        self.tokens_per_step = tokens_per_step
+        self.curves: list[list[list[Any]]] = [[] for _ in range(k)]
+        self.seconds = 0.0
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        done = trainer.global_step
+        if done not in self.steps or (self.curves[0] and self.curves[0][-1][0] == done):
+            return
+        t0 = time.perf_counter()
+        losses = {name: pl_module.mean_losses(b) for name, b in self.batches.items()}  # type: ignore[operator]
+        for k, curve in enumerate(self.curves):
+            curve.append([done, done * self.tokens_per_step, {name: v[k] for name, v in losses.items()}])
+        self.seconds += time.perf_counter() - t0

@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader, IterableDataset
 from mixopt.config import TrainConfig
 from mixopt.models.batched_gpt import BatchedGPT, clip_grad_norm_per_proxy
 from mixopt.models.data import MixtureDataModule, MixtureStream
+from mixopt.models.heldout import SwarmHeldoutCurve
 from mixopt.models.module import lr_lambda
 from mixopt.models.swarm_report import finish_results, log_wandb_runs
 from mixopt.models.swarm_sizing import should_compile
@@ -275,6 +276,12 @@ def _train_group(specs: list[RunSpec]) -> list[RunResult]:
             torch.set_float32_matmul_precision("high")
         module.log_progress = any(s.progress for s in specs)
         module.n_domains = len(specs[0].domains)
+        curve = None
+        if any(s.curve_points > 0 for s in specs):  # issue 16: held-out curves of a sample of proxies
+            sample = next(s for s in specs if s.curve_points > 0)
+            curve = SwarmHeldoutCurve({d.name: _val_batches(modules, d.name) for d in specs[0].domains}, len(specs),
+                                      steps, tokens_per_step, sample.curve_points, sample.curve_eval_batches)
+            callbacks.append(curve)
         trainer = pl.Trainer(
             max_steps=steps,
             max_epochs=1,
@@ -303,6 +310,10 @@ def _train_group(specs: list[RunSpec]) -> list[RunResult]:
             counts = module.domain_counts.tolist()
             for r, spec, c in zip(results, specs, counts):
                 r.domain_tokens = {d.name: int(n) * cfg.seq_len for d, n in zip(spec.domains, c)}
+        if curve is not None:
+            for r, spec, c in zip(results, specs, curve.curves):
+                if spec.curve_points > 0:
+                    r.heldout_curve, r.curve_eval_s = c, curve.seconds
     except Exception as exc:
         error = describe_exception(exc)
         for r in results:

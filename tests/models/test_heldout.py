@@ -99,3 +99,21 @@ def test_curve_settings_are_not_part_of_any_id():
     changed = ids({"curve_points": 0, "curve_eval_batches": 5, "interaction_points": 0})
     assert default[:2] == changed[:2]
     assert default[2] == (12, 3, 0) and changed[2] == (0, 0, 0)  # gradients only on the proposal's runs
+
+
+def test_batched_proxies_measure_the_curve_of_the_sample_and_their_achieved_mixture(tmp_path):
+    from mixopt.models.swarm_trainer import train_batch
+
+    shards = planted_shards(tmp_path / "s")
+    base = _spec(tmp_path, shards)
+    train = {**base.train, "tokens": 16 * 8 * 20, "eval_batches": 2}
+    specs = [RunSpec(**{**base.__dict__, "run_id": f"p{k}", "role": "proxy", "label": "design", "train": train,
+                        "weights": w, "curve_points": 4 if k == 0 else 0, "curve_eval_batches": 2})
+             for k, w in enumerate([[0.8, 0.1, 0.1], [0.1, 0.1, 0.8]])]
+    r0, r1 = train_batch(specs)
+    assert r0.status == r1.status == "ok", (r0.error, r1.error)
+    assert [p[0] for p in r0.heldout_curve] == [5, 10, 15, 20] and not r1.heldout_curve
+    assert r0.heldout_curve[-1][2] == r0.val_losses  # the same windows as the final evaluation here
+    for r, main in ((r0, "a"), (r1, "c")):  # each proxy's own draws, near its own request
+        assert sum(r.domain_tokens.values()) == r.tokens
+        assert r.domain_tokens[main] / r.tokens > 0.65
