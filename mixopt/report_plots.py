@@ -68,7 +68,7 @@ def heldout_figure(curves: dict[str, dict[int, dict[int, float]]], target_name: 
         (line,) = ax.plot(t, mean, marker="o", ms=3, label=f"{label} ({n} seed{'s' if n > 1 else ''})")
         ax.fill_between(t, mean - sd, mean + sd, color=line.get_color(), alpha=0.2)
     ax.set(xlabel="training tokens", ylabel=f"{target_name} loss",
-           title="Final runs on the same held-out windows (mean ± sd over seeds)")
+           title="Final runs on the same held-out windows\n(mean ± sd over seeds)")
     ax.legend(fontsize=8)
     return fig
 
@@ -96,11 +96,11 @@ def paired_figure(curves: dict[str, dict[int, dict[int, float]]], proposed: str 
         t, mean, low, high, n = paired_series(curves, baseline, proposed)
         if not len(t) or np.all(mean == 0):  # no pair, or the baseline is the proposal's own runs
             continue
-        (line,) = ax.plot(t, mean, marker="o", ms=3, label=f"− {baseline} ({n} paired seed{'s' if n > 1 else ''})")
+        (line,) = ax.plot(t, mean, marker="o", ms=3, label=f"vs {baseline} ({n} paired seed{'s' if n > 1 else ''})")
         if np.isfinite(low).any():
             ax.fill_between(t, low, high, color=line.get_color(), alpha=0.2)
     ax.set(xlabel="training tokens", ylabel="proposed − baseline (held-out target)",
-           title="Paired by seed, with the 95% t-interval (below 0: the proposal is ahead)")
+           title="Proposed − baseline, paired by seed (95% t-interval)\nbelow 0: the proposal is ahead")
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8)
     return fig

@@ -95,7 +95,7 @@ def test_the_figures_have_the_expected_series(wh):
     t, mean, low, high, n = paired_series(curves, "natural")
     assert n == 3 and np.allclose(mean, -0.1) and np.all(high < 0) and np.all(low < mean)
     pax = paired_figure(curves).axes[0]
-    (diff,) = [ln for ln in pax.get_lines() if ln.get_label().startswith("−")]
+    (diff,) = [ln for ln in pax.get_lines() if ln.get_label().startswith("vs ")]
     assert np.allclose(diff.get_ydata(), -0.1) and len(pax.collections) == 1  # the 95% band
     M = {"swarm": np.eye(3), "gradient": np.full((3, 3), 0.5)}
     ifig = interaction_figure(NAMES, M, {})
