@@ -32,6 +32,9 @@ from scipy.stats import spearmanr
 from mixopt.mixtures.mixing_law import MixingLawRegressor
 
 Predict = Callable[[np.ndarray], np.ndarray]
+INTERIOR = 0.05
+"""`swarm_interaction` differentiates at (1 - INTERIOR) * point + INTERIOR * uniform: a proposal with
+zero weights sits on the simplex's edge, where moving weight between two absent domains is impossible."""
 
 
 def _direction(k: int, i: int, j: int) -> np.ndarray:
@@ -68,9 +71,12 @@ def directional_effects(predict: Predict, point: np.ndarray, i: int, h: float = 
 def swarm_interaction(X: np.ndarray, Y: np.ndarray, point: np.ndarray,
                       regressor: Callable[[], object] | None = None) -> np.ndarray:
     """S (k x k) from mixtures `X` (n, k) and per-domain held-out losses `Y` (n, k): one regressor
-    per domain (default the linear mixing law), differentiated at `point` (see the module doc)."""
+    per domain (default the linear mixing law), differentiated at `point` moved `INTERIOR` of the way
+    to uniform (see the module doc)."""
     X, Y = np.asarray(X, dtype=float), np.asarray(Y, dtype=float)
     k = X.shape[1]
+    p = np.asarray(point, dtype=float)
+    point = (1 - INTERIOR) * p / p.sum() + INTERIOR / k  # every direction has room on the simplex
     make = regressor or (lambda: MixingLawRegressor(features="linear"))
     S = np.full((k, k), np.nan)
     for i in range(k):

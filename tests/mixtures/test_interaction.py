@@ -49,3 +49,9 @@ def test_agreement_compares_off_diagonals_in_the_same_form():
     flipped = agreement(c, -c)
     assert flipped.sign_agreement == 0.0 and np.isclose(flipped.spearman, -1.0)
     assert agreement(np.full((2, 2), np.nan), c[:2, :2]).n == 0
+
+
+def test_a_proposal_on_the_simplex_edge_still_gives_every_entry():
+    X, Y = _table()
+    S = swarm_interaction(X, Y, np.array([0.5, 0.0, 0.5, 0.0]))
+    assert np.isfinite(S).all() and S[0, 1] > 0 and S[1, 0] > 0
