@@ -190,6 +190,8 @@ def report(
     experiment: Optional[str] = typer.Option(None, "--experiment", "-e", help="Experiment id (default: the latest)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o",
                                        help="Folder for report.md and plots (default: next to the warehouse)."),
+    open_: bool = typer.Option(False, "--open", help="Open report.html (one self-contained page, written next to "
+                               "report.md) in a browser when one is available."),
 ) -> None:
     """Rebuild the markdown report and plots of an experiment from the warehouse (also while a run writes)."""
     from mixopt.report import build_report
@@ -210,7 +212,12 @@ def report(
         except (ValueError, *_user_errors()) as e:
             _fail(str(e))
     console.print(rep.markdown)
-    console.print(f"[dim]written to {rep.path}[/]")
+    console.print(f"[dim]written to {rep.path} and {rep.html}[/]")
+    if open_:
+        from mixopt.report_html import open_in_browser
+
+        if not open_in_browser(rep.html):
+            console.print(f"[dim]no browser here: open {rep.html}[/]")
 
 
 @app.command()

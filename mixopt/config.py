@@ -161,6 +161,9 @@ class SwarmConfig(TrainConfig):
     """Number of proxy runs (mixtures) in the swarm."""
     seed: int = 0
     """Seed for the design and every proxy's data stream and initialisation."""
+    curve_proxies: int = Field(0, ge=0)
+    """The first this many design proxies also measure a held-out curve (every domain's held-out loss at
+    `final.curve_points` token counts, as the final runs do); 0: none. Not part of any id."""
 
 
 class RegressorConfig(_Strict):

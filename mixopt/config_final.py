@@ -75,6 +75,15 @@ class FinalConfig(TrainConfig):
     """Settings of the Aioli runs (used when `baselines` lists aioli or aioli_restricted)."""
     enabled: bool = True
     """Set false to stop after the proposal."""
+    curve_points: int = Field(12, ge=0, le=200)
+    """Held-out evaluations during each final run, evenly spaced in tokens (the report's held-out curves
+    and paired differences against tokens); 0 turns them off. Not part of a run's identity."""
+    curve_eval_batches: int = Field(2, ge=1)
+    """Held-out batches per domain at each curve point: a fixed subset, evenly spread, of the final
+    evaluation's windows (the same for every run), kept small so the curve costs little."""
+    interaction_points: int = Field(3, ge=0)
+    """The last this many curve points of the `proposed` final runs also measure the cosines between
+    per-domain held-out gradients (the report's gradient interaction matrix); 0 turns them off."""
     devices: int = Field(1, ge=1)
     """Devices (GPUs, or CPU processes) per final run; above 1 the run trains with Lightning's DDP in
     its own process, which starts one process per device. The token budget stays the same."""

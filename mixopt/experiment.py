@@ -230,6 +230,10 @@ class Experiment:
             aioli=aioli,
         )
         spec.eval_sets = list(self.eval_sets)
+        if role == "final":  # issue 16: held-out curves (and, on the proposal, gradient cosines); not identity
+            f = cfg.final
+            spec.curve_points, spec.curve_eval_batches = f.curve_points, f.curve_eval_batches
+            spec.interaction_points = f.interaction_points if label == "proposed" else 0
         return spec
 
     def spool_dir(self) -> Path:

@@ -18,6 +18,9 @@ from mixopt.mixtures.diagnostics import check_warnings, noise_floor, rank_transf
 from mixopt.report_choice import choice_markdown, paired_verdicts, pilot_markdown, verdict_markdown, verdict_sentence
 from mixopt.report_evals import evals_markdown
 from mixopt.report_hierarchy import hierarchy_markdown
+from mixopt.report_html import write_html
+from mixopt.report_interaction import interaction_section
+from mixopt.report_runs import achieved_section, heldout_section
 from mixopt.warehouse import Warehouse, reads
 
 
@@ -32,6 +35,7 @@ class Report:
     verdict: str = ""
     checks: dict[str, Any] = field(default_factory=dict)  # noise floor and scale transfer (see `trust_checks`)
     warnings: list[str] = field(default_factory=list)
+    html: Path | None = None  # report.html next to report.md: one self-contained page, images inlined
 
 
 def _fmt(x: Any, digits: int = 4) -> str:
@@ -182,17 +186,29 @@ def build_report(wh: Warehouse, experiment_id: str, out_dir: str | Path, final_r
     md.append(f"\n{verdict}\n")
     md.append(evals_markdown(wh, experiment_id))  # issue 15: eval sets and groups
 
-    plots = _plots(wh, experiment_id, names, chosen, prop[0] if prop else None, domains, out, checks["pairs"])
+    # ---- sections (issue 16 and later): each returns its markdown and any plots it drew
+    extra: list[Path] = []
+    heldout_md, heldout_plots = heldout_section(wh, experiment_id, final_run_ids, labels, out)
+    md.append(heldout_md); extra += heldout_plots
+    inter_md, inter_plots = interaction_section(wh, experiment_id, names, prop[0] if prop else None,
+                                                domains["prior"].to_list(), out)
+    md.append(inter_md); extra += inter_plots
+    md.append(achieved_section(wh, experiment_id, names))
+
+    plots = extra + _plots(wh, experiment_id, names, chosen, prop[0] if prop else None, domains, out, checks["pairs"],
+                           training_curves=not heldout_plots)
     if plots:
         md.append("\n## Plots\n\n" + "\n".join(f"![{p.stem}]({p.name})" for p in plots) + "\n")
     text = "\n".join(md)
     path = out / "report.md"
     path.write_text(text, encoding="utf-8")
-    return Report(experiment_id, text, path, plots, top, comp, verdict, checks, warnings)
+    html = write_html(text, out / "report.html", title=f"mixopt report — {experiment_id}")
+    return Report(experiment_id, text, path, plots, top, comp, verdict, checks, warnings, html)
 
 
 def _plots(wh: Warehouse, experiment_id: str, names: list[str], chosen: dict | None, prop: dict | None,
-           domains: pl.DataFrame, out: Path, pairs: list[tuple[float, float]]) -> list[Path]:
+           domains: pl.DataFrame, out: Path, pairs: list[tuple[float, float]],
+           training_curves: bool = True) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -226,8 +242,8 @@ def _plots(wh: Warehouse, experiment_id: str, names: list[str], chosen: dict | N
         ax.set(xlabel="target loss, low size", ylabel="target loss, target size",
                title=f"Scale transfer ({len(pairs)} mixtures)")
         fig.tight_layout(); paths.append(out / "scale_transfer.png"); fig.savefig(paths[-1], dpi=110); plt.close(fig)
-    curves = reads.final_curves(wh, experiment_id).to_dicts()
-    if curves:
+    curves = reads.final_curves(wh, experiment_id).to_dicts() if training_curves else []
+    if curves:  # only without held-out curves: each run measures its training loss on its own mixture
         fig, ax = plt.subplots(figsize=(6, 4))
         keys = sorted({(c["label"], c["seed"]) for c in curves})
         for label, seed in keys:
@@ -235,7 +251,8 @@ def _plots(wh: Warehouse, experiment_id: str, names: list[str], chosen: dict | N
             t, l = np.array(pts).T
             k = max(1, len(l) // 50)  # light smoothing for readability
             ax.plot(t[k - 1:], np.convolve(l, np.ones(k) / k, mode="valid"), label=f"{label} (seed {seed})")
-        ax.set(xlabel="training tokens", ylabel="training loss (smoothed)", title="Final runs")
+        ax.set(xlabel="training tokens", ylabel="training loss (smoothed)",
+               title="Final runs: training loss, on each run's own mixture")
         ax.legend(fontsize=8); fig.tight_layout()
         paths.append(out / "final_loss_curves.png"); fig.savefig(paths[-1], dpi=110); plt.close(fig)
     trajectory = reads.final_trajectories(wh, experiment_id).to_dicts()

@@ -57,6 +57,9 @@ class RunSpec:
     size: str = "target"  # a proxy's size (fidelity): "target" (the swarm's) or "low" (design.low_fidelity)
     fault: str | None = None  # test-only fault injection: "nan@STEP", "raise@STEP" or "exit@STEP"
     eval_sets: list[DomainShard] = field(default_factory=list)  # measured after training, never trained on
+    curve_points: int = 0  # held-out evaluations during training, evenly spaced in steps (0: none)
+    curve_eval_batches: int = 2  # held-out batches per domain at each curve point (a fixed subset)
+    interaction_points: int = 0  # the last n curve points also measure per-domain gradient cosines
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -87,6 +90,10 @@ class RunResult:
     val_losses: dict[str, float] = field(default_factory=dict)  # domain -> held-out loss
     checkpoint: str | None = None
     trajectory: list[dict[str, Any]] = field(default_factory=list)  # online mixture updates (Aioli)
+    heldout_curve: list[list[Any]] = field(default_factory=list)  # [step, tokens, {domain: held-out loss}]
+    domain_tokens: dict[str, int] = field(default_factory=dict)  # training tokens drawn per domain (achieved)
+    grad_cosines: list[dict[str, Any]] = field(default_factory=list)  # {"step", "domains", "matrix"} per point
+    curve_eval_s: float = 0.0  # seconds spent on the held-out curve and gradient cosines
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

@@ -30,3 +30,22 @@ def test_a_mixopt_error_is_one_line_and_exit_code_2(tmp_path):
     assert result.exit_code == 2
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:") and "no warehouse here" in lines[0]
+
+
+def test_report_open_writes_one_self_contained_page_and_never_fails_headless(tmp_path, monkeypatch):
+    from tests.test_report_viz import fill_warehouse
+
+    fill_warehouse(tmp_path / "w.duckdb").close()
+    for var in ("DISPLAY", "WAYLAND_DISPLAY"):
+        monkeypatch.delenv(var, raising=False)
+    opened = []
+    monkeypatch.setattr("webbrowser.open", lambda url, *a, **k: opened.append(url) or True)
+    out = tmp_path / "rep"
+    result = CliRunner().invoke(app, ["report", "--warehouse", str(tmp_path / "w.duckdb"), "--out", str(out), "--open"])
+    assert result.exit_code == 0, result.output
+    page = (out / "report.html").read_text()
+    assert page.count("<img") == len(list(out.glob("*.png"))) >= 3 and 'src="data:image/png;base64,' in page
+    assert "no browser here" in result.output and not opened  # headless: the path, no browser
+    monkeypatch.setenv("DISPLAY", ":0")
+    result = CliRunner().invoke(app, ["report", "--warehouse", str(tmp_path / "w.duckdb"), "--out", str(out), "--open"])
+    assert result.exit_code == 0 and opened == [(out / "report.html").resolve().as_uri()]

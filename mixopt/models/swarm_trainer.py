@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader, IterableDataset
 from mixopt.config import TrainConfig
 from mixopt.models.batched_gpt import BatchedGPT, clip_grad_norm_per_proxy
 from mixopt.models.data import MixtureDataModule, MixtureStream
+from mixopt.models.heldout import SwarmHeldoutCurve
 from mixopt.models.module import lr_lambda
 from mixopt.models.swarm_report import finish_results, log_wandb_runs
 from mixopt.models.swarm_sizing import should_compile
@@ -73,11 +74,12 @@ class StackedStream(IterableDataset):
     def __len__(self) -> int:
         return self.steps
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         streams = [iter(MixtureStream(m)) for m in self.modules]  # seeded as each run alone
         for _ in range(self.steps):
             batches = [next(s) for s in streams]
-            yield torch.stack([b[0] for b in batches]), torch.stack([b[1] for b in batches])
+            yield (torch.stack([b[0] for b in batches]), torch.stack([b[1] for b in batches]),
+                   torch.stack([b[2] for b in batches]))  # domain index per sequence: the achieved mixture
 
 
 class SwarmModule(pl.LightningModule):
@@ -110,6 +112,8 @@ class SwarmModule(pl.LightningModule):
         self._mask: torch.Tensor | None = None  # (K,) bool on the device: proxies still training
         # step, tokens, lr, losses (on the host, or being copied there), copy-done event (CUDA)
         self._pending: tuple[int, int, float, torch.Tensor, Any] | None = None
+        self.domain_counts: torch.Tensor | None = None  # (K, domains) sequences drawn, on the device (issue 16)
+        self.n_domains = 0
 
     def on_train_start(self) -> None:
         self._t0 = time.perf_counter()
@@ -134,12 +138,15 @@ class SwarmModule(pl.LightningModule):
             else:
                 self.active[k], self.diverged_at[k] = False, step
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+    def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
         opt = self.optimizers()
         sched = self.lr_schedulers()
         step = self.global_step
         lr = float(opt.param_groups[0]["lr"])
-        x, y = batch
+        x, y = batch[0], batch[1]
+        if len(batch) > 2 and self.n_domains:  # count each proxy's drawn sequences per domain (no host sync)
+            counts = torch.nn.functional.one_hot(batch[2], self.n_domains).sum(1)
+            self.domain_counts = counts if self.domain_counts is None else self.domain_counts + counts
         losses = self.model.loss(x, y)
         if step in self.nan_faults:
             poison = torch.ones(self.k, device=losses.device)
@@ -269,6 +276,13 @@ def _train_group(specs: list[RunSpec]) -> list[RunResult]:
         if device == "cuda":
             torch.set_float32_matmul_precision("high")
         module.log_progress = any(s.progress for s in specs)
+        module.n_domains = len(specs[0].domains)
+        curve = None
+        if any(s.curve_points > 0 for s in specs):  # issue 16: held-out curves of a sample of proxies
+            sample = next(s for s in specs if s.curve_points > 0)
+            curve = SwarmHeldoutCurve({d.name: _val_batches(modules, d.name) for d in specs[0].domains}, len(specs),
+                                      steps, tokens_per_step, sample.curve_points, sample.curve_eval_batches)
+            callbacks.append(curve)
         trainer = pl.Trainer(
             max_steps=steps,
             max_epochs=1,
@@ -294,6 +308,14 @@ def _train_group(specs: list[RunSpec]) -> list[RunResult]:
         val = {d.name: module.mean_losses(_val_batches(modules, d.name))
                for d in [*specs[0].domains, *specs[0].eval_sets]}  # eval sets: issue 15
         finish_results(results, specs, module, val, trainer.global_step, tokens_per_step, cfg)
+        if module.domain_counts is not None:  # issue 16: the achieved mixture of each proxy
+            counts = module.domain_counts.tolist()
+            for r, spec, c in zip(results, specs, counts):
+                r.domain_tokens = {d.name: int(n) * cfg.seq_len for d, n in zip(spec.domains, c)}
+        if curve is not None:
+            for r, spec, c in zip(results, specs, curve.curves):
+                if spec.curve_points > 0:
+                    r.heldout_curve, r.curve_eval_s = c, curve.seconds
     except Exception as exc:
         error = describe_exception(exc)
         for r in results:

@@ -29,6 +29,7 @@ from mixopt.config import TrainConfig
 from mixopt.models.aioli import AioliCallback, make_aioli_callback
 from mixopt.models.data import MixtureDataModule
 from mixopt.models.gpt import count_params
+from mixopt.models.heldout import HeldoutCurve
 from mixopt.models.module import GPTModule
 from mixopt.runspec import RunResult, RunSpec
 
@@ -204,6 +205,8 @@ def train_run(spec: RunSpec) -> RunResult:
     logger: Any = False
     recorder: CurveRecorder | None = None
     aioli: AioliCallback | None = None
+    heldout: HeldoutCurve | None = None
+    data: MixtureDataModule | None = None
     try:
         quiet_lightning()
         cfg = train_config(spec)
@@ -232,6 +235,10 @@ def train_run(spec: RunSpec) -> RunResult:
         aioli = make_aioli_callback(spec, data, steps)  # Aioli (issue 4): None for a static run
         if aioli is not None:
             callbacks.append(aioli)
+        if spec.curve_points > 0:  # issue 16: the held-out curve (and gradient cosines) during training
+            heldout = HeldoutCurve(data, steps, tokens_per_step, spec.curve_points, spec.curve_eval_batches,
+                                   spec.interaction_points)
+            callbacks.append(heldout)
         ckpt_dir = Path(spec.out_dir) / "checkpoints"
         if spec.save_checkpoint:
             from lightning.pytorch.callbacks import ModelCheckpoint
@@ -288,6 +295,11 @@ def train_run(spec: RunSpec) -> RunResult:
                 result.tokens = int(recorder.curve[-1][1])
         if aioli is not None:  # Aioli (issue 4): the mixture trajectory, also of a failed run
             result.trajectory = aioli.trajectory
+        if heldout is not None:  # issue 16
+            result.heldout_curve, result.grad_cosines, result.curve_eval_s = (heldout.curve, heldout.cosines,
+                                                                              heldout.seconds)
+        if data is not None:  # issue 16: the tokens drawn from each domain (the achieved mixture)
+            result.domain_tokens = {n: int(c) * data.seq_len for n, c in zip(data.names, data.sampled_sequences)}
         if logger:
             _finish_wandb(logger, result)
         result.wall_s = time.perf_counter() - t_start

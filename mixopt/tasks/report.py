@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from prefect import task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE
 
 from mixopt.experiment import Experiment
@@ -30,4 +30,26 @@ def report_task(exp: Experiment, final_run_ids: list[str] | None = None,
     if rep.comparison:
         create_table_artifact(key="final-comparison", table=rep.comparison, description=rep.verdict)
     create_markdown_artifact(key="mixopt-report", markdown=rep.markdown, description=f"Report of {exp.experiment_id}")
+    publish_plots(rep)
     return rep
+
+
+def plots_markdown(rep: Report) -> str:
+    """Every plot of the report as a markdown image with a `data:` URI (the Prefect UI shows them
+    without a file server), each under its name."""
+    from mixopt.report_html import data_uri
+
+    return "\n\n".join(f"### {p.stem.replace('_', ' ')}\n\n![{p.stem}]({data_uri(p)})"
+                         for p in rep.plots if p.is_file())
+
+
+def publish_plots(rep: Report) -> None:
+    """The plots in the UI (`mixopt-plots`, images inlined) and a link to the self-contained HTML report."""
+    if rep.plots:
+        create_markdown_artifact(key="mixopt-plots", markdown=plots_markdown(rep),
+                                 description=f"Plots of {rep.experiment_id} (the report's PNGs, inlined)")
+    if rep.html is not None:
+        create_link_artifact(key="mixopt-report-html", link=rep.html.resolve().as_uri(),
+                             link_text=f"report.html of {rep.experiment_id}",
+                             description="The whole report as one self-contained page (images inlined); "
+                                         "`mixopt report --open` rebuilds and opens it")

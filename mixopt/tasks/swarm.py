@@ -114,6 +114,10 @@ def swarm_specs(exp: Experiment, wh: Warehouse) -> list[RunSpec]:
         spec = exp.run_spec("proxy", label, w, seed, fidelity.size_train(exp, size))
         spec.size = size  # recorded with the run; the id already differs through the training settings
         specs.setdefault(spec.run_id, spec)
+    sample = [s for s in specs.values() if s.label == "design"][: exp.cfg.swarm.curve_proxies]
+    for spec in sample:  # issue 16: a sample of proxies measures held-out curves too (not part of the id)
+        spec.curve_points = max(1, exp.cfg.final.curve_points)
+        spec.curve_eval_batches = exp.cfg.final.curve_eval_batches
     return list(specs.values())
 
 
@@ -152,6 +156,8 @@ def record_result(exp: Experiment, wh: Warehouse, spec: RunSpec, result: RunResu
         mixture_id=mixture_id(spec.weights), seed=spec.seed, target_loss=target, code_version=CODE_VERSION,
         size=spec.size if spec.role == "proxy" else None,
         eval_kinds=dict.fromkeys(exp.eval_set_names, "eval"), group_losses=exp.group_losses(result.val_losses),
+        weights=dict(zip(exp.domain_names, spec.weights)),
+        heldout_targets=[exp.target_loss(p[2]) for p in result.heldout_curve],
     )
     spool_path(exp, result.run_id).unlink(missing_ok=True)
     return target

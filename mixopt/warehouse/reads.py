@@ -251,3 +251,57 @@ def final_runs_of_mixture(db: Frames, experiment_id: str, mixture_id: str) -> pl
         """SELECT run_id, label, seed, tokens, n_params, target_loss, created_at FROM final_runs
            WHERE experiment_id = ? AND mixture_id = ? AND status = 'ok' AND target_loss IS NOT NULL
            ORDER BY created_at DESC, run_id""", [experiment_id, mixture_id])
+# ---------------------------------------------------------------- held-out curves, achieved mixtures, interactions
+def heldout_target_curves(db: Frames, experiment_id: str, run_ids: Sequence[str] | None = None) -> pl.DataFrame:
+    """The final runs' held-out target measured during training (the same evaluation windows for
+    every run): run_id, label, seed, step, tokens, target_loss; only `run_ids` when given."""
+    where, params = "", [experiment_id]
+    if run_ids is not None:
+        where, params = " AND r.run_id IN (SELECT unnest(?::VARCHAR[]))", [experiment_id, list(run_ids)]
+    return db.frame(
+        f"""SELECT r.run_id, r.label, r.seed, h.step, h.tokens, h.target_loss FROM final_runs r
+            JOIN heldout_targets h USING (run_id) WHERE r.experiment_id = ? AND r.status = 'ok'{where}
+            ORDER BY r.label, r.seed, h.step""", params)
+
+
+def heldout_domain_curves(db: Frames, experiment_id: str) -> pl.DataFrame:
+    """Every run's per-domain held-out losses measured during training: run_id, role, label, seed, step,
+    tokens, domain, loss."""
+    return db.frame(
+        """SELECT r.run_id, r.role, r.label, r.seed, h.step, h.tokens, h.domain, h.loss FROM runs r
+           JOIN heldout_curves h USING (run_id) WHERE r.experiment_id = ? ORDER BY r.run_id, h.step, h.domain""",
+        [experiment_id])
+
+
+def achieved_mixtures(db: Frames, experiment_id: str, role: str | None = None) -> pl.DataFrame:
+    """Per run and domain: the requested weight and the fraction of training tokens actually drawn."""
+    where, params = ("", [experiment_id]) if role is None else (" AND r.role = ?", [experiment_id, role])
+    return db.frame(
+        f"""SELECT r.run_id, r.role, r.label, r.seed, a.domain, a.requested, a.tokens, a.fraction
+            FROM runs r JOIN achieved_mixture a USING (run_id) JOIN domains d
+            ON d.experiment_id = r.experiment_id AND d.domain = a.domain
+            WHERE r.experiment_id = ?{where} ORDER BY r.role, r.label, r.seed, r.run_id, d.idx""", params)
+
+
+def proxy_domain_losses(db: Frames, experiment_id: str) -> pl.DataFrame:
+    """The finished target-size proxies (one per mixture, as the fits see them): run_id, weights and
+    each domain's held-out loss (long form: one row per run and domain)."""
+    return db.frame(
+        """SELECT r.run_id, m.weights, e.domain, e.loss FROM proxy_runs r JOIN mixtures m USING (mixture_id)
+           JOIN evals e USING (run_id) WHERE r.experiment_id = ? AND r.status = 'ok'
+           AND coalesce(r.size, 'target') = 'target' AND r.label IS DISTINCT FROM 'seed_repeat'
+           AND isfinite(e.loss) ORDER BY r.mixture_id, e.domain""", [experiment_id])
+
+
+def run_gradient_cosines(db: Frames, experiment_id: str) -> pl.DataFrame:
+    """Per-domain gradient cosines measured during the runs: run_id, label, seed, step, row/col domain, value."""
+    return db.frame(
+        """SELECT r.run_id, r.label, r.seed, g.step, g.row_domain, g.col_domain, g.value FROM runs r
+           JOIN gradient_cosines g USING (run_id) WHERE r.experiment_id = ? AND r.status = 'ok'
+           ORDER BY r.run_id, g.step""", [experiment_id])
+
+
+def interactions(db: Frames, experiment_id: str) -> pl.DataFrame:
+    """The experiment's interaction matrices: method, row_domain, col_domain, value, details."""
+    return db.frame("SELECT method, row_domain, col_domain, value, details FROM interactions "
+                    "WHERE experiment_id = ? ORDER BY method, row_domain, col_domain", [experiment_id])

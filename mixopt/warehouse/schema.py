@@ -107,6 +107,23 @@ CREATE OR REPLACE VIEW mixture_source_weights AS
     FROM mixture_weights GROUP BY mixture_id, experiment_id, kind, source;
 """
 
+# Migration 5 (viz, issue 16): what each run measured while it trained, what it actually drew, and the
+# experiment's domain-interaction matrices (`method`: "swarm" or "gradient"; one row per i, j).
+_VIZ = """
+CREATE TABLE IF NOT EXISTS heldout_curves (
+    run_id VARCHAR, step INTEGER, tokens BIGINT, domain VARCHAR, loss DOUBLE, PRIMARY KEY (run_id, step, domain));
+CREATE TABLE IF NOT EXISTS heldout_targets (
+    run_id VARCHAR, step INTEGER, tokens BIGINT, target_loss DOUBLE, PRIMARY KEY (run_id, step));
+CREATE TABLE IF NOT EXISTS achieved_mixture (
+    run_id VARCHAR, domain VARCHAR, requested DOUBLE, tokens BIGINT, fraction DOUBLE, PRIMARY KEY (run_id, domain));
+CREATE TABLE IF NOT EXISTS gradient_cosines (
+    run_id VARCHAR, step INTEGER, row_domain VARCHAR, col_domain VARCHAR, value DOUBLE,
+    PRIMARY KEY (run_id, step, row_domain, col_domain));
+CREATE TABLE IF NOT EXISTS interactions (
+    experiment_id VARCHAR, method VARCHAR, row_domain VARCHAR, col_domain VARCHAR, value DOUBLE, details JSON,
+    created_at TIMESTAMPTZ, PRIMARY KEY (experiment_id, method, row_domain, col_domain));
+"""
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "base schema (as before versioning) and the experiment_mixtures backfill", _BASE),
     (2, "primary keys on metrics, mixture_trajectory, aioli_params and fit_predictions", _PRIMARY_KEYS),
@@ -119,6 +136,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
      "ALTER TABLE evals ADD COLUMN IF NOT EXISTS kind VARCHAR;"
      "CREATE OR REPLACE VIEW run_evals AS SELECT e.run_id, r.experiment_id, r.role, r.label, r.seed, r.size, "
      "e.domain AS name, coalesce(e.kind, 'domain') AS kind, e.loss FROM evals e JOIN runs r ON r.run_id = e.run_id;"),
+    (5, "held-out curves during training, achieved mixtures, gradient cosines and domain interactions", _VIZ),
     (6, "hierarchical domains: mixture_weights with source and topic levels; mixture_source_weights",
      _HIERARCHY_VIEWS),
 ]

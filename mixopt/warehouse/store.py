@@ -197,13 +197,17 @@ class Warehouse:
         self, result: RunResult, *, experiment_id: str, role: str, label: str, mixture_id: str,
         seed: int, target_loss: float | None, code_version: str, size: str | None = None,
         eval_kinds: dict[str, str] | None = None, group_losses: dict[str, float] | None = None,
+        weights: dict[str, float] | None = None, heldout_targets: Sequence[float | None] | None = None,
     ) -> None:
         """Store one run with its curve and per-domain losses, replacing an earlier attempt.
         `size`: a proxy's size ("target" or "low"); None for final runs. `eval_kinds`: the kind of each
-        measured loss ("domain" or "eval"; default "domain"); `group_losses`: rows of kind "group"."""
+        measured loss ("domain" or "eval"; default "domain"); `group_losses`: rows of kind "group".
+        `weights`: the requested mixture (domain -> weight), stored next to the achieved one;
+        `heldout_targets`: the target at each point of `result.heldout_curve`."""
         r = result
         with self.transaction() as con:
-            for table in ("runs", "metrics", "evals", "mixture_trajectory", "aioli_params"):
+            for table in ("runs", "metrics", "evals", "mixture_trajectory", "aioli_params", "heldout_curves",
+                          "heldout_targets", "achieved_mixture", "gradient_cosines"):
                 con.execute(f"DELETE FROM {table} WHERE run_id = ?", [r.run_id])
             con.execute(
                 f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * 19)})",
@@ -222,6 +226,7 @@ class Warehouse:
             if rows:
                 con.executemany("INSERT INTO evals (run_id, domain, loss, kind) VALUES (?, ?, ?, ?)", rows)
             self._record_trajectory(con, r)
+            self._record_heldout(con, r, weights, heldout_targets)
 
     @staticmethod
     def _record_trajectory(con: duckdb.DuckDBPyConnection, r: RunResult) -> None:
@@ -238,6 +243,44 @@ class Warehouse:
         if params:
             con.executemany("INSERT INTO aioli_params (run_id, round, step, row_domain, col_domain, value) "
                             "VALUES (?, ?, ?, ?, ?, ?)", params)
+
+    @staticmethod
+    def _record_heldout(con: duckdb.DuckDBPyConnection, r: RunResult, weights: dict[str, float] | None,
+                        targets: Sequence[float | None] | None) -> None:
+        """Held-out curve (per domain, and the target), achieved mixture and gradient cosines (issue 16)."""
+        rows = [[r.run_id, int(s), int(t), d, float(v)] for s, t, losses in r.heldout_curve for d, v in losses.items()]
+        if rows:
+            con.executemany("INSERT INTO heldout_curves (run_id, step, tokens, domain, loss) VALUES (?, ?, ?, ?, ?)",
+                            rows)
+        rows = [[r.run_id, int(p[0]), int(p[1]), float(t)] for p, t in zip(r.heldout_curve, targets or [])
+                if t is not None]
+        if rows:
+            con.executemany("INSERT INTO heldout_targets (run_id, step, tokens, target_loss) VALUES (?, ?, ?, ?)", rows)
+        total = sum(r.domain_tokens.values())
+        names = list(weights or {}) + [d for d in r.domain_tokens if d not in (weights or {})]
+        rows = [[r.run_id, d, (weights or {}).get(d), int(r.domain_tokens.get(d, 0)),
+                 r.domain_tokens.get(d, 0) / total if total else None] for d in names]
+        if rows and (total or weights):
+            con.executemany("INSERT INTO achieved_mixture (run_id, domain, requested, tokens, fraction) "
+                            "VALUES (?, ?, ?, ?, ?)", rows)
+        rows = [[r.run_id, int(e["step"]), a, b, float(v)] for e in r.grad_cosines
+                for a, row in zip(e["domains"], e["matrix"]) for b, v in zip(e["domains"], row)]
+        if rows:
+            con.executemany("INSERT INTO gradient_cosines (run_id, step, row_domain, col_domain, value) "
+                            "VALUES (?, ?, ?, ?, ?)", rows)
+
+    def record_interaction(self, experiment_id: str, method: str, domains: Sequence[str], matrix: Any,
+                           details: dict[str, Any] | None = None) -> None:
+        """One domains x domains interaction matrix of the experiment (replacing the method's earlier one):
+        row i, column j: how training on domain j changes the held-out loss of domain i (positive: helps)."""
+        with self.transaction() as con:
+            con.execute("DELETE FROM interactions WHERE experiment_id = ? AND method = ?", [experiment_id, method])
+            now = _now()
+            con.executemany(
+                "INSERT INTO interactions (experiment_id, method, row_domain, col_domain, value, details, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [[experiment_id, method, a, b, float(matrix[i][j]), json.dumps(details or {}, default=_jsonable), now]
+                 for i, a in enumerate(domains) for j, b in enumerate(domains)])
 
     def trained_mixture_ids(self, experiment_id: str, label: str = "design") -> set[str]:
         """Mixtures with at least one proxy run of `label` recorded, whatever its outcome."""

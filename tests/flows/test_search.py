@@ -80,7 +80,12 @@ def test_report_and_plots_are_written(finished):
     text = report.read_text()
     assert "## Final comparison" in text and "## Fits" in text
     assert {p.name for p in report.parent.glob("*.png")} == {
-        "cv_predicted_vs_actual.png", "mixture_proposed_vs_natural.png", "final_loss_curves.png"}
+        "cv_predicted_vs_actual.png", "mixture_proposed_vs_natural.png", "final_heldout_curves.png",
+        "final_paired_differences.png", "domain_interactions.png"}  # held-out curves replace training losses
+    assert "## Held-out target during the final runs" in text and "## How domains interact" in text
+    assert "## Achieved mixtures" in text
+    html = (report.parent / "report.html").read_text()
+    assert html.count("<img") == 5 and html.count('src="data:image/png;base64,') == 5  # self-contained
 
 
 def test_rerunning_reuses_every_finished_run(finished):
