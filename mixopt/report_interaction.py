@@ -5,12 +5,10 @@ table (one row per experiment, method, i, j) and compared."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import polars as pl
 
 from mixopt.mixtures.interaction import agreement, row_contrast, strongest_pairs, swarm_interaction
 from mixopt.warehouse import Warehouse, reads
@@ -64,20 +62,27 @@ def gradient_estimate(wh: Warehouse, experiment_id: str, names: list[str]) -> tu
 
 
 def record_interactions(wh: Warehouse, experiment_id: str, names: list[str], point: np.ndarray | None,
-                        point_name: str) -> dict[str, np.ndarray]:
-    """Estimate both matrices from what the warehouse holds and store them; method -> matrix."""
+                        point_name: str, details: dict[str, Any] | None = None) -> dict[str, np.ndarray]:
+    """Estimate both matrices from what the warehouse holds; method -> matrix. They are stored when `wh`
+    is the writer (the flow's report step); `mixopt report` reads through a read-only handle (it may run
+    while a search writes) and only shows them."""
     out: dict[str, np.ndarray] = {}
+    store = wh.record_interaction if isinstance(wh, Warehouse) else None
     if point is not None:
         S = swarm_estimate(wh, experiment_id, names, point)
         if S is not None:
-            wh.record_interaction(experiment_id, "swarm", names, S, _clean(
-                {"point": point_name, "weights": [float(w) for w in point], "regressor": "mixing_law",
-                 "definition": "-dL_i/dd along d = e_j - uniform over the domains other than i"}))
+            if store:
+                store(experiment_id, "swarm", names, S, _clean(
+                    {"point": point_name, "weights": [float(w) for w in point], "regressor": "mixing_law",
+                     "definition": "-dL_i/dd along d = e_j - uniform over the domains other than i"}))
             out["swarm"] = S
     G, n_runs, n_points = gradient_estimate(wh, experiment_id, names)
     if G is not None:
-        wh.record_interaction(experiment_id, "gradient", names, G,
-                              {"runs": n_runs, "points": n_points, "definition": "cos(grad L_i, grad L_j)"})
+        if details is not None:
+            details.update(runs=n_runs, points=n_points)
+        if store:
+            store(experiment_id, "gradient", names, G,
+                  {"runs": n_runs, "points": n_points, "definition": "cos(grad L_i, grad L_j)"})
         out["gradient"] = G
     return out
 
@@ -130,10 +135,8 @@ def interaction_section(wh: Warehouse, experiment_id: str, names: list[str], pro
                         prior: list[float], out: Path) -> tuple[str, list[Path]]:
     """Estimate, store and describe the interactions; returns (markdown, plot paths)."""
     point = np.asarray(prop["weights"], dtype=float) if prop else np.asarray(prior, dtype=float)
-    matrices = record_interactions(wh, experiment_id, names, point, "the proposal" if prop else "the natural mixture")
     details: dict[str, Any] = {"point": "the proposal" if prop else "the natural mixture"}
-    for r in reads.interactions(wh, experiment_id).filter(pl.col("method") == "gradient").head(1).to_dicts():
-        details.update(json.loads(r["details"]) if isinstance(r["details"], str) else (r["details"] or {}))
+    matrices = record_interactions(wh, experiment_id, names, point, details["point"], details)
     paths = []
     if matrices:
         from mixopt.report_plots import interaction_figure, save
