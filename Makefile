@@ -24,7 +24,7 @@ test: lint  ## ruff, then the test suite (integration tests, which start servers
 	$(PY) -m pytest -q --durations=15 --ignore=tests/integration
 	$(PY) -m pytest -q --durations=15 tests/integration
 
-test-fast: $(VENV)/.installed  ## the quick tier: no slow, integration or GPU tests (under 2 minutes here)
+test-fast: $(VENV)/.installed  ## the quick tier: no slow, integration or GPU tests (about 3 minutes here)
 	$(PY) -m pytest -q -m "not slow and not integration and not gpu" --ignore=tests/integration
 
 bench: $(VENV)/.installed  ## regressor benchmark on RegMix's public table

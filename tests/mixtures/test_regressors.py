@@ -66,7 +66,8 @@ def test_gp_likelihood_matches_sklearn(smooth_data) -> None:
         np.testing.assert_allclose(grad, num, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", [n for n in REGRESSOR_NAMES])
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "auto" else n  # auto: nested CV
+                                  for n in REGRESSOR_NAMES])
 @pytest.mark.parametrize("n", [8, 16])
 def test_every_regressor_works_with_few_runs(name: str, n: int) -> None:
     rng = np.random.default_rng(n)
@@ -83,6 +84,7 @@ def test_make_regressor_unknown_name() -> None:
         make_regressor("xgboost")
 
 
+@pytest.mark.slow  # nested CV: about 30 s here
 def test_auto_choice_ignores_other_data(smooth_data) -> None:
     X, y = smooth_data
     sub = slice(0, 40)
