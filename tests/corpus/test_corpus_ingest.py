@@ -222,7 +222,7 @@ def test_hash_cache_skips_unchanged_files(tmp_path: Path, files_cfg, monkeypatch
     cache: dict = {}
     fp = ingest.compute_fingerprint(cfg, configs, cache)
     assert list(cache) == [str(a.resolve())]
-    monkeypatch.setattr(ingest, "file_sha256", lambda p: pytest.fail(f"re-hashed {p}"))
+    monkeypatch.setattr("mixopt.corpus.fingerprint.file_sha256", lambda p: pytest.fail(f"re-hashed {p}"))
     assert ingest.compute_fingerprint(cfg, configs, cache) == fp
     _write_jsonl(a, [f"alpha {i}" for i in range(21)])  # new size: the cache entry no longer applies
     with pytest.raises(pytest.fail.Exception, match="re-hashed"):
