@@ -279,6 +279,11 @@ def moved_keys(data: object) -> list[str]:
     return found
 
 
+# Settings that change no result (how a run is executed, what it also measures): outside the config hash.
+_MEASUREMENT_ONLY = {"runtime": True, "swarm": {"curve_proxies"},
+                     "final": {"curve_points", "curve_eval_batches", "interaction_points"}}
+
+
 class ExperimentConfig(_Strict):
     """A whole mixture search: corpus, tokenizer, target, swarm, design, fit, proposal and final run."""
 
@@ -372,8 +377,9 @@ class ExperimentConfig(_Strict):
         return ["natural", "stratified"] + list(self.design.anchors)
 
     def config_hash(self) -> str:
-        """Hash of what defines the experiment's results (runtime settings excluded)."""
-        payload = self.model_dump(mode="json", exclude={"runtime"})
+        """Hash of what defines the experiment's results: runtime settings and what only says what a run
+        also measures (held-out curves, gradient cosines) are left out, as are new fields at defaults."""
+        payload = self.model_dump(mode="json", exclude=_MEASUREMENT_ONLY)
         from mixopt.targets import drop_new_defaults
 
         drop_new_defaults(payload)

@@ -67,3 +67,16 @@ def test_a_moved_key_says_where_it_went(section, key, where):
     assert str(e.value) == f"exp.yaml: {section}.{key} moved to {where}"
     with pytest.raises(ValueError, match=f"{section}.{key} moved to {where}"):  # the Prefect form's path
         ExperimentConfig.model_validate({section: {key: 1}})
+
+
+def test_config_hash_ignores_what_a_run_only_measures() -> None:
+    """The default config's hash is the one it had before held-out curves existed (5039cc8), and
+    curve or gradient-cosine settings never move it; a setting that changes results does."""
+    from mixopt.config import ExperimentConfig
+
+    base = ExperimentConfig()
+    assert base.config_hash() == "5eaa59fd9756156e"
+    measured = ExperimentConfig(final={"curve_points": 3, "curve_eval_batches": 4, "interaction_points": 0},
+                                swarm={"curve_proxies": 2})
+    assert measured.config_hash() == base.config_hash()
+    assert ExperimentConfig(final={"tokens": 123_456}).config_hash() != base.config_hash()
