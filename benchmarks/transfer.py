@@ -38,7 +38,7 @@ def _config(spec: str, out: Path):
     from mixopt.config import ExperimentConfig, load_config
 
     if spec == "builtin":  # the demo: its target and anchor
-        from mixopt.config_io import demo_config
+        from mixopt.config.io import demo_config
 
         cfg = demo_config()
     elif spec == "synthetic":

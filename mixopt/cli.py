@@ -63,7 +63,7 @@ def run(
 ) -> None:
     """Run the whole search: corpus, proxy swarm, fit, proposal, final comparison, report."""
     from mixopt.config import load_config
-    from mixopt.config_io import demo_config
+    from mixopt.config.io import demo_config
 
     try:
         cfg = load_config(config) if config is not None else demo_config()
@@ -214,7 +214,7 @@ def report(
     console.print(rep.markdown)
     console.print(f"[dim]written to {rep.path} and {rep.html}[/]")
     if open_:
-        from mixopt.report_html import open_in_browser
+        from mixopt.report.html import open_in_browser
 
         if not open_in_browser(rep.html):
             console.print(f"[dim]no browser here: open {rep.html}[/]")

@@ -150,7 +150,7 @@ class Experiment:
     def hierarchy(self):  # -> mixopt.mixtures.hierarchy.Hierarchy | None
         """The domains' sources and topics with the design's per-level sweeps and frozen topic weights
         (None for flat names without `design.hierarchy`: the flat design). Bad names are a ConfigError."""
-        from mixopt.config_design import design_hierarchy
+        from mixopt.config.design import design_hierarchy
 
         try:
             return design_hierarchy(self.cfg.design, self.domain_names)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect import flow
 
 from mixopt.config import ExperimentConfig
-from mixopt.config_file import ConfigFile, resolve_config
+from mixopt.config.file import ConfigFile, resolve_config
 from mixopt.experiment import Experiment
 from mixopt.models.swarm_sizing import auto_workers
 from mixopt.tasks.corpus import prepare_experiment_task

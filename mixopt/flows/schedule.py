@@ -17,7 +17,7 @@ from prefect import flow
 from pydantic import Field
 
 from mixopt.config import ExperimentConfig
-from mixopt.config_file import ConfigFile, resolve_config
+from mixopt.config.file import ConfigFile, resolve_config
 from mixopt.experiment import Experiment
 from mixopt.flows.swarm import SwarmSummary, run_swarm
 from mixopt.tasks.corpus import prepare_experiment_task

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from prefect import flow
 
 from mixopt.config import ExperimentConfig
-from mixopt.config_file import ConfigFile, resolve_config
+from mixopt.config.file import ConfigFile, resolve_config
 from mixopt.flows.final import run_final
 from mixopt.flows.swarm import SwarmSummary, run_swarm
 from mixopt.tasks.corpus import prepare_experiment_task

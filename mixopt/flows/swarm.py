@@ -19,7 +19,7 @@ from prefect.futures import as_completed
 from prefect.tasks import exponential_backoff
 
 from mixopt.config import ExperimentConfig
-from mixopt.config_file import ConfigFile, resolve_config
+from mixopt.config.file import ConfigFile, resolve_config
 from mixopt.experiment import Experiment
 from mixopt.progress import SwarmProgress
 from mixopt.runspec import RunResult

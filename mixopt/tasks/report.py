@@ -37,7 +37,7 @@ def report_task(exp: Experiment, final_run_ids: list[str] | None = None,
 def plots_markdown(rep: Report) -> str:
     """Every plot of the report as a markdown image with a `data:` URI (the Prefect UI shows them
     without a file server), each under its name."""
-    from mixopt.report_html import data_uri
+    from mixopt.report.html import data_uri
 
     return "\n\n".join(f"### {p.stem.replace('_', ' ')}\n\n![{p.stem}]({data_uri(p)})"
                          for p in rep.plots if p.is_file())

@@ -12,7 +12,8 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from mixopt.config import ConfigError, ExperimentConfig, moved_keys
+from mixopt.config.base import ConfigError
+from mixopt.config.experiment import ExperimentConfig, moved_keys
 
 
 def _format_validation_error(source: str, err: ValidationError) -> str:
@@ -101,6 +102,6 @@ DEMO = {
 
 def demo_config() -> "ExperimentConfig":
     """The demo's config (`DEMO` over the defaults)."""
-    from mixopt.config import ExperimentConfig
+    from mixopt.config.experiment import ExperimentConfig
 
     return ExperimentConfig.model_validate(DEMO)

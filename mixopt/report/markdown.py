@@ -15,12 +15,12 @@ import numpy as np
 import polars as pl
 
 from mixopt.mixtures.diagnostics import check_warnings, noise_floor, rank_transfer, train_flops
-from mixopt.report_choice import choice_markdown, paired_verdicts, pilot_markdown, verdict_markdown, verdict_sentence
-from mixopt.report_evals import evals_markdown
-from mixopt.report_hierarchy import hierarchy_markdown
-from mixopt.report_html import write_html
-from mixopt.report_interaction import interaction_section
-from mixopt.report_runs import achieved_section, heldout_section
+from mixopt.report.choice import choice_markdown, paired_verdicts, pilot_markdown, verdict_markdown, verdict_sentence
+from mixopt.report.evals import evals_markdown
+from mixopt.report.hierarchy import hierarchy_markdown
+from mixopt.report.html import write_html
+from mixopt.report.interaction import interaction_section
+from mixopt.report.runs import achieved_section, heldout_section
 from mixopt.warehouse import Warehouse, reads
 
 
@@ -257,7 +257,7 @@ def _plots(wh: Warehouse, experiment_id: str, names: list[str], chosen: dict | N
         paths.append(out / "final_loss_curves.png"); fig.savefig(paths[-1], dpi=110); plt.close(fig)
     trajectory = reads.final_trajectories(wh, experiment_id).to_dicts()
     if trajectory:
-        from mixopt.aioli_plot import plot_trajectory
+        from mixopt.report.aioli_plot import plot_trajectory
 
         drawn = plot_trajectory(trajectory, out / "aioli_trajectory.png", total_steps=trajectory[0]["steps"])
         if drawn:

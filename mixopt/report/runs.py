@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mixopt.report_plots import Labels, curves_by_label, heldout_figure, paired_figure, paired_series, save
+from mixopt.report.plots import Labels, curves_by_label, heldout_figure, paired_figure, paired_series, save
 from mixopt.warehouse import Warehouse, reads
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mixopt.aioli_plot import plot_trajectory
+from mixopt.report.aioli_plot import plot_trajectory
 
 
 def test_plot_trajectory_writes_a_png(tmp_path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from mixopt.config_base import ModelConfig, TrainConfig, _Strict
+from mixopt.config.base import ModelConfig, TrainConfig, _Strict
 
 
 class AioliConfig(_Strict):

@@ -139,7 +139,7 @@ def interaction_section(wh: Warehouse, experiment_id: str, names: list[str], pro
     matrices = record_interactions(wh, experiment_id, names, point, details["point"], details)
     paths = []
     if matrices:
-        from mixopt.report_plots import interaction_figure, save
+        from mixopt.report.plots import interaction_figure, save
 
         paths.append(save(interaction_figure(names, matrices, TITLES), out / "domain_interactions.png"))
     return interaction_markdown(matrices, names, details), paths

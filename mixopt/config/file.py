@@ -16,8 +16,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
 
-from mixopt.config import ExperimentConfig
-from mixopt.config_io import load_config, parse_config
+from mixopt.config.experiment import ExperimentConfig
+from mixopt.config.io import load_config, parse_config
 
 ConfigFile = Annotated[str | None, Field(description=(
     "Path of an experiment YAML in the project (relative: to the flow's working folder, the repo root); the "

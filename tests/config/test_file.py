@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from mixopt.config import ConfigError, ExperimentConfig
-from mixopt.config_file import form_overrides, resolve_config
+from mixopt.config.file import form_overrides, resolve_config
 
 FILE = """
 name: kept_in_git

@@ -4,7 +4,7 @@ built from a warehouse filled by hand (no training)."""
 import numpy as np
 import pytest
 
-from mixopt.report_plots import curves_by_label, heldout_figure, interaction_figure, paired_figure, paired_series
+from mixopt.report.plots import curves_by_label, heldout_figure, interaction_figure, paired_figure, paired_series
 from mixopt.runspec import DomainShard, RunResult
 from mixopt.warehouse import Warehouse, reads
 

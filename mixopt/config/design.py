@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, model_validator
 
-from mixopt.config_base import _NAME, RESERVED_LABELS, ModelConfig, _Strict
+from mixopt.config.base import _NAME, RESERVED_LABELS, ModelConfig, _Strict
 
 if TYPE_CHECKING:
     from mixopt.mixtures.hierarchy import Hierarchy

@@ -7,6 +7,8 @@ import re
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from mixopt.errors import MixoptError
+
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 BUILTIN_BASELINES = ("natural", "stratified", "aioli", "aioli_restricted")
 RESERVED_LABELS = frozenset(BUILTIN_BASELINES + ("proposed",))
@@ -53,3 +55,7 @@ class TrainConfig(_Strict):
     """Gradient-norm clip (0 disables)."""
     eval_batches: int = Field(8, ge=1)
     """Held-out batches per domain when measuring validation loss."""
+
+
+class ConfigError(MixoptError, ValueError):
+    """A config that cannot be used; the message names the file and the field."""

@@ -1,7 +1,7 @@
 """The report's final comparison: one final configuration at a time, and an honest verdict."""
 
 from mixopt.report import comparison_rows
-from mixopt.report_choice import paired_verdicts, verdict_sentence
+from mixopt.report.choice import paired_verdicts, verdict_sentence
 from mixopt.runspec import DomainShard, RunResult
 from mixopt.warehouse import Warehouse
 

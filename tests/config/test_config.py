@@ -101,7 +101,7 @@ def test_relative_globs_resolve_against_the_config_folder(tmp_path: Path):
 
 
 def test_shipped_configs_are_valid():
-    root = Path(__file__).resolve().parents[1] / "configs"
+    root = Path(__file__).resolve().parents[2] / "configs"
     for path in sorted(root.glob("*.yaml")):
         cfg = load_config(path)
         assert cfg.name

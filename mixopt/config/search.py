@@ -1,0 +1,126 @@
+"""How the search runs: the proxy swarm, the regressors, the proposer, and the runtime."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from mixopt.config.base import TrainConfig, _Strict
+
+
+class SwarmConfig(TrainConfig):
+    """The swarm of proxy models, one per sampled mixture. The defaults train each proxy with the
+    final run's context, batch and learning rate for about as many steps, so a proxy sees data the
+    way the final model will (proxies far shorter than the final rank mixtures differently)."""
+
+    tokens: int = Field(150_000, gt=0)
+    """Training tokens per proxy (steps = tokens / (batch_size * seq_len), rounded up)."""
+    seq_len: int = Field(64, ge=8, le=8192)
+    """Context length in tokens."""
+    batch_size: int = Field(8, ge=1)
+    """Sequences per optimizer step (small: tiny proxies learn more from more steps)."""
+    lr: float = Field(1e-3, gt=0, lt=1)
+    """Peak learning rate (AdamW, linear warm-up then cosine decay to 10%). At 3e-3 the demo's proxies
+    landed 0.19 nats apart across seeds; at 1e-3, 0.03 (and lower)."""
+    eval_batches: int = Field(16, ge=1)
+    """Held-out batches per domain when measuring validation loss (the same windows for every run)."""
+
+    n_proxies: int = Field(20, ge=2)
+    """Number of proxy runs (mixtures) in the swarm."""
+    seed: int = 0
+    """Seed for the design and every proxy's data stream and initialisation."""
+    curve_proxies: int = Field(0, ge=0)
+    """The first this many design proxies also measure a held-out curve (every domain's held-out loss at
+    `final.curve_points` token counts, as the final runs do); 0: none. Not part of any id."""
+
+
+class RegressorConfig(_Strict):
+    """Regressors from mixture to target loss, judged by k-fold cross-validation on the proxies."""
+
+    kind: Literal["auto", "linear", "lightgbm", "mixing_law", "mixing_law_sqrt", "gp", "gp_multi_fidelity"] = "auto"
+    """`auto` picks or averages the candidates by k-fold CV on the target-size proxies (an ensemble
+    when it raises the out-of-fold Spearman rho); otherwise only this regressor. `gp_multi_fidelity`
+    (needs `design.low_fidelity`): a GP over mixture and size fitted on both sizes, predicting at the
+    target size (with `auto` and a second size it is cross-validated too, and chosen when its
+    out-of-fold Spearman rho on the target-size proxies beats auto's)."""
+    candidates: list[Literal["linear", "lightgbm", "mixing_law", "mixing_law_sqrt", "gp"]] = Field(
+        default_factory=lambda: ["linear", "lightgbm", "mixing_law", "mixing_law_sqrt", "gp"], min_length=1
+    )
+    """Regressors that `auto` chooses from (each is also cross-validated and reported)."""
+    cv_folds: int = Field(5, ge=2)
+    """Folds of the cross-validation (at most the number of finished proxies)."""
+    cv_repeats: int = Field(2, ge=1, le=50)
+    """Shuffles of the k folds (seeded from `swarm.seed`); scores are means over them, with their sd."""
+
+
+class ProposerConfig(_Strict):
+    """How the proposed mixture is chosen from the fitted regressor."""
+
+    kind: Literal["regmix", "exact", "best_seen", "bagged"] = "regmix"
+    """`regmix`: simulate many Dirichlet samples, average the top-k; `exact`: minimise the fitted
+    mixing law + lambda*KL to the prior; `best_seen`: the best mixture actually trained; `bagged`: the
+    mean of the bootstrap proposals (regmix on refits to resampled proxies), within the caps."""
+    n_samples: int = Field(50_000, ge=1000)
+    """Candidate mixtures drawn by the RegMix simulation."""
+    top_k: int = Field(100, ge=1)
+    """The proposal is the mean of the top-k predicted candidates."""
+    final_max_epochs: float = Field(4.0, gt=0)
+    """Cap: the final run may read each domain at most this many times at its token budget (`final.tokens`)."""
+    kl_weight: float = Field(0.0, ge=0)
+    """lambda of the KL(mixture || prior) penalty in the exact proposer."""
+    scale_aware: bool = True
+    """With a ladder: optimise the scale-aware law's prediction at the final run's parameters and
+    tokens (false: the proxies' own loss, as a single-scale regressor sees it)."""
+    hedge_kappa: float = Field(1.0, ge=0)
+    """The hedge: on the path from the best anchor (as the law predicts it at the final scale) to the
+    optimum, take the point maximising predicted gain - hedge_kappa x its bootstrap sd. 0: no hedge
+    (the raw optimum, always reported as a diagnostic)."""
+    bootstrap: int = Field(100, ge=0)
+    """Bootstrap refits for the proposal's stability (and the hedge's uncertainty); 0: off."""
+    bootstrap_samples: int = Field(2_000, ge=500)
+    """Candidate mixtures per bootstrap proposal (fewer than `n_samples`: refits are many)."""
+    unstable_tv: float = Field(0.15, gt=0, le=1)
+    """Warn when the mean total-variation distance between bootstrap proposals and the proposal exceeds this."""
+
+
+class RuntimeConfig(_Strict):
+    """Where things run and where they are written."""
+
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """`auto` uses CUDA when available, else CPU."""
+    warehouse: str = "out/mixopt.duckdb"
+    """Path of the DuckDB warehouse file (the default, one machine), or the URL of a shared PostgreSQL
+    store (`postgresql://user@host:5432/db`; several machines and readers at once, and Dask workers
+    record their own results). Put a password in PGPASSWORD or ~/.pgpass, not here: configs are stored."""
+    out_dir: str = "out"
+    """Output folder: corpus shards, tokenizer, spooled results, reports, plots, wandb."""
+    wandb_mode: Literal["offline", "online", "disabled"] = "offline"
+    """Weights & Biases logging mode for every run (offline writes under `out_dir/wandb`)."""
+    threads: int = Field(0, ge=0)
+    """torch intra-op threads per training (0: leave torch's default)."""
+    progress: bool = True
+    """Show progress bars (swarm bar and Lightning's bar)."""
+    dask_address: str | None = None
+    """Train proxies on a Dask cluster through Prefect's Dask task runner: a scheduler address
+    (`tcp://host:8786`), or `local:N` for a LocalCluster of N worker processes. Null: threads here."""
+    compile: Literal["auto", "on", "off"] = "auto"
+    """torch.compile the batched proxies' model and loss (fuses their many small kernels; ~15 s to
+    compile): `auto` compiles on CUDA for batches long enough to earn that back (README, swarm
+    throughput), never on a CPU."""
+    workers: int = Field(0, ge=0)
+    """Proxy tasks running at the same time on the flow's task runner (threads, or Dask workers).
+    0 (auto): one per core on a CPU, each task training its batch in its own single-threaded
+    process (the fastest layout measured), and 1 on a GPU. A number N: N tasks on threads here."""
+    retries: int = Field(1, ge=0)
+    """Retries of a failed proxy task (exponential backoff: 2 s, 4 s, 8 s, ...); a proxy still failing
+    after them is recorded as failed and the swarm goes on."""
+    batch_k: int = Field(0, ge=0)
+    """Proxies trained together as one batched model in one task (0: chosen automatically from the
+    model size and the device; 1: one proxy at a time)."""
+    isolate: bool = Field(False)
+    """Train each proxy in its own process: a crash or kill -9 of one proxy cannot take down the
+    flow; costs ~5 s of start-up per proxy."""
+    final_workers: int = Field(0, ge=0)
+    """Final (and pilot) runs trained at the same time, each in its own process. 0 (auto): one
+    single-threaded process per core on a CPU, 1 on a GPU. DDP runs (`final.devices` > 1) go one at a time."""
