@@ -5,7 +5,7 @@ renders the deployment form with help text and a typo in a YAML key is an error,
 default. `load_config(path)` (in `io.py`) is the only entry point that reads YAML; errors come back as a
 `ConfigError` naming the file and the field. One module per part, all re-exported here: `base.py`
 (the strict model, one model's shape and training), `data.py` (domains, corpus, tokenizer, target),
-`search.py` (swarm, regressor, proposer, runtime), `design.py` (design, anchors, ladder), `final.py`
+`search.py` (swarm, regressor, proposer), `runtime.py`, `design.py` (design, anchors, ladder), `final.py`
 (final comparison, pilot, Aioli), `experiment.py` (the whole, its cross-checks and hash), `io.py`
 (YAML and the demo's config), `file.py` (a deployment's `config_file`).
 """
@@ -17,7 +17,8 @@ from mixopt.config.design import DesignConfig, LadderConfig, LadderScale, ProxyS
 from mixopt.config.experiment import MOVED_KEYS, ExperimentConfig, moved_keys  # noqa: I001  (after its sections)
 from mixopt.config.final import AioliConfig, FinalConfig, PilotConfig
 from mixopt.config.io import DEMO, demo_config, load_config, parse_config
-from mixopt.config.search import ProposerConfig, RegressorConfig, RuntimeConfig, SwarmConfig
+from mixopt.config.runtime import RuntimeConfig
+from mixopt.config.search import ProposerConfig, RegressorConfig, SwarmConfig
 
 __all__ = [
     "_NAME", "BUILTIN_BASELINES", "RESERVED_LABELS", "ConfigError", "ModelConfig", "TrainConfig", "_Strict",

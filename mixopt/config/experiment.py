@@ -11,7 +11,8 @@ from mixopt.config.base import BUILTIN_BASELINES, _Strict
 from mixopt.config.data import CorpusConfig, TargetConfig, TokenizerConfig
 from mixopt.config.design import DesignConfig
 from mixopt.config.final import FinalConfig
-from mixopt.config.search import ProposerConfig, RegressorConfig, RuntimeConfig, SwarmConfig
+from mixopt.config.runtime import RuntimeConfig
+from mixopt.config.search import ProposerConfig, RegressorConfig, SwarmConfig
 
 MOVED_KEYS = {  # old dotted key -> where it is now (settings that say how it runs went to `runtime`)
     "swarm.workers": "runtime.workers",

@@ -1,4 +1,4 @@
-"""How the search runs: the proxy swarm, the regressors, the proposer, and the runtime."""
+"""How the search is made: the proxy swarm, the regressors and the proposer."""
 
 from __future__ import annotations
 
@@ -82,45 +82,3 @@ class ProposerConfig(_Strict):
     """Candidate mixtures per bootstrap proposal (fewer than `n_samples`: refits are many)."""
     unstable_tv: float = Field(0.15, gt=0, le=1)
     """Warn when the mean total-variation distance between bootstrap proposals and the proposal exceeds this."""
-
-
-class RuntimeConfig(_Strict):
-    """Where things run and where they are written."""
-
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    """`auto` uses CUDA when available, else CPU."""
-    warehouse: str = "out/mixopt.duckdb"
-    """Path of the DuckDB warehouse file (the default, one machine), or the URL of a shared PostgreSQL
-    store (`postgresql://user@host:5432/db`; several machines and readers at once, and Dask workers
-    record their own results). Put a password in PGPASSWORD or ~/.pgpass, not here: configs are stored."""
-    out_dir: str = "out"
-    """Output folder: corpus shards, tokenizer, spooled results, reports, plots, wandb."""
-    wandb_mode: Literal["offline", "online", "disabled"] = "offline"
-    """Weights & Biases logging mode for every run (offline writes under `out_dir/wandb`)."""
-    threads: int = Field(0, ge=0)
-    """torch intra-op threads per training (0: leave torch's default)."""
-    progress: bool = True
-    """Show progress bars (swarm bar and Lightning's bar)."""
-    dask_address: str | None = None
-    """Train proxies on a Dask cluster through Prefect's Dask task runner: a scheduler address
-    (`tcp://host:8786`), or `local:N` for a LocalCluster of N worker processes. Null: threads here."""
-    compile: Literal["auto", "on", "off"] = "auto"
-    """torch.compile the batched proxies' model and loss (fuses their many small kernels; ~15 s to
-    compile): `auto` compiles on CUDA for batches long enough to earn that back (README, swarm
-    throughput), never on a CPU."""
-    workers: int = Field(0, ge=0)
-    """Proxy tasks running at the same time on the flow's task runner (threads, or Dask workers).
-    0 (auto): one per core on a CPU, each task training its batch in its own single-threaded
-    process (the fastest layout measured), and 1 on a GPU. A number N: N tasks on threads here."""
-    retries: int = Field(1, ge=0)
-    """Retries of a failed proxy task (exponential backoff: 2 s, 4 s, 8 s, ...); a proxy still failing
-    after them is recorded as failed and the swarm goes on."""
-    batch_k: int = Field(0, ge=0)
-    """Proxies trained together as one batched model in one task (0: chosen automatically from the
-    model size and the device; 1: one proxy at a time)."""
-    isolate: bool = Field(False)
-    """Train each proxy in its own process: a crash or kill -9 of one proxy cannot take down the
-    flow; costs ~5 s of start-up per proxy."""
-    final_workers: int = Field(0, ge=0)
-    """Final (and pilot) runs trained at the same time, each in its own process. 0 (auto): one
-    single-threaded process per core on a CPU, 1 on a GPU. DDP runs (`final.devices` > 1) go one at a time."""
