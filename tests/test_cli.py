@@ -33,7 +33,7 @@ def test_a_mixopt_error_is_one_line_and_exit_code_2(tmp_path):
 
 
 def test_report_open_writes_one_self_contained_page_and_never_fails_headless(tmp_path, monkeypatch):
-    from tests.test_report_viz import fill_warehouse
+    from tests.report.test_viz import fill_warehouse
 
     fill_warehouse(tmp_path / "w.duckdb").close()
     for var in ("DISPLAY", "WAYLAND_DISPLAY"):

@@ -2,7 +2,7 @@
 
 The flow runs with `runtime.workers: 8` and eight tiny proxies; each proxy's task waits at a barrier
 after training and spooling, so all eight results come back to the flow together. (Eight threads
-writing through one `Warehouse` at once: tests/test_warehouse.py::
+writing through one `Warehouse` at once: tests/warehouse/test_store.py::
 test_concurrent_writers_in_one_process_lose_nothing.)
 """
 

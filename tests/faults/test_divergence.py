@@ -3,7 +3,7 @@
 The NaN case end to end (recorded, excluded from every fit, shown in the report) is
 tests/flows/test_search.py::test_a_diverging_proxy_is_recorded_and_excluded; NaN at the unit level
 is tests/models/test_train.py::test_nan_fault_diverges; diverged runs are left out of the training
-table by tests/test_warehouse.py::test_failed_and_diverged_runs_are_not_training_data.
+table by tests/warehouse/test_store.py::test_failed_and_diverged_runs_are_not_training_data.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Each statement goes through the CLI (typer's CliRunner) in an empty working folder against a
 warehouse holding one run: exit code 2, an `error:` message on stderr, no traceback, the
 warehouse file byte-for-byte unchanged and no file written. `read_only_query` itself is covered by
-tests/test_warehouse.py::test_sql_surface_refuses_writes_and_outside_access.
+tests/warehouse/test_store.py::test_sql_surface_refuses_writes_and_outside_access.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.integration import prefect_server as ps
-from tests.test_report_viz import fill_warehouse
+from tests.report.test_viz import fill_warehouse
 
 pytestmark = pytest.mark.integration
 

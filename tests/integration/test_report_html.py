@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from tests.integration import prefect_server as ps
-from tests.test_report_viz import fill_warehouse
+from tests.report.test_viz import fill_warehouse
 
 pytestmark = pytest.mark.integration
 
