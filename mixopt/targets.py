@@ -49,6 +49,9 @@ def check_target_names(t: Any) -> None:
 def check_experiment_data(cfg: Any) -> None:
     """Cross-section checks: tokenizer kind vs token domains; eval-set and group names vs domains."""
     t, c = cfg.target, cfg.corpus
+    builtin = [d.name for d in c.domains if d.format == "builtin"]
+    if builtin:
+        raise ValueError(f"corpus.domains {builtin}: format 'builtin' applies to target.eval_sets only")
     sets = [*c.domains, *t.eval_sets]
     tokens = [d.name for d in sets if d.format == "tokens"]
     if cfg.tokenizer.kind == "none":

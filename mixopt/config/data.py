@@ -17,10 +17,12 @@ class DomainConfig(_Strict):
     makes it a topic of a source (hierarchical domains, see `design.hierarchy`)."""
     paths: list[str] = Field(min_length=1)
     """File globs (relative paths resolve against the config file's folder); `**` recurses."""
-    format: Literal["jsonl", "jsonl.gz", "parquet", "txt", "tokens"] = "jsonl"
+    format: Literal["jsonl", "jsonl.gz", "parquet", "txt", "tokens", "builtin"] = "jsonl"
     """File format: one JSON object per line (optionally gzipped), Parquet, plain text (one document per
     file), or `tokens`: flat token files already tokenized (`.npy`, or raw `.bin` with `dtype`), documents
-    separated by `separator_id` (as OLMo and olmix store them)."""
+    separated by `separator_id` (as OLMo and olmix store them). `builtin` (eval sets only): text that ships
+with the pinned installation, `paths: [<name>]` naming one of `mixopt.corpus.builtin.EVAL_SOURCES`
+(`scientific_python`: the pinned numpy, scipy and scikit-learn source)."""
     text_field: str = "text"
     """Name of the field (JSON key or Parquet column) that holds the document text."""
     dtype: Literal["uint16", "uint32", "int32", "int64"] | None = None
@@ -34,6 +36,8 @@ class DomainConfig(_Strict):
 
     @model_validator(mode="after")
     def _check_tokens(self) -> "DomainConfig":
+        if self.format == "builtin" and len(self.paths) != 1:
+            raise ValueError(f"'{self.name}': format 'builtin' takes one path, the built-in set's name")
         if self.format == "tokens":
             if self.separator_id is None:
                 raise ValueError(f"domain '{self.name}': format 'tokens' needs separator_id (the id ending a document)")

@@ -42,7 +42,8 @@ def parse_config(data: object, source: str = "<config>", base_dir: Path | None =
         raise ConfigError(_format_validation_error(source, err)) from None
     if base_dir is not None:
         for d in [*cfg.corpus.domains, *cfg.target.eval_sets]:
-            d.paths = [p if Path(p).is_absolute() else str(base_dir / p) for p in d.paths]
+            if d.format != "builtin":  # a built-in eval set's path is its name
+                d.paths = [p if Path(p).is_absolute() else str(base_dir / p) for p in d.paths]
             d.held_out = [p if Path(p).is_absolute() else str(base_dir / p) for p in d.held_out]
         if cfg.tokenizer.path and not Path(cfg.tokenizer.path).is_absolute():
             cfg.tokenizer.path = str(base_dir / cfg.tokenizer.path)

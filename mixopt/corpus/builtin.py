@@ -11,6 +11,10 @@ Five domains, each written as one JSONL file (`{"text": ..., "source": ...}` per
   pinned distributions (exact duplicates dropped);
 - `package_descriptions`: the long description (README) in each pinned distribution's METADATA.
 
+One built-in eval set, never trained on (`target.eval_sets` with `format: builtin`):
+
+- `scientific_python`: the `.py` files of the pinned numpy, scipy and scikit-learn (no test folders).
+
 Only files fixed by pinned versions are read, so the corpus is the same wherever mixopt is
 installed with the same Python: the standard library of the running Python, and the metadata of
 the distributions that mixopt itself pins (`name==version` in its own requirements, outside any
@@ -221,6 +225,40 @@ def description_docs() -> Iterator[Doc]:
             yield f"{name}/METADATA", text
 
 
+SCIENTIFIC_PACKAGES = ("numpy", "scipy", "scikit-learn")
+"""The pinned distributions whose Python source is the `scientific_python` eval set."""
+
+
+def _package_code(names: tuple[str, ...]) -> Iterator[Doc]:
+    """The `.py` files (outside test folders) of the pinned distributions `names`, ordered by a hash of
+    their path, so a byte cap keeps a sample from every subpackage."""
+    wanted = {_normalise(n) for n in names}
+    files: list[tuple[str, Path]] = []
+    for name, dist, _ in _distributions():
+        if _normalise(name) not in wanted:
+            continue
+        for f in dist.files or []:
+            rel = str(f)
+            parts = set(Path(rel).parts[:-1])
+            if rel.endswith(".py") and not parts & _SKIP_DIRS and not Path(rel).name.startswith("test_"):
+                files.append((f"{name}/{rel}", Path(str(f.locate()))))
+    for label, path in sorted(files, key=lambda x: (_path_hash(x[0]), x[0])):
+        text = _read_text(path)
+        if text and text.strip():
+            yield label, text
+
+
+def scientific_python_docs() -> Iterator[Doc]:
+    """Python source of the pinned numpy, scipy and scikit-learn (library code with numpydoc docstrings)."""
+    return _package_code(SCIENTIFIC_PACKAGES)
+
+
+EVAL_SOURCES: dict[str, Callable[[], Iterator[Doc]]] = {
+    "scientific_python": scientific_python_docs,
+}
+"""Built-in eval sets (`target.eval_sets` entries with `format: builtin`): text of the pinned
+installation that no built-in domain holds, so nothing ever trains on it."""
+
 SOURCES: dict[str, Callable[[], Iterator[Doc]]] = {
     "python_stdlib": stdlib_docs,
     "c_headers": header_docs,
@@ -291,3 +329,26 @@ def write_builtin_corpus(folder: str | Path, max_bytes_per_domain: int = 4_000_0
     for _, done, dest in written:
         replace_if_changed(done, dest)
     return [DomainConfig(name=name, paths=[str(dest)], format="jsonl") for name, _, dest in written]
+
+
+def write_builtin_eval_set(folder: str | Path, source: str, name: str, max_bytes: int) -> DomainConfig:
+    """Write the built-in eval set `source` (a key of `EVAL_SOURCES`) as `<folder>/eval_<name>.jsonl`
+    and return it as a JSONL eval-set config named `name`."""
+    if source not in EVAL_SOURCES:
+        raise CorpusError(f"target.eval_sets '{name}': unknown built-in eval set {source!r}; "
+                          f"built in: {sorted(EVAL_SOURCES)}")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".eval_{name}.jsonl.{os.getpid()}.tmp"
+    try:
+        size = _write_domain(EVAL_SOURCES[source](), tmp, max_bytes)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if size == 0:
+        tmp.unlink()
+        raise CorpusError(f"target.eval_sets '{name}': the built-in eval set {source!r} found no text in this "
+                          "installation (its pinned packages are missing or at other versions)")
+    dest = folder / f"eval_{name}.jsonl"
+    replace_if_changed(tmp, dest)
+    return DomainConfig(name=name, paths=[str(dest)], format="jsonl")

@@ -35,7 +35,7 @@ import numpy as np
 
 from mixopt.config import DomainConfig, ExperimentConfig
 from mixopt.corpus import sets
-from mixopt.corpus.builtin import write_builtin_corpus
+from mixopt.corpus.builtin import write_builtin_corpus, write_builtin_eval_set
 from mixopt.corpus.fingerprint import FORMAT_VERSION, TextChecksum, compute_fingerprint, text_checksum
 from mixopt.corpus.readers import CorpusError, _detail, iter_documents
 from mixopt.corpus.shards import TOKEN_DTYPE, ShardWriter, dtype_name, file_sha256, shard_dtype, verify_shards
@@ -92,6 +92,16 @@ def resolve_domains(cfg: ExperimentConfig, corpus_dir: Path) -> list[DomainConfi
         if d.name in RESERVED_NAMES:
             raise CorpusError(f"domain name '{d.name}' is reserved (it is a file or folder in the corpus output)")
     return domains
+
+
+def resolve_eval_sets(cfg: ExperimentConfig, corpus_dir: Path) -> list[DomainConfig]:
+    """The eval sets to read: built-in ones (`format: builtin`) written under `source/`, the rest as given."""
+    out = []
+    for e in cfg.target.eval_sets:
+        if e.format == "builtin":
+            e = write_builtin_eval_set(corpus_dir / "source", e.paths[0], e.name, cfg.corpus.max_bytes_per_domain)
+        out.append(e)
+    return out
 
 
 def _absolute(corpus_dir: Path, shard: dict) -> DomainShard:
@@ -236,9 +246,9 @@ def prepare_corpus(cfg: ExperimentConfig, out_dir: str | Path, progress: bool = 
     corpus_dir = Path(out_dir) / "corpus"
     try:
         domains = resolve_domains(cfg, corpus_dir)
+        eval_sets = resolve_eval_sets(cfg, corpus_dir)
     except OSError as e:
         raise CorpusError(f"cannot write the corpus sources under {corpus_dir} ({_detail(e)})") from None
-    eval_sets = list(cfg.target.eval_sets)
     sets.check_eval_overlap(domains, eval_sets)
     hash_cache = (_read_manifest(corpus_dir) or {}).get("input_hashes")
     hash_cache = dict(hash_cache) if isinstance(hash_cache, dict) else {}

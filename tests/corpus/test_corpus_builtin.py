@@ -128,3 +128,34 @@ def test_only_exact_pins_at_their_version_are_read(tmp_path: Path, monkeypatch) 
     licences = "".join(text for _, text in builtin.license_docs())
     assert "PINNED-MARKER" in descriptions and "PINNED-MARKER" in licences
     assert "WRONG-MARKER" not in descriptions + licences and "EXTRA-MARKER" not in descriptions + licences
+
+
+def test_the_builtin_eval_set_is_library_code_no_domain_holds(small_builtin, tmp_path: Path) -> None:
+    _, domains = small_builtin
+    ev = builtin.write_builtin_eval_set(tmp_path, "scientific_python", "sci", CAP)
+    docs = [json.loads(line) for line in Path(ev.paths[0]).read_text().splitlines()]
+    assert ev.name == "sci" and ev.format == "jsonl" and len(docs) >= 2
+    assert {d["source"].split("/")[0] for d in docs} <= {"numpy", "scipy", "scikit-learn"}
+    assert all("/tests/" not in d["source"] and "/test_" not in d["source"] for d in docs)
+    assert "def " in "".join(d["text"] for d in docs)
+    trained = {t for d in domains for t in read_documents(d)}
+    assert not trained & {d["text"] for d in docs}  # nothing trains on it
+    again = builtin.write_builtin_eval_set(tmp_path / "again", "scientific_python", "sci", CAP)
+    assert Path(again.paths[0]).read_bytes() == Path(ev.paths[0]).read_bytes()
+
+
+def test_an_unknown_builtin_eval_set_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(CorpusError, match="unknown built-in eval set 'nope'"):
+        builtin.write_builtin_eval_set(tmp_path, "nope", "x", CAP)
+
+
+def test_format_builtin_is_for_eval_sets_only() -> None:
+    from mixopt.config import ConfigError, parse_config
+
+    ok = parse_config({"target": {"eval_sets": [{"name": "sci", "format": "builtin", "paths": ["scientific_python"]}],
+                                  "weights": {"sci": 1.0}}}, base_dir=Path("/somewhere"))
+    assert ok.target.eval_sets[0].paths == ["scientific_python"]  # a name, not resolved as a path
+    with pytest.raises(ConfigError, match="applies to target.eval_sets only"):
+        parse_config({"corpus": {"source": "files", "domains": [
+            {"name": "a", "format": "builtin", "paths": ["scientific_python"]},
+            {"name": "b", "paths": ["x.jsonl"]}]}})
