@@ -1,4 +1,4 @@
-"""The target over domains, evaluation-only sets and groups (issue 15): checks and arithmetic.
+"""The target over domains, evaluation-only sets and groups: checks and arithmetic.
 
 A run is measured on every training domain's held-out shard and on every `target.eval_sets` entry;
 these measured losses are keyed by name. A group (`target.groups`) is the weighted mean of its
@@ -17,7 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 
 NEW_DOMAIN_FIELDS = {"dtype": None, "separator_id": None, "held_out": []}
-"""Fields DomainConfig gained in issue 15, with their defaults (left out of identities at them)."""
+"""Fields DomainConfig gained with eval sets and token domains, with their defaults (left out of identities at them)."""
 NEW_TARGET_FIELDS = {"eval_sets": [], "groups": {}}
 
 

@@ -1,4 +1,4 @@
-"""Experiments kept as files (issue 15): a deployment's `config_file` parameter, merged with its form.
+"""Experiments kept as files: a deployment's `config_file` parameter, merged with its form.
 
 Every deployment takes `config` (the form) and `config_file`, the path of an experiment YAML in the
 project (relative paths resolve against the flow's working folder, the repo root under `prefect

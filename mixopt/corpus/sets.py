@@ -1,4 +1,4 @@
-"""Scanning and writing what is not a plain text domain: pre-tokenized domains and eval sets (issue 15).
+"""Scanning and writing what is not a plain text domain: pre-tokenized domains and eval sets.
 
 `prepare_corpus` (ingest.py) calls these: `scan(...)` reads and checks one domain or eval set in the
 first pass (nothing written), `write_tokens_shard(...)` copies a pre-tokenized plan into shards in

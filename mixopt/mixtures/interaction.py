@@ -1,4 +1,4 @@
-"""How domains interact, seen from the swarm (issue 16), and how two estimates of it agree.
+"""How domains interact, seen from the swarm, and how two estimates of it agree.
 
 The swarm trains proxies on many mixtures and measures every domain's held-out loss, so each
 domain's loss can be modelled as a function of the mixture: `L_i(p)` (by default the data mixing law

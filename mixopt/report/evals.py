@@ -1,4 +1,4 @@
-"""The report's section on eval sets and groups (issue 15): every run is measured on them.
+"""The report's section on eval sets and groups: every run is measured on them.
 
 `evals_markdown` reads the wide `reads.eval_table` and gives, per final-run label, the mean over seeds
 of each eval set's and group's loss, and for the proxies their mean and best. Empty (no section)

@@ -1,4 +1,4 @@
-"""The report as one self-contained HTML page (issue 16): the markdown rendered, every image inlined as a
+"""The report as one self-contained HTML page: the markdown rendered, every image inlined as a
 `data:` URI, so the file can be mailed, attached or opened anywhere without its folder."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The report's domain-interaction section (issue 16): how training on domain j changes the held-out
+"""The report's domain-interaction section: how training on domain j changes the held-out
 loss of domain i, estimated from the swarm (`mixopt.mixtures.interaction`) and from the gradients the
 proposed final runs measured (`mixopt.models.interaction`), stored in the warehouse's `interactions`
 table (one row per experiment, method, i, j) and compared."""

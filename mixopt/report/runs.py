@@ -1,4 +1,4 @@
-"""The report's sections on the final runs' held-out curves and on every run's achieved mixture (issue 16)."""
+"""The report's sections on the final runs' held-out curves and on every run's achieved mixture."""
 
 from __future__ import annotations
 

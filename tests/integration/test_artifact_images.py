@@ -1,4 +1,4 @@
-"""The report's plots in the Prefect UI (issue 16): a markdown artifact with the PNGs inlined as `data:`
+"""The report's plots in the Prefect UI: a markdown artifact with the PNGs inlined as `data:`
 URIs, and a link artifact to the self-contained HTML report, checked in a real server and browser.
 
 The page is driven over Chromium's remote-debugging protocol: navigate, wait until the artifact's

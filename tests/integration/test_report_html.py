@@ -1,4 +1,4 @@
-"""The self-contained HTML report in a real browser: headless Chromium loads every image (issue 16)."""
+"""The self-contained HTML report in a real browser: headless Chromium loads every image."""
 
 from __future__ import annotations
 

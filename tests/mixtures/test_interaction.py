@@ -1,4 +1,4 @@
-"""The swarm's interaction estimate on a table of mixtures -> per-domain losses from a known law (issue 16)."""
+"""The swarm's interaction estimate on a table of mixtures -> per-domain losses from a known law."""
 
 import numpy as np
 

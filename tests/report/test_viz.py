@@ -1,4 +1,4 @@
-"""The report's held-out curves, paired differences, interaction matrices and achieved mixtures (issue 16),
+"""The report's held-out curves, paired differences, interaction matrices and achieved mixtures,
 built from a warehouse filled by hand (no training)."""
 
 import numpy as np
