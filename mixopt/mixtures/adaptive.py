@@ -86,7 +86,9 @@ def _t_stats(d: np.ndarray, looks: Sequence[int]) -> np.ndarray:
 @lru_cache(maxsize=32)
 def _bounds(looks: tuple[int, ...], alpha: float, spending: str, n_sim: int, seed: int) -> tuple[float, ...]:
     rng = np.random.default_rng(seed)
-    t = _t_stats(rng.standard_normal((n_sim, looks[-1])), looks)
+    # in chunks, so only the t statistics (n_sim x looks) are held at once
+    chunks = [min(100_000, n_sim - i) for i in range(0, n_sim, 100_000)]
+    t = np.concatenate([_t_stats(rng.standard_normal((m, looks[-1])), looks) for m in chunks])
     target = spend(np.array(looks) / looks[-1], alpha, spending)
     alive = np.ones(n_sim, dtype=bool)
     bounds = []
