@@ -133,8 +133,8 @@ def mixture_distance(W: np.ndarray, P: np.ndarray, q: np.ndarray, kind: str = "j
     return out
 
 
-def fit_cross_entropy(P: np.ndarray, q: np.ndarray, caps: np.ndarray | None = None, max_iter: int = 5000,
-                      tol: float = 1e-10) -> tuple[np.ndarray, dict]:
+def fit_cross_entropy(P: np.ndarray, q: np.ndarray, caps: np.ndarray | None = None, max_iter: int = 3000,
+                      tol: float = 1e-9) -> tuple[np.ndarray, dict]:
     """The mixture minimising `mixture_cross_entropy` over the simplex (within `caps` when given).
 
     EM from the uniform mixture until no weight moves by more than `tol`; if the result exceeds a cap,
