@@ -11,8 +11,13 @@ from mixopt.errors import MixoptError
 from mixopt.mixtures.baselines import builtin_baselines
 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
-BUILTIN_BASELINES = builtin_baselines()  # the registered ones (`mixopt/mixtures/baselines/`)
+BUILTIN_BASELINES = builtin_baselines()  # the registered ones (`mixopt/mixtures/baselines/`), at import
 RESERVED_LABELS = frozenset(BUILTIN_BASELINES + ("proposed",))
+
+
+def reserved_labels() -> frozenset[str]:
+    """Labels an anchor may not take: every registered baseline's (now) and `proposed`."""
+    return frozenset(builtin_baselines() + ("proposed",))
 
 
 def check_registered(what: str, name: str, names: list[str]) -> str:

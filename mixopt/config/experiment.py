@@ -7,7 +7,7 @@ import json
 
 from pydantic import Field, model_validator
 
-from mixopt.config.base import BUILTIN_BASELINES, _Strict
+from mixopt.config.base import _Strict
 from mixopt.config.data import CorpusConfig, TargetConfig, TokenizerConfig
 from mixopt.config.design import DesignConfig
 from mixopt.config.final import FinalConfig
@@ -116,7 +116,9 @@ class ExperimentConfig(_Strict):
                 unknown = sorted(set(w) - known)
                 if unknown:
                     raise ValueError(f"design.anchors.{name} names unknown domains {unknown}; known: {sorted(known)}")
-        allowed = set(BUILTIN_BASELINES) | set(self.design.anchors)
+        from mixopt.mixtures.baselines import builtin_baselines
+
+        allowed = set(builtin_baselines()) | set(self.design.anchors)
         bad = sorted(set(self.final.baselines or []) - allowed)
         if bad:
             raise ValueError(f"final.baselines: unknown {bad}; choose from {sorted(allowed)}")
