@@ -121,14 +121,25 @@ class Experiment:
         t = self.train_tokens
         return t / t.sum()
 
+    def baseline_context(self, caps: np.ndarray | None = None, proposal: Sequence[float] | None = None):
+        """The :class:`~mixopt.mixtures.baselines.BaselineContext` of this experiment at `caps` (the
+        budget in question), with the `proposal` where there is one."""
+        from mixopt.mixtures.baselines import BaselineContext
+
+        return BaselineContext(domains=self.domain_names, train_tokens=self.train_tokens,
+                               caps=None if caps is None else np.asarray(caps, dtype=float),
+                               target_weights=self.target_weights(),
+                               proposal=None if proposal is None else np.asarray(proposal, dtype=float))
+
     def anchor_mixtures(self, caps: np.ndarray | None = None) -> dict[str, list[float]]:
-        """Name -> weights of the anchors: natural and stratified (projected onto `caps`), then the
-        user's `design.anchors` (omitted domains 0). Unknown domain names are a ConfigError."""
-        from mixopt.mixtures.design import natural_mixture, stratified_mixture
+        """Name -> weights of the anchors: the static built-in baselines (natural and stratified,
+        within `caps`; `mixopt.mixtures.baselines`), then the user's `design.anchors` (omitted domains
+        0). Unknown domain names are a ConfigError."""
+        from mixopt.mixtures.baselines import build_baseline, static_baselines
 
         names = self.domain_names
-        out = {"natural": [float(w) for w in natural_mixture(self.train_tokens, caps)],
-               "stratified": [float(w) for w in stratified_mixture(len(names), caps)]}
+        ctx = self.baseline_context(caps)
+        out = {name: build_baseline(name, ctx) for name in static_baselines()}
         for name, weights in self.cfg.design.anchors.items():
             unknown = sorted(set(weights) - set(names))
             if unknown:

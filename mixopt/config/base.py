@@ -8,10 +8,24 @@ import re
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mixopt.errors import MixoptError
+from mixopt.mixtures.baselines import builtin_baselines
 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
-BUILTIN_BASELINES = ("natural", "stratified", "aioli", "aioli_restricted")
+BUILTIN_BASELINES = builtin_baselines()  # the registered ones (`mixopt/mixtures/baselines/`), at import
 RESERVED_LABELS = frozenset(BUILTIN_BASELINES + ("proposed",))
+
+
+def reserved_labels() -> frozenset[str]:
+    """Labels an anchor may not take: every registered baseline's (now) and `proposed`."""
+    return frozenset(builtin_baselines() + ("proposed",))
+
+
+def check_registered(what: str, name: str, names: list[str]) -> str:
+    """`name` if it is one of `names`, else a one-line ``ValueError`` listing them (pydantic puts the
+    field in front: "regressor.kind: Value error, unknown regressor 'x'; registered: ...")."""
+    if name not in names:
+        raise ValueError(f"unknown {what} {name!r}; registered: {', '.join(names)}")
+    return name
 
 
 class _Strict(BaseModel):

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, model_validator
 
-from mixopt.config.base import _NAME, RESERVED_LABELS, ModelConfig, _Strict
+from mixopt.config.base import _NAME, ModelConfig, _Strict, reserved_labels
 
 if TYPE_CHECKING:
     from mixopt.mixtures.hierarchy import Hierarchy
@@ -133,10 +133,11 @@ class DesignConfig(_Strict):
         for where, lo, hi in level_sweeps(self):
             if lo > hi:
                 raise ValueError(f"design.hierarchy.{where}: concentration min {lo} > max {hi}")
+        reserved = reserved_labels()
         for name, w in self.anchors.items():
-            if not _NAME.fullmatch(name) or name in RESERVED_LABELS:
+            if not _NAME.fullmatch(name) or name in reserved:
                 raise ValueError(f"design.anchors: bad anchor name {name!r} (letters, digits, `_ . -`; not one of "
-                                 f"{sorted(RESERVED_LABELS)})")
+                                 f"{sorted(reserved)})")
             bad = {k: v for k, v in w.items() if not v >= 0}
             if bad or not w:
                 raise ValueError(f"design.anchors.{name}: weights must be >= 0 and not empty, got {w}")

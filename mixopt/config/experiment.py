@@ -7,7 +7,7 @@ import json
 
 from pydantic import Field, model_validator
 
-from mixopt.config.base import BUILTIN_BASELINES, _Strict
+from mixopt.config.base import _Strict
 from mixopt.config.data import CorpusConfig, TargetConfig, TokenizerConfig
 from mixopt.config.design import DesignConfig
 from mixopt.config.final import FinalConfig
@@ -77,8 +77,11 @@ class ExperimentConfig(_Strict):
     def _check_sizes(self) -> "ExperimentConfig":
         low, sw = self.design.low_fidelity, self.swarm
         if low is None:
-            if self.regressor.kind == "gp_multi_fidelity":
-                raise ValueError("regressor.kind 'gp_multi_fidelity' needs design.low_fidelity (a second proxy size)")
+            from mixopt.mixtures.registry import REGRESSORS
+
+            if "low_fidelity" in REGRESSORS.get(self.regressor.kind).needs:
+                raise ValueError(f"regressor.kind {self.regressor.kind!r} needs design.low_fidelity "
+                                 f"(a second proxy size)")
             return self
         m = low.model or sw.model
         bigger = [f"design.low_fidelity.{name} ({a}) > swarm.{name} ({b})" for name, a, b in (
@@ -113,7 +116,9 @@ class ExperimentConfig(_Strict):
                 unknown = sorted(set(w) - known)
                 if unknown:
                     raise ValueError(f"design.anchors.{name} names unknown domains {unknown}; known: {sorted(known)}")
-        allowed = set(BUILTIN_BASELINES) | set(self.design.anchors)
+        from mixopt.mixtures.baselines import builtin_baselines
+
+        allowed = set(builtin_baselines()) | set(self.design.anchors)
         bad = sorted(set(self.final.baselines or []) - allowed)
         if bad:
             raise ValueError(f"final.baselines: unknown {bad}; choose from {sorted(allowed)}")
@@ -128,10 +133,13 @@ class ExperimentConfig(_Strict):
         return self
 
     def baselines(self) -> list[str]:
-        """The final comparison's baselines (`final.baselines`, or natural, stratified and every anchor)."""
+        """The final comparison's baselines (`final.baselines`, or the default built-ins, natural and
+        stratified, and every anchor)."""
         if self.final.baselines is not None:
             return list(self.final.baselines)
-        return ["natural", "stratified"] + list(self.design.anchors)
+        from mixopt.mixtures.baselines import default_baselines
+
+        return list(default_baselines()) + list(self.design.anchors)
 
     def config_hash(self) -> str:
         """Hash of what defines the experiment's results: runtime settings and what only says what a run

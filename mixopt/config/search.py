@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from pydantic import Field, field_validator
 
-from pydantic import Field
+from mixopt.config.base import TrainConfig, _Strict, check_registered
 
-from mixopt.config.base import TrainConfig, _Strict
+
+def _default_candidates() -> list[str]:
+    from mixopt.mixtures.registry import default_candidates
+
+    return list(default_candidates())
 
 
 class SwarmConfig(TrainConfig):
@@ -38,29 +42,47 @@ class SwarmConfig(TrainConfig):
 class RegressorConfig(_Strict):
     """Regressors from mixture to target loss, judged by k-fold cross-validation on the proxies."""
 
-    kind: Literal["auto", "linear", "lightgbm", "mixing_law", "mixing_law_sqrt", "gp", "gp_multi_fidelity"] = "auto"
-    """`auto` picks or averages the candidates by k-fold CV on the target-size proxies (an ensemble
-    when it raises the out-of-fold Spearman rho); otherwise only this regressor. `gp_multi_fidelity`
+    kind: str = "auto"
+    """A registered regressor (`mixopt report` lists them; an unknown name is refused with the list).
+    `auto` picks or averages the candidates by k-fold CV on the target-size proxies (an ensemble when it
+    raises the out-of-fold Spearman rho); otherwise only this regressor. `gp_multi_fidelity`
     (needs `design.low_fidelity`): a GP over mixture and size fitted on both sizes, predicting at the
     target size (with `auto` and a second size it is cross-validated too, and chosen when its
     out-of-fold Spearman rho on the target-size proxies beats auto's)."""
-    candidates: list[Literal["linear", "lightgbm", "mixing_law", "mixing_law_sqrt", "gp"]] = Field(
-        default_factory=lambda: ["linear", "lightgbm", "mixing_law", "mixing_law_sqrt", "gp"], min_length=1
-    )
-    """Regressors that `auto` chooses from (each is also cross-validated and reported)."""
+    candidates: list[str] = Field(default_factory=_default_candidates, min_length=1)
+    """Regressors that `auto` chooses from (each is also cross-validated and reported): registered ones
+    that need nothing but the proxies (default: those registered as default candidates)."""
     cv_folds: int = Field(5, ge=2)
     """Folds of the cross-validation (at most the number of finished proxies)."""
     cv_repeats: int = Field(2, ge=1, le=50)
     """Shuffles of the k folds (seeded from `swarm.seed`); scores are means over them, with their sd."""
 
+    @field_validator("kind")
+    @classmethod
+    def _registered_kind(cls, v: str) -> str:
+        from mixopt.mixtures.registry import REGRESSORS
+
+        return check_registered("regressor", v, REGRESSORS.names())
+
+    @field_validator("candidates")
+    @classmethod
+    def _registered_candidates(cls, v: list[str]) -> list[str]:
+        from mixopt.mixtures.registry import candidate_regressors
+
+        names = candidate_regressors()
+        for name in v:
+            check_registered("candidate regressor", name, names)
+        return v
+
 
 class ProposerConfig(_Strict):
     """How the proposed mixture is chosen from the fitted regressor."""
 
-    kind: Literal["regmix", "exact", "best_seen", "bagged"] = "regmix"
-    """`regmix`: simulate many Dirichlet samples, average the top-k; `exact`: minimise the fitted
-    mixing law + lambda*KL to the prior; `best_seen`: the best mixture actually trained; `bagged`: the
-    mean of the bootstrap proposals (regmix on refits to resampled proxies), within the caps."""
+    kind: str = "regmix"
+    """A registered proposer (`mixopt report` lists them). `regmix`: simulate many Dirichlet samples,
+    average the top-k; `exact`: minimise the fitted mixing law + lambda*KL to the prior; `best_seen`: the
+    best mixture actually trained; `bagged`: the mean of the bootstrap proposals (regmix on refits to
+    resampled proxies), within the caps."""
     n_samples: int = Field(50_000, ge=1000)
     """Candidate mixtures drawn by the RegMix simulation."""
     top_k: int = Field(100, ge=1)
@@ -82,3 +104,10 @@ class ProposerConfig(_Strict):
     """Candidate mixtures per bootstrap proposal (fewer than `n_samples`: refits are many)."""
     unstable_tv: float = Field(0.15, gt=0, le=1)
     """Warn when the mean total-variation distance between bootstrap proposals and the proposal exceeds this."""
+
+    @field_validator("kind")
+    @classmethod
+    def _registered_kind(cls, v: str) -> str:
+        from mixopt.mixtures.proposers import PROPOSERS
+
+        return check_registered("proposer", v, PROPOSERS.names())

@@ -16,6 +16,9 @@
 Nothing outside ``(X, y)`` is ever seen, so the choice is the same whatever else exists in the
 process.  With fewer than 4 rows, or when no candidate has a finite CV score (e.g. constant
 ``y``), it uses ``fallback`` without cross-validating.
+
+The candidates are registered regressors (:mod:`mixopt.mixtures.registry`); by default those
+registered with ``default_candidate=True``.
 """
 
 from __future__ import annotations
@@ -25,17 +28,18 @@ from typing import Sequence
 import numpy as np
 
 from mixopt.mixtures.cv import DEFAULT_REPEATS, CVReport, oof_repeats, rank_metrics, report_from_repeats
+from mixopt.mixtures.registry import REGRESSORS, default_candidates, make_regressor, register_regressor
 
-DEFAULT_CANDIDATES: tuple[str, ...] = ("linear", "lightgbm", "mixing_law", "mixing_law_sqrt", "gp")
 
-
+@register_regressor("auto", candidate=False, summary="cross-validated choice or ensemble of the candidates")
 class AutoRegressor:
     """Cross-validated choice or ensemble among named candidate regressors.
 
     Parameters
     ----------
     candidates:
-        Registered regressor names (see :func:`mixopt.mixtures.regressors.make_regressor`).
+        Registered regressor names (see :func:`mixopt.mixtures.registry.make_regressor`); ``None``:
+        the registered default candidates.
     folds:
         Number of CV folds (capped at the number of rows).
     seed:
@@ -57,17 +61,17 @@ class AutoRegressor:
 
     name = "auto"
 
-    def __init__(self, candidates: Sequence[str] = DEFAULT_CANDIDATES, folds: int = 5, seed: int = 0,
+    def __init__(self, candidates: Sequence[str] | None = None, folds: int = 5, seed: int = 0,
                  repeats: int = DEFAULT_REPEATS, ensemble: bool = True, init_size: int = 2, max_steps: int = 8,
                  min_gain: float = 0.0, fallback: str = "gp") -> None:
-        from mixopt.mixtures.regressors import make_regressor
-
+        candidates = default_candidates() if candidates is None else candidates
         if not candidates:
             raise ValueError("AutoRegressor needs at least one candidate")
         if "auto" in candidates:
             raise ValueError("'auto' cannot be its own candidate")
         for c in [*candidates, fallback]:
-            make_regressor(c)  # validate names early
+            if not REGRESSORS.get(c).candidate:  # validates the name early, too
+                raise ValueError(f"regressor {c!r} cannot be an auto candidate (it needs more than (X, y))")
         self.candidates = tuple(candidates)
         self.folds = folds
         self.seed = seed
@@ -121,8 +125,6 @@ class AutoRegressor:
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> "AutoRegressor":
         """Choose by CV on ``(X, y)``, then refit the chosen member(s) on all of it."""
-        from mixopt.mixtures.regressors import make_regressor
-
         X = np.asarray(X, dtype=float)
         y = np.asarray(y, dtype=float).ravel()
         self.reports_ = []

@@ -23,6 +23,8 @@ import numpy as np
 from scipy.stats import kendalltau, spearmanr
 from sklearn.model_selection import KFold
 
+from mixopt.mixtures.registry import make_regressor
+
 DEFAULT_REPEATS = 5
 """Shuffles of k folds unless told otherwise (``repeats=1``: a single k-fold split)."""
 
@@ -63,8 +65,6 @@ class CVReport:
 def _resolve(name_or_factory: NameOrFactory, seed: int) -> tuple[str, Factory]:
     """Turn a registered name or a zero-argument factory into ``(label, factory)``."""
     if isinstance(name_or_factory, str):
-        from mixopt.mixtures.regressors import make_regressor
-
         name = name_or_factory
         make_regressor(name, seed)  # fail early on an unknown name
         return name, lambda: make_regressor(name, seed)

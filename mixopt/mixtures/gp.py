@@ -28,6 +28,8 @@ from scipy.optimize import minimize
 from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import RBF, ConstantKernel, Kernel, Matern, WhiteKernel
 
+from mixopt.mixtures.registry import register_regressor
+
 KERNELS = ("rbf", "matern52", "matern32")
 _JITTER = 1e-10
 
@@ -93,6 +95,8 @@ def gp_transform(X: np.ndarray, transform: str = "sqrt") -> np.ndarray:
     raise ValueError(f"unknown GP transform {transform!r}; choose one of {TRANSFORMS}")
 
 
+@register_regressor("gp", default_candidate=True,
+                    summary="ARD Matern-5/2 Gaussian process on sqrt(p), log-warped targets")
 class GPRegressor:
     """ARD Gaussian process on ``sqrt(p)`` with log-warped, standardised targets and predictive std.
 

@@ -20,6 +20,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import least_squares
 
+from mixopt.mixtures.registry import register_regressor
+
 _EXP_CLIP = 50.0
 FEATURES = ("linear", "sqrt", "linear+sqrt")
 
@@ -36,6 +38,8 @@ def law_features(X: np.ndarray, features: str = "linear") -> np.ndarray:
     raise ValueError(f"unknown mixing-law features {features!r}; choose one of {FEATURES}")
 
 
+@register_regressor("mixing_law", default_candidate=True, features="linear",
+                    summary="c + exp(b + t . p), Huber-fitted (the published mixing law)")
 class MixingLawRegressor:
     """``L(p) = c + exp(b + t . phi(p))`` fitted with a Huber loss from several starts.
 
@@ -161,6 +165,10 @@ class MixingLawRegressor:
     def t_(self) -> np.ndarray:
         """Fitted per-feature log-rates ``t``."""
         return np.asarray(self.params_[2:])  # type: ignore[index]
+
+
+register_regressor("mixing_law_sqrt", default_candidate=True, features="linear+sqrt",
+                   summary="the mixing law on [p, sqrt(p)]")(MixingLawRegressor)
 
 
 def _huber(r: np.ndarray, scale: float) -> np.ndarray:

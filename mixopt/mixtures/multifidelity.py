@@ -4,17 +4,21 @@
 on ``[mixture, fidelity]`` inputs, :func:`~mixopt.mixtures.sequential.multi_fidelity_inputs`) wrapped
 as an ordinary regressor: ``fit(X, y)`` takes the *target-size* rows, and the cheaper rows are given
 once at construction, so it cross-validates like every other regressor — scored on target-size rows
-only.  Inside a CV fold, the cheap rows of the mixtures held out at the target size are dropped too,
-so no held-out mixture is seen at any size.  ``predict`` is at the target fidelity.
+only (registered as ``gp_multi_fidelity``, which ``needs=("low_fidelity",)``: the fit step gives it
+a :class:`LowFidelityData`).  Inside a CV fold, the cheap rows of the mixtures held out at the target
+size are dropped too, so no held-out mixture is seen at any size.  ``predict`` is at the target fidelity.
 
 Pure numpy / scikit-learn.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from mixopt.mixtures.design import _dedup_key
+from mixopt.mixtures.registry import register_regressor
 from mixopt.mixtures.sequential import fit_gp, multi_fidelity_inputs, target_model
 
 
@@ -70,3 +74,23 @@ class MultiFidelityGP:
     def predict_std(self, X: np.ndarray) -> None:
         """No calibrated target-size uncertainty exposed here: ``None``."""
         return None
+
+
+@dataclass(frozen=True)
+class LowFidelityData:
+    """The `low_fidelity` input of a regressor: the cheap proxies and where they sit."""
+
+    X: np.ndarray
+    """Mixtures trained at the cheap size."""
+    y: np.ndarray
+    """Their target losses at that size."""
+    level: float
+    """Fidelity level of the cheap size (log of its compute relative to the target size, < 0)."""
+    X_all: np.ndarray | None = None
+    """Every target-size mixture CV may split (see :class:`MultiFidelityGP`); None: keep every cheap row."""
+
+
+@register_regressor("gp_multi_fidelity", needs=("low_fidelity",),
+                    summary="GP over mixture and proxy size, predicting at the target size")
+def _multi_fidelity_gp(low_fidelity: LowFidelityData, seed: int = 0) -> MultiFidelityGP:
+    return MultiFidelityGP(low_fidelity.X, low_fidelity.y, low_fidelity.level, X_all=low_fidelity.X_all, seed=seed)

@@ -6,6 +6,13 @@
   simplex with SLSQP from several starts (meant for the smooth mixing law, works for any model).
 * :func:`propose_best_seen` — the best mixture actually trained.
 
+Each is registered by name next to it (:data:`PROPOSERS`, ``@register_proposer``) with a uniform
+call, ``proposer(ProposerInputs) -> Proposal``; ``final_scale=True`` marks a proposer the fit step
+runs through the final-scale choice (scale-aware law, bootstrap, hedge: :mod:`mixopt.mixtures.choose`)
+when the chosen regressor can be refitted from ``(X, y)`` alone, ``from_choice`` how it then turns that
+choice's proposal into its own (``bagged``: the mean of the bootstrap proposals).  The config's
+``proposer.kind`` is checked against the registered names.
+
 Every proposal lies on the simplex with ``0 <= weights <= caps``.  With a ``hierarchy`` that freezes
 some sources' topic proportions (:mod:`mixopt.mixtures.hierarchy`), every candidate and every proposal
 keeps them: the proposers then search the reduced space (one coordinate per frozen source).
@@ -14,12 +21,13 @@ keeps them: the proposers then search the reduced space (one coordinate per froz
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 from scipy.optimize import minimize
 
 from mixopt.mixtures.design import check_caps, draw_dirichlet, project_to_caps, stratified_mixture
+from mixopt.mixtures.registry import Registry
 
 if TYPE_CHECKING:
     from mixopt.mixtures.hierarchy import Hierarchy
@@ -45,6 +53,56 @@ class Proposal:
     """Per domain: is the weight within 1e-6 of its cap?"""
     details: dict[str, Any] = field(default_factory=dict)
     """Method-specific extras (candidate counts, objective values, ...); JSON-serialisable."""
+
+
+@dataclass
+class ProposerInputs:
+    """What any registered proposer may use (the fit step fills it)."""
+
+    model: Any
+    """The chosen regressor, fitted on ``(X, y)``."""
+    X: np.ndarray
+    """The trained mixtures (target-size proxies, one row per mixture)."""
+    y: np.ndarray
+    """Their target losses."""
+    prior: np.ndarray
+    """The natural (token-proportional) mixture."""
+    caps: np.ndarray
+    """Per-domain caps at the final run's budget."""
+    seed: int = 0
+    n_samples: int = 50_000
+    top_k: int = 100
+    kl_weight: float = 0.0
+    hierarchy: "Hierarchy | None" = None
+    """Frozen topic proportions to keep (None: none)."""
+
+
+@dataclass(frozen=True)
+class ProposerEntry:
+    """A registered proposer."""
+
+    name: str
+    propose: Callable[[ProposerInputs], Proposal]
+    """The plain (single-scale) proposal."""
+    final_scale: bool = False
+    """The fit step proposes through the final-scale choice when the regressor allows it."""
+    from_choice: Callable[[Proposal, Any, np.ndarray, "Hierarchy | None"], Proposal] | None = None
+    """With `final_scale`: ``(proposal, choice, caps, hierarchy) -> proposal`` made from the choice."""
+    summary: str = ""
+
+
+PROPOSERS: Registry[ProposerEntry] = Registry("proposer", ("mixopt.mixtures.proposers",))
+"""Every proposer, by name (`proposer.kind`)."""
+
+
+def register_proposer(name: str, *, final_scale: bool = False, from_choice: Callable | None = None,
+                      summary: str = "") -> Callable:
+    """Decorator: register ``fn(ProposerInputs) -> Proposal`` as proposer `name`."""
+    def decorate(fn: Callable[[ProposerInputs], Proposal]) -> Callable[[ProposerInputs], Proposal]:
+        PROPOSERS.add(ProposerEntry(name, fn, final_scale, from_choice, summary), fn.__module__)
+        return fn
+
+    return decorate
 
 
 def _model_name(model: Any, regressor: str | None) -> str:
@@ -136,6 +194,12 @@ def propose_regmix(model: Any, prior: Sequence[float] | np.ndarray,
     return Proposal(w, predicted, "regmix", _model_name(model, regressor), _active(w, c), details)
 
 
+@register_proposer("regmix", final_scale=True, summary="mean of the top-k of many Dirichlet candidates (RegMix)")
+def _regmix(inp: ProposerInputs) -> Proposal:
+    return propose_regmix(inp.model, inp.prior, inp.caps, n_samples=inp.n_samples, top_k=inp.top_k, seed=inp.seed,
+                          hierarchy=inp.hierarchy)
+
+
 def _kl(p: np.ndarray, q: np.ndarray) -> float:
     pp = np.clip(p, 0.0, None)
     return float(np.sum(np.where(pp > 0, pp * np.log(np.maximum(pp, 1e-300) / q), 0.0)))
@@ -201,6 +265,11 @@ def propose_exact(model: Any, prior: Sequence[float] | np.ndarray,
                     details)
 
 
+@register_proposer("exact", summary="minimise the prediction + kl_weight * KL(p || prior) (SLSQP)")
+def _exact(inp: ProposerInputs) -> Proposal:
+    return propose_exact(inp.model, inp.prior, inp.caps, kl_weight=inp.kl_weight, hierarchy=inp.hierarchy)
+
+
 def propose_best_seen(X: np.ndarray, y: np.ndarray,
                       caps: Sequence[float] | np.ndarray | None = None,
                       hierarchy: "Hierarchy | None" = None) -> Proposal:
@@ -229,6 +298,23 @@ def propose_best_seen(X: np.ndarray, y: np.ndarray,
     w = hierarchy.project(w, c) if frozen else project_to_caps(w, c)
     return Proposal(w, float(y[i]), "best_seen", "none", _active(w, c),
                     {"index": i, "n_feasible": int(ok.sum())})
+
+
+@register_proposer("best_seen", summary="the best mixture actually trained")
+def _best_seen(inp: ProposerInputs) -> Proposal:
+    return propose_best_seen(inp.X, inp.y, caps=inp.caps, hierarchy=inp.hierarchy)
+
+
+def _bagged_from_choice(prop: Proposal, choice: Any, caps: np.ndarray, hierarchy: "Hierarchy | None") -> Proposal:
+    """The mean of the bootstrap proposals (kept on the frozen topic weights), when there is a bootstrap."""
+    if choice.boot is not None:
+        prop.weights = choice.boot.bagged if hierarchy is None else hierarchy.project(choice.boot.bagged, caps)
+        prop.predicted = float(choice.law_predict(prop.weights))
+    return prop
+
+
+register_proposer("bagged", final_scale=True, from_choice=_bagged_from_choice,  # without a choice: regmix
+                  summary="mean of the bootstrap proposals (regmix on refits to resampled proxies)")(_regmix)
 
 
 def _in_reduced_space(proposer: Any, h: "Hierarchy", model: Any, prior: Sequence[float] | np.ndarray,

@@ -12,22 +12,39 @@ Every regressor has ``fit(X, y) -> self``, ``predict(X) -> np.ndarray`` and
 ``"mixing_law_sqrt"``     the same law on ``[p, sqrt(p)]``
 ``"gp"``                  ARD Matern-5/2 Gaussian process on ``sqrt(p)`` with log-warped
                           targets (:mod:`mixopt.mixtures.gp`)
+``"gp_multi_fidelity"``   a GP over mixture and proxy size, given the cheaper proxies too
+                          (:mod:`mixopt.mixtures.multifidelity`; needs ``low_fidelity``)
 ``"auto"``                cross-validated choice or ensemble of the above
                           (:class:`mixopt.mixtures.auto.AutoRegressor`)
 ========================  ====================================================================
+
+Each regressor registers itself next to its class (``@register_regressor(name, ...)``, see
+:mod:`mixopt.mixtures.registry`); adding one is that decorator on a new class, plus its module in the
+registry's catalogue when it lives in a new module.  ``default_candidate=True`` puts it among
+``auto``'s default candidates (and the config's default ``regressor.candidates``); a regressor that
+needs more than ``(X, y)`` declares it (``needs=("low_fidelity",)``) and the fit step provides it.
 
 Pure numpy / scipy / scikit-learn / lightgbm: no deep-learning imports in this package.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from typing import Protocol
 
 import numpy as np
 from sklearn.linear_model import Ridge
 
-from mixopt.mixtures.gp import GPRegressor
-from mixopt.mixtures.mixing_law import MixingLawRegressor
+from mixopt.mixtures.registry import (
+    REGRESSORS,
+    candidate_regressors,
+    default_candidates,
+    make_regressor,
+    plain_regressors,
+    register_regressor,
+)
+
+__all__ = ["REGRESSORS", "REGRESSOR_NAMES", "LightGBMRegressor", "LinearRegressor", "Regressor",
+           "candidate_regressors", "default_candidates", "make_regressor", "register_regressor"]
 
 
 class Regressor(Protocol):
@@ -40,13 +57,15 @@ class Regressor(Protocol):
     def predict_std(self, X: np.ndarray) -> np.ndarray | None: ...
 
 
+@register_regressor("linear", default_candidate=True)
 class LinearRegressor:
     """Ridge regression ``y ~ a + w . p`` with a tiny penalty (``alpha``)."""
 
     name = "linear"
 
-    def __init__(self, alpha: float = 1e-4) -> None:
+    def __init__(self, alpha: float = 1e-4, seed: int = 0) -> None:
         self.alpha = alpha
+        self.seed = seed  # unused: the fit is deterministic
         self.model_: Ridge | None = None
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> "LinearRegressor":
@@ -65,6 +84,7 @@ class LinearRegressor:
         return None
 
 
+@register_regressor("lightgbm", default_candidate=True)
 class LightGBMRegressor:
     """LightGBM with RegMix's settings (gbdt, L2 objective, learning rate 0.01, 1000 rounds).
 
@@ -109,37 +129,6 @@ class LightGBMRegressor:
         return None
 
 
-def _auto(seed: int) -> Regressor:
-    from mixopt.mixtures.auto import AutoRegressor
-
-    return AutoRegressor(seed=seed)
-
-
-_FACTORIES: dict[str, Callable[[int], Regressor]] = {
-    "linear": lambda seed: LinearRegressor(),
-    "lightgbm": lambda seed: LightGBMRegressor(seed=seed),
-    "mixing_law": lambda seed: MixingLawRegressor(features="linear", seed=seed),
-    "mixing_law_sqrt": lambda seed: MixingLawRegressor(features="linear+sqrt", seed=seed),
-    "gp": lambda seed: GPRegressor(seed=seed),
-    "auto": _auto,
-}
-
-REGRESSOR_NAMES: tuple[str, ...] = tuple(_FACTORIES)
-"""Names accepted by :func:`make_regressor`."""
-
-
-def make_regressor(name: str, seed: int = 0) -> Regressor:
-    """A fresh, unfitted regressor by name (see the module docstring for the list)."""
-    try:
-        factory = _FACTORIES[name]
-    except KeyError:
-        raise ValueError(f"unknown regressor {name!r}; choose one of {list(_FACTORIES)}") from None
-    return factory(seed)
-
-
-def __getattr__(attr: str):  # AutoRegressor lives in auto.py (it needs cv.py, which needs us).
-    if attr == "AutoRegressor":
-        from mixopt.mixtures.auto import AutoRegressor
-
-        return AutoRegressor
-    raise AttributeError(attr)
+REGRESSOR_NAMES: tuple[str, ...] = tuple(plain_regressors())
+"""Names :func:`make_regressor` builds from a seed alone (every registered one but those that need
+more than ``(X, y)``), in catalogue order."""

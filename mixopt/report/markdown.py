@@ -199,11 +199,25 @@ def build_report(wh: Warehouse, experiment_id: str, out_dir: str | Path, final_r
                            training_curves=not heldout_plots)
     if plots:
         md.append("\n## Plots\n\n" + "\n".join(f"![{p.stem}]({p.name})" for p in plots) + "\n")
+    md.append(registered_markdown())
     text = "\n".join(md)
     path = out / "report.md"
     path.write_text(text, encoding="utf-8")
     html = write_html(text, out / "report.html", title=f"mixopt report — {experiment_id}")
     return Report(experiment_id, text, path, plots, top, comp, verdict, checks, warnings, html)
+
+
+def registered_markdown() -> str:
+    """The components this install has registered (regressors, proposers, built-in baselines)."""
+    from mixopt.mixtures.baselines import BASELINES
+    from mixopt.mixtures.proposers import PROPOSERS
+    from mixopt.mixtures.registry import REGRESSORS
+
+    baselines = [f"{e.name} ({'adaptive' if e.adaptive else 'static'}{', default' if e.default else ''})"
+                 for e in BASELINES]
+    return ("\n## Registered components\n\n"
+            f"Regressors: {', '.join(REGRESSORS.names())}. Proposers: {', '.join(PROPOSERS.names())}. "
+            f"Built-in baselines: {', '.join(baselines)}.\n")
 
 
 def _plots(wh: Warehouse, experiment_id: str, names: list[str], chosen: dict | None, prop: dict | None,

@@ -11,8 +11,9 @@ chose), two kinds of ordinary proxy runs are planned:
   size (only with `low_fidelity`): the report's scale-transfer rank correlation;
 * `seed_repeat` — the first `design.noise_mixtures` target-size design mixtures are retrained at
   seeds `swarm.seed + 1 ... + noise_seeds`: the report's noise floor. Fits leave them out;
-* `anchor:<name>` — natural, stratified and the user's `design.anchors`, at the target size and the
-  swarm's seed (fits use them like design mixtures), plus their `seed_repeat`s at the other seeds;
+* `anchor:<name>` — the static built-in baselines (natural, stratified) and the user's
+  `design.anchors`, at the target size and the swarm's seed (fits use them like design mixtures), plus
+  their `seed_repeat`s at the other seeds;
 * `ladder` — the first `design.ladder.mixtures` design mixtures and the anchors, at every cheaper
   rung of `design.ladder` (sizes `ladder1`, `ladder2`, ...): the scale-aware law's data.
 
@@ -28,7 +29,9 @@ import numpy as np
 
 from mixopt.config import TrainConfig
 from mixopt.experiment import Experiment
+from mixopt.mixtures.baselines import static_baselines
 from mixopt.mixtures.diagnostics import train_flops
+from mixopt.mixtures.sizing import expected_params
 from mixopt.warehouse import Warehouse
 
 TARGET, LOW = "target", "low"
@@ -59,8 +62,6 @@ def size_train(exp: Experiment, size: str) -> TrainConfig:
 
 def train_compute(exp: Experiment, t: TrainConfig) -> float:
     """Training compute of one run with settings `t` (parameters counted as the GPT builds them)."""
-    from mixopt.models.gpt import expected_params
-
     n_params, _ = expected_params(exp.vocab_size, t.seq_len, t.model.n_layer, t.model.n_embd)
     return train_flops(n_params, t.tokens)
 
@@ -101,7 +102,7 @@ def extra_runs(exp: Experiment, design: list[tuple[str, list[float]]],
 
 
 def anchor_proxies(exp: Experiment) -> dict[str, list[float]]:
-    """The anchors as proxies: natural and stratified within the proxies' caps, and the user's."""
+    """The anchors as proxies: the static built-ins within the proxies' caps, and the user's."""
     from mixopt.mixtures.design import token_caps
 
     cfg = exp.cfg
@@ -111,7 +112,7 @@ def anchor_proxies(exp: Experiment) -> dict[str, list[float]]:
 def n_extra_runs(exp: Experiment) -> int:
     """How many transfer and seed-repeat proxies a full swarm plans (for progress totals)."""
     d, n = exp.cfg.design, exp.cfg.swarm.n_proxies
-    n_anchors = 2 + len(d.anchors) if d.anchor_proxies else 0
+    n_anchors = len(static_baselines()) + len(d.anchors) if d.anchor_proxies else 0
     ladder = len(ladder_sizes(exp)) * (min(d.ladder.mixtures, n) + n_anchors) if d.ladder else 0
     transfer = min(d.transfer_mixtures, n) if d.low_fidelity is not None else 0
     return transfer + min(d.noise_mixtures, n) * d.noise_seeds + n_anchors * (1 + d.noise_seeds) + ladder

@@ -4,9 +4,10 @@ Each final run is its own process (`mixopt.models.launch`), so it can later be s
 Lightning's DDP on several devices; the flow only waits for its result file. The plain functions
 come first, then the Prefect tasks around them.
 
-The Aioli baselines (issue 4) adapt their mixture online: "aioli" starts from the uniform
-(stratified, within caps) mixture, "aioli_restricted" from the proposal; their specs carry
-`cfg.final.aioli`, which also gives them ids distinct from the static runs on the same mixture.
+The built-in baselines come from the registry (`mixopt/mixtures/baselines/`). The adaptive ones (Aioli:
+"aioli" starts from the uniform mixture within caps, "aioli_restricted" from the proposal) adapt their
+mixture online; their specs carry `cfg.final.aioli`, which also gives them ids distinct from the static
+runs on the same mixture.
 """
 
 from __future__ import annotations
@@ -19,30 +20,31 @@ from prefect.cache_policies import NONE
 
 from mixopt.config import FinalConfig
 from mixopt.experiment import Experiment
-from mixopt.mixtures.design import stratified_mixture, token_caps
+from mixopt.mixtures.baselines import BASELINES, adaptive_baselines, build_baseline
+from mixopt.mixtures.design import token_caps
 from mixopt.mixtures.verdict import Paired, against_baselines, describe, lead_held
 from mixopt.runspec import RunResult, RunSpec
 from mixopt.tasks.swarm import DONE, ingest_spool, spool_result
 from mixopt.warehouse import Warehouse, reads, writer
 
-AIOLI_LABELS = ("aioli", "aioli_restricted")  # runs that adapt their mixture online (issue 4)
+AIOLI_LABELS = adaptive_baselines()  # runs that adapt their mixture online (the spec carries final.aioli)
 
 
 def final_mixtures(exp: Experiment, proposal: list[float], static_only: bool = False) -> dict[str, list[float]]:
-    """Label -> mixture of every final run (for the Aioli runs: the mixture they start from).
-    Baselines are `ExperimentConfig.baselines()`: natural, stratified, Aioli, and the user's anchors
-    by name (all projected onto the final budget's caps). `static_only` leaves Aioli out (the pilot)."""
+    """Label -> mixture of every final run (for the adaptive runs: the mixture they start from).
+    Baselines are `ExperimentConfig.baselines()`: built-in ones (registered in `mixtures/baselines/`)
+    and the user's anchors by name, all within the final budget's caps. `static_only` leaves the
+    adaptive ones out (the pilot)."""
     cfg = exp.cfg
     caps = token_caps(exp.train_tokens, cfg.final.tokens, cfg.proposer.final_max_epochs)
     anchors = exp.anchor_mixtures(caps)
+    ctx = exp.baseline_context(caps, proposal)
     mixes = {"proposed": [float(w) for w in proposal]}
     for name in cfg.baselines():
         if name in anchors:
             mixes[name] = anchors[name]
-        elif name == "aioli" and not static_only:
-            mixes[name] = [float(w) for w in stratified_mixture(len(exp.domains), caps)]
-        elif name == "aioli_restricted" and not static_only:
-            mixes[name] = [float(w) for w in proposal]
+        elif name in BASELINES and not (static_only and BASELINES.get(name).adaptive):
+            mixes[name] = build_baseline(name, ctx)
     return mixes
 
 

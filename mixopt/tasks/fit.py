@@ -1,5 +1,9 @@
 """Fit regressors from mixture to target loss on the finished proxies, and propose a mixture.
 
+Two steps: :func:`fit` (cross-validate the regressors, choose one, refit it on all proxies) and
+:func:`propose` (the registered proposer on that choice); :func:`fit_and_propose` is both, as the flows
+run them. Nothing here imports torch (parameter counts come from `mixtures/sizing.py`).
+
 Regressors are judged only by k-fold cross-validation on the proxies (out-of-fold predictions).
 The configured regressor (by default `auto`, itself cross-validated with its choice redone inside
 every outer fold) is refitted on all proxies and handed to the proposer, whose token caps are set
@@ -19,6 +23,8 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
 
 import numpy as np
 from prefect import task
@@ -28,11 +34,11 @@ from prefect.cache_policies import NONE
 from mixopt.errors import MixoptError
 from mixopt.experiment import Experiment, mixture_id
 from mixopt.mixtures.auto import AutoRegressor
-from mixopt.mixtures.cv import cross_validate
+from mixopt.mixtures.cv import CVReport, cross_validate
 from mixopt.mixtures.design import token_caps
-from mixopt.mixtures.multifidelity import MultiFidelityGP
-from mixopt.mixtures.proposers import Proposal, propose_best_seen, propose_exact, propose_regmix
-from mixopt.mixtures.regressors import make_regressor
+from mixopt.mixtures.multifidelity import LowFidelityData
+from mixopt.mixtures.proposers import PROPOSERS, Proposal, ProposerInputs
+from mixopt.mixtures.regressors import REGRESSORS, make_regressor
 from mixopt.tasks.fidelity import LOW, fidelity_levels
 from mixopt.tasks.propose import choice_details, propose_at_final_scale
 from mixopt.warehouse import Warehouse, writer
@@ -77,7 +83,63 @@ def training_data(exp: Experiment, wh: Warehouse) -> tuple[list[str], np.ndarray
     return _rows(exp, wh.training_table(exp.experiment_id))
 
 
-def fit_and_propose(exp: Experiment, wh: Warehouse) -> FitOutcome:
+@dataclass
+class Fit:
+    """The fit step's result: every regressor's CV, the chosen one fitted on all rows (torch-free)."""
+
+    ids: list[str]
+    """Run ids of the rows (target-size proxies, one per mixture)."""
+    X: np.ndarray
+    y: np.ndarray
+    reports: list[CVReport]
+    """Every cross-validated regressor, in the order they were scored."""
+    best: CVReport
+    """The chosen regressor's CV report (its `name` is the chosen regressor)."""
+    fit_ids: dict[str, str]
+    """Regressor name -> its stored fit id."""
+    model: Any
+    """The chosen regressor, fitted on all of ``(X, y)``."""
+
+    @property
+    def chosen(self) -> str:
+        return self.best.name
+
+
+def _inputs(exp: Experiment, wh: Warehouse, X: np.ndarray) -> tuple[dict[str, Any], list[str]]:
+    """The extra inputs the config makes available to regressors that need them, and their rows' ids."""
+    if exp.cfg.design.low_fidelity is None:
+        return {}, []
+    low_ids, X_low, y_low = _rows(exp, [r for r in wh.proxy_observations(exp.experiment_id) if r["size"] == LOW])
+    return {"low_fidelity": LowFidelityData(X_low, y_low, fidelity_levels(exp)[LOW], X_all=X)}, low_ids
+
+
+def _factories(exp: Experiment, wh: Warehouse, X: np.ndarray, folds: int) -> tuple[dict[str, Any], list[str]]:
+    """Name -> zero-argument factory of every regressor to cross-validate, and the ids of the extra rows
+    those that need more than (X, y) see. `auto`: its candidates, itself, and every registered regressor
+    whose extra inputs the config provides (the only ones that see them); otherwise the chosen one."""
+    cfg = exp.cfg
+    seed, chosen = cfg.swarm.seed, cfg.regressor.kind
+    entry = REGRESSORS.get(chosen)
+    if chosen != "auto" and not entry.needs:
+        return {chosen: partial(make_regressor, chosen, seed)}, []
+    inputs, extra_ids = _inputs(exp, wh, X)
+    factories: dict[str, Any] = {}
+    if chosen == "auto":  # judged like the others: its own choice is redone inside every outer fold
+        factories = {name: partial(make_regressor, name, seed) for name in cfg.regressor.candidates}
+        factories["auto"] = partial(make_regressor, "auto", seed, candidates=cfg.regressor.candidates, folds=folds,
+                                    repeats=1)
+        more = [e for e in REGRESSORS.entries() if e.needs and set(e.needs) <= set(inputs)]
+    else:
+        more = [entry]
+    for e in more:  # scored, like the others, on the target-size rows
+        factories[e.name] = partial(make_regressor, e.name, seed, **{k: inputs[k] for k in e.needs})
+    return factories, extra_ids
+
+
+def fit(exp: Experiment, wh: Warehouse) -> Fit:
+    """Cross-validate the configured regressor(s) on the finished target-size proxies, store every fit,
+    and choose: the configured one, or with `auto`, a regressor that sees more data (the cheap proxies)
+    when its out-of-fold score on the same rows beats auto's."""
     cfg = exp.cfg
     ids, X, y = training_data(exp, wh)
     if len(y) < MIN_PROXIES:
@@ -87,34 +149,20 @@ def fit_and_propose(exp: Experiment, wh: Warehouse) -> FitOutcome:
     folds = min(cfg.regressor.cv_folds, len(y))
     seed = cfg.swarm.seed
     chosen = cfg.regressor.kind
-    factories = {name: (lambda n=name: make_regressor(n, seed=seed)) for name in cfg.regressor.candidates}
-    if chosen == "auto":  # judged like the others: its own choice is redone inside every outer fold
-        factories["auto"] = lambda: AutoRegressor(candidates=cfg.regressor.candidates, folds=folds, seed=seed,
-                                                  repeats=1)
-    elif chosen != "gp_multi_fidelity":
-        factories = {chosen: factories.get(chosen, lambda: make_regressor(chosen, seed=seed))}
-    else:
-        factories = {}
-    if cfg.design.low_fidelity is not None and chosen in ("auto", "gp_multi_fidelity"):
-        # the only model that sees the cheap proxies; scored, like the others, on target-size rows
-        low_ids, X_low, y_low = _rows(exp, [r for r in wh.proxy_observations(exp.experiment_id) if r["size"] == LOW])
-        level = fidelity_levels(exp)[LOW]
-        factories["gp_multi_fidelity"] = lambda: MultiFidelityGP(X_low, y_low, level, X_all=X, seed=seed)
-        ids_key = tuple(ids) + tuple(low_ids)
-    else:
-        ids_key = tuple(ids)
+    factories, extra_ids = _factories(exp, wh, X, folds)
     reports = []
     for name, factory in factories.items():
         rep = cross_validate(factory, X, y, folds=folds, seed=seed, repeats=cfg.regressor.cv_repeats)
         rep.name = name
         reports.append(rep)
     best = next(r for r in reports if r.name == chosen)
-    mf = next((r for r in reports if r.name == "gp_multi_fidelity"), None)
-    if chosen == "auto" and mf is not None and np.isfinite(mf.spearman) and mf.sort_key() > best.sort_key():
-        best, chosen = mf, mf.name  # the cheap proxies help: the same CV, on the same target-size rows, says so
+    if chosen == "auto":  # the cheap proxies help: the same CV, on the same target-size rows, says so
+        for rep in reports:
+            if REGRESSORS.get(rep.name).needs and np.isfinite(rep.spearman) and rep.sort_key() > best.sort_key():
+                best = rep
     fit_ids = {}
     for rep in reports:
-        rows_key = ids_key if rep.name == "gp_multi_fidelity" else tuple(ids)
+        rows_key = tuple(ids) + (tuple(extra_ids) if REGRESSORS.get(rep.name).needs else ())
         fit_id = "f" + _id(exp.experiment_id, rep.name, rows_key, folds, cfg.regressor.cv_repeats)
         fit_ids[rep.name] = fit_id
         wh.record_fit(
@@ -125,43 +173,52 @@ def fit_and_propose(exp: Experiment, wh: Warehouse) -> FitOutcome:
             chosen=rep is best,
             predictions=list(zip(ids, y, rep.oof_pred)),
         )
-    model = factories[chosen]().fit(X, y)
+    model = factories[best.name]().fit(X, y)
+    return Fit(ids, X, y, reports, best, fit_ids, model)
+
+
+def propose(exp: Experiment, wh: Warehouse, f: Fit) -> FitOutcome:
+    """Propose a mixture from the chosen fit at the final run's caps (the registered `proposer.kind`)
+    and store the proposal."""
+    cfg = exp.cfg
     caps = token_caps(exp.train_tokens, cfg.final.tokens, cfg.proposer.final_max_epochs)
     p = cfg.proposer
+    entry = PROPOSERS.get(p.kind)
     hierarchy = exp.hierarchy()
     hierarchy = hierarchy if hierarchy is not None and hierarchy.frozen else None  # frozen topics: kept by all
-    choice = None
-    if p.kind in ("regmix", "bagged") and chosen != "gp_multi_fidelity":
-        choice = propose_at_final_scale(exp, wh, chosen, model, caps)
-        prop = Proposal(choice.weights, choice.predicted, p.kind, best.name,
+    if entry.final_scale and not REGRESSORS.get(f.chosen).needs:  # the law, bootstrap and hedge need refits
+        choice = propose_at_final_scale(exp, wh, f.chosen, f.model, caps)
+        prop = Proposal(choice.weights, choice.predicted, p.kind, f.best.name,
                         [bool(abs(a - b) <= 1e-6) for a, b in zip(choice.weights, caps)], choice_details(choice))
-        if p.kind == "bagged" and choice.boot is not None:
-            prop.weights = choice.boot.bagged if hierarchy is None else hierarchy.project(choice.boot.bagged, caps)
-            prop.predicted = float(choice.law_predict(prop.weights))
-    elif p.kind in ("regmix", "bagged"):
-        prop = propose_regmix(model, exp.prior, caps, n_samples=p.n_samples, top_k=p.top_k, seed=cfg.swarm.seed,
-                              hierarchy=hierarchy)
-    elif p.kind == "exact":
-        prop = propose_exact(model, exp.prior, caps, kl_weight=p.kl_weight, hierarchy=hierarchy)
+        if entry.from_choice is not None:
+            prop = entry.from_choice(prop, choice, caps, hierarchy)
     else:
-        prop = propose_best_seen(X, y, caps=caps, hierarchy=hierarchy)
+        prop = entry.propose(ProposerInputs(f.model, f.X, f.y, exp.prior, caps, seed=cfg.swarm.seed,
+                                            n_samples=p.n_samples, top_k=p.top_k, kl_weight=p.kl_weight,
+                                            hierarchy=hierarchy))
     details = dict(prop.details)
-    if isinstance(model, AutoRegressor):
-        details["auto_weights"] = {k: float(v) for k, v in model.weights_.items()}
+    if isinstance(f.model, AutoRegressor):
+        details["auto_weights"] = {k: float(v) for k, v in f.model.weights_.items()}
     weights = [float(w) for w in prop.weights]
     mid = mixture_id(weights)
-    proposal_id = "p" + _id(fit_ids[best.name], p.kind, mid)
+    fit_id = f.fit_ids[f.best.name]
+    proposal_id = "p" + _id(fit_id, p.kind, mid)
     wh.record_proposal(
-        proposal_id, exp.experiment_id, fit_ids[best.name], p.kind, best.name, mid, weights,
+        proposal_id, exp.experiment_id, fit_id, p.kind, f.best.name, mid, weights,
         float(prop.predicted), list(prop.caps_active), details,
     )
     return FitOutcome(
-        fit_id=fit_ids[best.name], regressor=best.name, n_train=len(y),
+        fit_id=fit_id, regressor=f.best.name, n_train=len(f.y),
         cv=[{"regressor": r.name, "spearman": _f(r.spearman), "kendall": _f(r.kendall), "r2": _f(r.r2),
-             "rmse": _f(r.rmse), "spearman_sd": _f(r.spearman_sd)} for r in reports],
+             "rmse": _f(r.rmse), "spearman_sd": _f(r.spearman_sd)} for r in f.reports],
         proposal_id=proposal_id, method=p.kind, weights=weights, predicted=float(prop.predicted),
         caps_active=[bool(c) for c in prop.caps_active], details=details,
     )
+
+
+def fit_and_propose(exp: Experiment, wh: Warehouse) -> FitOutcome:
+    """The fit step: :func:`fit`, then :func:`propose` from its choice."""
+    return propose(exp, wh, fit(exp, wh))
 
 
 def _f(x: float) -> float | None:

@@ -123,3 +123,27 @@ def test_regmix_tight_caps_still_feasible() -> None:
                           n_samples=1000, top_k=10)
     _check(prop, caps)
     assert prop.details["n_feasible"] >= 1
+
+
+def test_the_registered_proposers_make_the_plain_proposals() -> None:
+    from types import SimpleNamespace
+
+    from mixopt.mixtures.proposers import PROPOSERS, ProposerInputs
+
+    assert PROPOSERS.names() == ["regmix", "exact", "best_seen", "bagged"]
+    assert [e.name for e in PROPOSERS if e.final_scale] == ["regmix", "bagged"]
+    X = np.array([[0.2, 0.4, 0.4], [0.5, 0.25, 0.25], [0.1, 0.1, 0.8]])
+    y = np.array([3.0, 2.5, 3.5])
+    opt = np.array([0.5, 0.3, 0.2])
+    inp = ProposerInputs(Bowl(opt), X, y, np.ones(3) / 3, np.ones(3), seed=0, n_samples=5000, top_k=20)
+    by = {name: PROPOSERS.get(name).propose(inp) for name in PROPOSERS.names()}
+    assert np.allclose(by["best_seen"].weights, X[1]) and by["best_seen"].predicted == 2.5
+    assert np.allclose(by["exact"].weights, opt, atol=1e-3)
+    assert np.abs(by["regmix"].weights - opt).max() < 0.05
+    assert np.allclose(by["bagged"].weights, by["regmix"].weights)  # without a final-scale choice: regmix
+    bagged = np.array([0.4, 0.4, 0.2])
+    choice = SimpleNamespace(boot=SimpleNamespace(bagged=bagged), law_predict=lambda w: float(np.sum(w)))
+    prop = PROPOSERS.get("bagged").from_choice(by["regmix"], choice, np.ones(3), None)
+    assert np.allclose(prop.weights, bagged) and prop.predicted == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="unknown proposer 'argmin'; registered: regmix, exact, best_seen, bagged"):
+        PROPOSERS.get("argmin")
