@@ -59,6 +59,9 @@ def mixture_id(weights: Sequence[float]) -> str:
     return "m" + _hash([round(float(w), 6) for w in weights])
 
 
+_SIMILARITY: dict[tuple, np.ndarray] = {}  # the similarity prior per experiment and data
+
+
 @dataclass
 class Experiment:
     """What every stage needs to know about the experiment being run (JSON-serialisable)."""
@@ -121,25 +124,47 @@ class Experiment:
         t = self.train_tokens
         return t / t.sum()
 
-    def baseline_context(self, caps: np.ndarray | None = None, proposal: Sequence[float] | None = None):
+    def baseline_context(self, caps: np.ndarray | None = None, proposal: Sequence[float] | None = None,
+                         budget_tokens: float | None = None):
         """The :class:`~mixopt.mixtures.baselines.BaselineContext` of this experiment at `caps` (the
-        budget in question), with the `proposal` where there is one."""
+        budget in question, `budget_tokens`), with the `proposal` where there is one, and the data-similarity
+        prior when a configured baseline needs it."""
         from mixopt.mixtures.baselines import BaselineContext
 
+        sim = self.similarity_weights() if "similarity" in self.static_builtins() else None
         return BaselineContext(domains=self.domain_names, train_tokens=self.train_tokens,
                                caps=None if caps is None else np.asarray(caps, dtype=float),
                                target_weights=self.target_weights(),
-                               proposal=None if proposal is None else np.asarray(proposal, dtype=float))
+                               proposal=None if proposal is None else np.asarray(proposal, dtype=float),
+                               similarity=sim, budget_tokens=budget_tokens)
 
-    def anchor_mixtures(self, caps: np.ndarray | None = None) -> dict[str, list[float]]:
-        """Name -> weights of the anchors: the static built-in baselines (natural and stratified,
+    def static_builtins(self) -> list[str]:
+        """The static built-in baselines this experiment trains as anchors: the default ones (natural and
+        stratified) and any other named in `final.baselines` (unimax, similarity), in registry order."""
+        from mixopt.mixtures.baselines import default_baselines, static_baselines
+
+        wanted = set(default_baselines()) | set(self.cfg.final.baselines or [])
+        return [b for b in static_baselines() if b in wanted]
+
+    def similarity_weights(self) -> np.ndarray:
+        """The zero-proxy similarity prior's mixture (uncapped), computed once per process from the shards."""
+        key = (self.experiment_id, tuple(d.val_sha256 for d in [*self.domains, *self.eval_sets]))
+        if key not in _SIMILARITY:
+            from mixopt.corpus.similarity import similarity_prior
+
+            _SIMILARITY[key] = np.asarray(similarity_prior(self).weights, dtype=float)
+        return _SIMILARITY[key]
+
+    def anchor_mixtures(self, caps: np.ndarray | None = None,
+                        budget_tokens: float | None = None) -> dict[str, list[float]]:
+        """Name -> weights of the anchors: the static built-in baselines it trains (`static_builtins`,
         within `caps`; `mixopt.mixtures.baselines`), then the user's `design.anchors` (omitted domains
         0). Unknown domain names are a ConfigError."""
-        from mixopt.mixtures.baselines import build_baseline, static_baselines
+        from mixopt.mixtures.baselines import build_baseline
 
         names = self.domain_names
-        ctx = self.baseline_context(caps)
-        out = {name: build_baseline(name, ctx) for name in static_baselines()}
+        ctx = self.baseline_context(caps, budget_tokens=budget_tokens)
+        out = {name: build_baseline(name, ctx) for name in self.static_builtins()}
         for name, weights in self.cfg.design.anchors.items():
             unknown = sorted(set(weights) - set(names))
             if unknown:

@@ -9,7 +9,6 @@ Everything is read from the warehouse; the statistics live in `mixtures/verdict.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 

@@ -29,7 +29,6 @@ import numpy as np
 
 from mixopt.config import TrainConfig
 from mixopt.experiment import Experiment
-from mixopt.mixtures.baselines import static_baselines
 from mixopt.mixtures.diagnostics import train_flops
 from mixopt.mixtures.sizing import expected_params
 from mixopt.warehouse import Warehouse
@@ -106,13 +105,14 @@ def anchor_proxies(exp: Experiment) -> dict[str, list[float]]:
     from mixopt.mixtures.design import token_caps
 
     cfg = exp.cfg
-    return exp.anchor_mixtures(token_caps(exp.train_tokens, cfg.swarm.tokens, cfg.design.proxy_max_epochs))
+    return exp.anchor_mixtures(token_caps(exp.train_tokens, cfg.swarm.tokens, cfg.design.proxy_max_epochs),
+                               cfg.swarm.tokens)
 
 
 def n_extra_runs(exp: Experiment) -> int:
     """How many transfer and seed-repeat proxies a full swarm plans (for progress totals)."""
     d, n = exp.cfg.design, exp.cfg.swarm.n_proxies
-    n_anchors = len(static_baselines()) + len(d.anchors) if d.anchor_proxies else 0
+    n_anchors = len(exp.static_builtins()) + len(d.anchors) if d.anchor_proxies else 0
     ladder = len(ladder_sizes(exp)) * (min(d.ladder.mixtures, n) + n_anchors) if d.ladder else 0
     transfer = min(d.transfer_mixtures, n) if d.low_fidelity is not None else 0
     return transfer + min(d.noise_mixtures, n) * d.noise_seeds + n_anchors * (1 + d.noise_seeds) + ladder

@@ -37,8 +37,8 @@ def final_mixtures(exp: Experiment, proposal: list[float], static_only: bool = F
     adaptive ones out (the pilot)."""
     cfg = exp.cfg
     caps = token_caps(exp.train_tokens, cfg.final.tokens, cfg.proposer.final_max_epochs)
-    anchors = exp.anchor_mixtures(caps)
-    ctx = exp.baseline_context(caps, proposal)
+    anchors = exp.anchor_mixtures(caps, cfg.final.tokens)
+    ctx = exp.baseline_context(caps, proposal, cfg.final.tokens)
     mixes = {"proposed": [float(w) for w in proposal]}
     for name in cfg.baselines():
         if name in anchors:

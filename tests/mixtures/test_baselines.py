@@ -26,11 +26,14 @@ def _ctx(caps=None, proposal=None) -> BaselineContext:
 
 
 def test_the_registry_lists_the_builtins_with_their_roles() -> None:
-    assert MODULES == ("natural", "stratified", "aioli")
-    assert BASELINES.names() == ["natural", "stratified", "aioli", "aioli_restricted"] == list(BUILTIN_BASELINES)
-    assert static_baselines() == default_baselines() == ("natural", "stratified")
+    assert MODULES == ("natural", "stratified", "aioli", "unimax", "similarity")
+    assert BASELINES.names() == ["natural", "stratified", "aioli", "aioli_restricted", "unimax",
+                                 "similarity"] == list(BUILTIN_BASELINES)
+    assert default_baselines() == ("natural", "stratified")
+    assert static_baselines() == ("natural", "stratified", "unimax", "similarity")
     assert adaptive_baselines() == ("aioli", "aioli_restricted")
-    assert RESERVED_LABELS == {"natural", "stratified", "aioli", "aioli_restricted", "proposed"}
+    assert RESERVED_LABELS == {"natural", "stratified", "aioli", "aioli_restricted", "unimax", "similarity",
+                               "proposed"}
     assert ExperimentConfig().baselines() == ["natural", "stratified"]
 
 
@@ -88,3 +91,28 @@ def test_a_registered_baseline_name_is_reserved_and_may_be_listed(target_only) -
     assert parse_config({"final": {"baselines": ["target_only", "aioli"]}}).baselines() == ["target_only", "aioli"]
     with pytest.raises(ConfigError, match="bad anchor name 'target_only'"):
         parse_config({"design": {"anchors": {"target_only": {"a": 1.0}}}})
+
+
+def test_unimax_is_uniform_with_each_domain_read_at_most_once() -> None:
+    from dataclasses import replace
+
+    ctx = _ctx()
+    assert np.allclose(build_baseline("unimax", ctx), 1 / 3)  # no budget known: uniform
+    # 120k tokens: z (20k tokens) may take 20/120 at one epoch; the rest is spread evenly
+    w = np.array(build_baseline("unimax", replace(ctx, budget_tokens=120_000)))
+    assert w[2] == pytest.approx(20 / 120) and w[0] == pytest.approx(w[1]) and w.sum() == pytest.approx(1)
+    # a budget the data cannot fill at one epoch: the budget's own caps decide
+    caps = np.array([1.0, 1.0, 0.3])
+    far = np.array(build_baseline("unimax", replace(ctx, budget_tokens=10_000_000, caps=caps)))
+    assert np.allclose(far, build_baseline("stratified", replace(ctx, caps=caps)))
+
+
+def test_similarity_is_the_prior_within_the_caps() -> None:
+    from dataclasses import replace
+
+    with pytest.raises(ValueError, match="similarity prior"):
+        build_baseline("similarity", _ctx())
+    ctx = replace(_ctx(), similarity=np.array([0.8, 0.2, 0.0]))
+    assert build_baseline("similarity", ctx) == pytest.approx([0.8, 0.2, 0.0])
+    w = build_baseline("similarity", replace(ctx, caps=np.array([0.5, 1.0, 1.0])))
+    assert w[0] == pytest.approx(0.5) and sum(w) == pytest.approx(1)

@@ -20,7 +20,7 @@ from mixopt.mixtures.baselines.base import (
     static_baselines,
 )
 
-MODULES = ("natural", "stratified", "aioli")
+MODULES = ("natural", "stratified", "aioli", "unimax", "similarity")
 """The modules of this package that register baselines, imported in this order."""
 
 for _module in MODULES:

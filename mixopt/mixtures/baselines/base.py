@@ -36,7 +36,9 @@ class BaselineContext:
     proposal: np.ndarray | None = None
     """The proposed mixture, where there is one (the final comparison); None otherwise."""
     similarity: np.ndarray | None = None
-    """A per-domain data-similarity prior; None until one is computed."""
+    """The data-similarity prior's mixture (`mixopt.corpus.similarity`), uncapped; None where none is computed."""
+    budget_tokens: float | None = None
+    """The token budget the caps are for (a proxy's or the final run's), where known."""
 
 
 Builder = Callable[[BaselineContext], Sequence[float]]
