@@ -173,8 +173,36 @@ def fit(exp: Experiment, wh: Warehouse) -> Fit:
             chosen=rep is best,
             predictions=list(zip(ids, y, rep.oof_pred)),
         )
+    record_prior_score(exp, wh, ids, X, y)
     model = factories[best.name]().fit(X, y)
     return Fit(ids, X, y, reports, best, fit_ids, model)
+
+
+PRIOR_FIT = "prior:similarity"
+"""The fits row of the zero-proxy similarity prior: how well the data alone ranks the proxies."""
+
+
+def record_prior_score(exp: Experiment, wh: Warehouse, ids: list[str], X: np.ndarray, y: np.ndarray) -> None:
+    """Score the proxies' mixtures with the similarity prior (the cross-entropy of the target's hashed
+    n-grams under the mixture's; it reads no proxy result, so its rank correlation with the measured
+    targets is out-of-sample as it stands) and store it as a fit that is never chosen: the report shows
+    whether the swarm told more than the data did. R² and RMSE do not apply (the score is not a loss)."""
+    from scipy.stats import kendalltau, spearmanr
+
+    from mixopt.corpus.similarity import similarity_prior
+
+    try:
+        score = np.asarray(similarity_prior(exp).score_fn(X), dtype=float)
+    except (OSError, ValueError) as e:  # shards unreadable here: the fit goes on without the row
+        print(f"warning: the similarity prior could not score the proxies ({e})")
+        return
+    rho = float(spearmanr(score, y)[0]) if len(y) > 2 and np.ptp(score) > 0 else float("nan")
+    tau = float(kendalltau(score, y)[0]) if len(y) > 2 and np.ptp(score) > 0 else float("nan")
+    fit_id = "f" + _id(exp.experiment_id, PRIOR_FIT, tuple(ids))
+    wh.record_fit(fit_id, exp.experiment_id,
+                  {"name": PRIOR_FIT, "n": len(y), "folds": 0, "spearman": _f(rho), "kendall": _f(tau),
+                   "r2": None, "rmse": None, "repeats": 1},
+                  chosen=False, predictions=list(zip(ids, y, score)))
 
 
 def propose(exp: Experiment, wh: Warehouse, f: Fit) -> FitOutcome:

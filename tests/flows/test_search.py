@@ -46,11 +46,12 @@ def test_fits_are_cross_validated_and_one_is_chosen(finished):
     cfg, first, _ = finished
     wh = cfg.runtime.warehouse
     fits = _count(wh, "select regressor, chosen, n_train, folds from fits order by regressor")
-    assert [f[0] for f in fits] == ["auto", "lightgbm", "linear"]
+    assert [f[0] for f in fits] == ["auto", "lightgbm", "linear", "prior:similarity"]
     assert [f[0] for f in fits if f[1]] == ["auto"]  # the configured kind; its CV redoes the choice per fold
-    assert all(f[2] == 6 and f[3] == 3 for f in fits)
+    assert all(f[2] == 6 and f[3] == 3 for f in fits[:3])
+    assert fits[3][1:] == (False, 6, 0)  # the data-only prior: no folds (it sees no proxy), never chosen
     (n_pred,), = _count(wh, "select count(*) from fit_predictions")
-    assert n_pred == 3 * 6  # one out-of-fold prediction per proxy per regressor
+    assert n_pred == 4 * 6  # one out-of-fold prediction (or prior score) per proxy per row
 
 
 def test_the_proposal_is_a_mixture_and_traceable_to_its_fit(finished):
