@@ -60,10 +60,28 @@ def latest_experiment(wh: Warehouse) -> str | None:
     return reads.latest_experiment(wh)
 
 
-def comparison_rows(wh: Warehouse, experiment_id: str, run_ids: list[str] | None = None) -> list[dict[str, Any]]:
+def comparison_rows(wh: Warehouse, experiment_id: str, run_ids: list[str] | None = None,
+                    labels: dict[str, list[tuple[str, int]]] | None = None) -> list[dict[str, Any]]:
     """Final runs grouped by mixture label: mean and spread of the target over seeds. Only runs of
-    one final configuration are compared: `run_ids` (the flow's), else those of the latest final run."""
-    return reads.final_comparison(wh, experiment_id, run_ids).to_dicts()
+    one final configuration are compared: `run_ids` (the flow's), else the runs compared now
+    (`reads.current_final_runs`: each label's current mixture). `labels` (run_id -> [(label, seed)])
+    counts a run under every label that shares it."""
+    if run_ids is None:
+        labels = reads.current_final_runs(wh, experiment_id)
+        run_ids = list(labels)
+    if labels is None:
+        return reads.final_comparison(wh, experiment_id, run_ids).to_dicts()
+    by: dict[str, list[dict[str, Any]]] = {}
+    for r in reads.final_targets(wh, experiment_id, run_ids).to_dicts():
+        for label, _seed in labels.get(r["run_id"], [(r["label"], r["seed"])]):
+            by.setdefault(label, []).append(r)
+    rows = []
+    for label in sorted(by, key=lambda x: (x != "proposed", x)):
+        v = np.array([r["target_loss"] for r in by[label]], dtype=float)
+        rows.append({"label": label, "seeds": len(v), "mean_target": float(v.mean()),
+                     "std_target": float(v.std(ddof=1)) if len(v) > 1 else None, "best": float(v.min()),
+                     "worst": float(v.max()), "n_params": by[label][0]["n_params"], "tokens": by[label][0]["tokens"]})
+    return rows
 
 
 def _configured_min_rho(wh: Warehouse, experiment_id: str) -> float:
@@ -140,9 +158,10 @@ def build_report(wh: Warehouse, experiment_id: str, out_dir: str | Path, final_r
     top = reads.top_proxies(wh, experiment_id, chosen["fit_id"] if chosen else None).to_dicts()
     for t in top:
         t["mixture"] = ", ".join(f"{n} {w:.2f}" for n, w in zip(names, t.pop("weights")) if w > 0)
-    comp = comparison_rows(wh, experiment_id, final_run_ids)
-    if final_run_ids is None:
-        final_run_ids = reads.final_run_ids(wh, experiment_id)
+    if final_run_ids is None:  # the runs of the mixtures compared now, under every label that shares them
+        labels = reads.current_final_runs(wh, experiment_id)
+        final_run_ids = list(labels)
+    comp = comparison_rows(wh, experiment_id, final_run_ids, labels)
     comps = paired_verdicts(wh, experiment_id, final_run_ids, labels)
     verdict = verdict_sentence(comps)
     checks = trust_checks(wh, experiment_id)

@@ -192,7 +192,7 @@ def pilot_runs(db: Frames, experiment_id: str) -> pl.DataFrame:
 
 def final_targets(db: Frames, experiment_id: str, run_ids: list[str]) -> pl.DataFrame:
     """run_id, label, seed and target loss of the given final runs that finished ok (for paired verdicts)."""
-    return db.frame("SELECT run_id, label, seed, target_loss FROM final_runs WHERE experiment_id = ? "
+    return db.frame("SELECT run_id, label, seed, target_loss, n_params, tokens FROM final_runs WHERE experiment_id = ? "
                     "AND status = 'ok' AND run_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY label, seed",
                     [experiment_id, list(run_ids)])
 
@@ -305,3 +305,44 @@ def interactions(db: Frames, experiment_id: str) -> pl.DataFrame:
     """The experiment's interaction matrices: method, row_domain, col_domain, value, details."""
     return db.frame("SELECT method, row_domain, col_domain, value, details FROM interactions "
                     "WHERE experiment_id = ? ORDER BY method, row_domain, col_domain", [experiment_id])
+
+
+def current_final_runs(db: Frames, experiment_id: str) -> dict[str, list[tuple[str, int]]]:
+    """run_id -> [(label, seed)] of the final runs compared now, among the latest final configuration's
+    (`final_run_ids`): for every label other than `proposed` the mixture of its latest run, and for
+    `proposed` the latest proposal's mixture, whatever label its runs were stored under (a proposal
+    equal to a baseline shares that baseline's runs). A rerun whose proposal changed never mixes two
+    mixtures under one label."""
+    ids = final_run_ids(db, experiment_id)
+    if not ids:
+        return {}
+    runs = db.frame("SELECT run_id, label, seed, mixture_id FROM final_runs WHERE experiment_id = ? "
+                    "AND run_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY created_at DESC, run_id",
+                    [experiment_id, ids]).to_dicts()
+    prop = latest_proposal(db, experiment_id)
+    proposed = prop["mixture_id"][0] if prop.height else None
+    latest: dict[str, str] = {}
+    for r in runs:  # newest first: the first mixture seen per label is its latest
+        latest.setdefault(r["label"], r["mixture_id"])
+    if proposed is None and "proposed" in latest:  # no proposal stored: its latest runs, like any label
+        proposed = latest["proposed"]
+    own = {int(r["seed"]) for r in runs if r["label"] == "proposed" and r["mixture_id"] == proposed}
+    out: dict[str, list[tuple[str, int]]] = {}
+    for r in runs:
+        names = [r["label"]] if r["label"] != "proposed" and latest[r["label"]] == r["mixture_id"] else []
+        if r["mixture_id"] == proposed and (r["label"] == "proposed" or int(r["seed"]) not in own):
+            names.append("proposed")
+            own.add(int(r["seed"]))
+        if names:
+            out[r["run_id"]] = [(n, int(r["seed"])) for n in dict.fromkeys(names)]
+    return out
+
+
+def final_mixtures(db: Frames, experiment_id: str, run_ids: Sequence[str]) -> dict[str, list[float]]:
+    """label -> weights of the given final runs' mixtures (each label's latest)."""
+    if not run_ids:
+        return {}
+    df = db.frame("SELECT r.label, m.weights FROM final_runs r JOIN mixtures m USING (mixture_id) "
+                  "WHERE r.experiment_id = ? AND r.run_id IN (SELECT unnest(?::VARCHAR[])) "
+                  "ORDER BY r.created_at", [experiment_id, list(run_ids)])
+    return {r["label"]: [float(w) for w in r["weights"]] for r in df.to_dicts()}
