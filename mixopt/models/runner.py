@@ -84,7 +84,7 @@ def child_threads(runtime: RuntimeConfig) -> int:
 
 def round_group_size(n_todo: int, workers: int, k: int) -> int:
     """Proxies per task in a round of `n_todo`: spread evenly over `workers`, each training the same
-    number of batches of at most `k` (10 proxies, 2 workers, K = 4: batches of 4, 4, 2 become 4, 3, 3)."""
+    number of batches of at most `k` (17 proxies, 1 worker, K = 16: batches of 9 and 8, not 16 and 1)."""
     if n_todo < 1:
         return max(1, k)
     per_worker = -(-n_todo // (workers * k))
