@@ -7,8 +7,7 @@ from prefect import flow
 from mixopt.config import ExperimentConfig
 from mixopt.config.file import ConfigFile, resolve_config
 from mixopt.experiment import Experiment
-from mixopt.tasks.corpus import prepare_experiment_task
-from mixopt.warehouse import close_writer
+from mixopt.tasks.context import experiment_run
 
 
 @flow(name="prepare-corpus", log_prints=True)
@@ -17,8 +16,5 @@ def prepare_corpus(
     config_file: ConfigFile = None,
 ) -> Experiment:
     """Read, split and tokenise every domain; record token counts (the design's prior)."""
-    config = resolve_config(config, config_file)  # issue 15: experiments kept as files
-    try:
-        return prepare_experiment_task(config)
-    finally:
-        close_writer(config.runtime.warehouse)
+    with experiment_run(resolve_config(config, config_file)) as exp:
+        return exp

@@ -10,11 +10,10 @@ from mixopt.config import ExperimentConfig
 from mixopt.config.file import ConfigFile, resolve_config
 from mixopt.flows.final import run_final
 from mixopt.flows.swarm import SwarmSummary, run_swarm
-from mixopt.tasks.corpus import prepare_experiment_task
+from mixopt.tasks.context import experiment_run
 from mixopt.tasks.final import final_specs, pilot_specs, spec_labels
 from mixopt.tasks.fit import FitOutcome, fit_and_propose_task
 from mixopt.tasks.report import report_task
-from mixopt.warehouse import close_writer
 
 
 @dataclass
@@ -38,13 +37,11 @@ def mixture_search(
     config_file: ConfigFile = None,
 ) -> SearchResult:
     """The whole search: tokenise the corpus, train the proxy swarm, fit and propose, run the final comparison."""
-    config = resolve_config(config, config_file)  # issue 15: experiments kept as files
-    try:
-        exp = prepare_experiment_task(config)
+    with experiment_run(resolve_config(config, config_file)) as exp:
         summary = run_swarm(exp)
         outcome = fit_and_propose_task(exp)
         final_ids, labels = None, None
-        if config.final.enabled:
+        if exp.cfg.final.enabled:
             trained, _pilot = run_final(exp, outcome.weights)
             specs = final_specs(exp, trained)
             final_ids = [s.run_id for s in specs]
@@ -55,5 +52,3 @@ def mixture_search(
             swarm=summary, fit=outcome, comparison=rep.comparison, verdict=rep.verdict, report_path=str(rep.path),
             warnings=rep.warnings,
         )
-    finally:
-        close_writer(config.runtime.warehouse)

@@ -179,18 +179,8 @@ def sample_design(prior: Sequence[float] | np.ndarray, n: int,
     topics of a frozen source are exempt from ``min_weight`` (their proportions are given).
     Without one, the design is exactly the flat one.
     """
-    p0 = _as_vector(prior, "prior")
-    if np.any(p0 < 0) or p0.sum() <= 0:
-        raise ValueError("prior must be non-negative with a positive sum")
+    p0, c = _design_inputs(prior, n, caps, concentration_min, concentration_max, min_weight)
     k = p0.size
-    p0 = p0 / p0.sum()
-    c = check_caps(caps, k)
-    if n < 0:
-        raise ValueError(f"n must be non-negative, got {n}")
-    if not 0 < concentration_min <= concentration_max:
-        raise ValueError("need 0 < concentration_min <= concentration_max")
-    if not 0 <= min_weight * k < 1:
-        raise ValueError(f"min_weight must be in [0, 1/k) = [0, {1 / k:.4g}), got {min_weight}")
     free = np.ones(k, dtype=bool) if hierarchy is None else hierarchy.free_mask
     usable = np.where((c >= min_weight) | ~free, c, 0.0)
     if usable.sum() >= 1.0 - _TOL:
@@ -221,20 +211,45 @@ def sample_design(prior: Sequence[float] | np.ndarray, n: int,
         feasible = ok & np.all(W <= c + _TOL, axis=1)
         accepted += int(feasible.sum())
         projecting = draws >= 200 and accepted < 0.05 * draws
-        for row, good, fits in zip(W, ok, feasible):
-            if not good:
-                continue
-            if not fits:
-                if not projecting:
-                    continue
-                row = project(row, c)
-                if np.any((row > 0) & (row < min_weight - _TOL) & free):
-                    continue
-            key = _dedup_key(row)
-            if key in seen:
-                continue
-            seen.add(key)
-            rows.append(row)
-            if len(rows) == n:
-                break
+        _keep_new(rows, n, seen, W[ok], feasible[ok], (lambda r: project(r, c)) if projecting else None,
+                  min_weight, free)
     return np.array(rows, dtype=float).reshape(n, k)
+
+
+def _design_inputs(prior: Sequence[float] | np.ndarray, n: int, caps: Sequence[float] | np.ndarray | None,
+                   concentration_min: float, concentration_max: float,
+                   min_weight: float) -> tuple[np.ndarray, np.ndarray]:
+    """`sample_design`'s arguments checked: the normalised prior and the validated caps."""
+    p0 = _as_vector(prior, "prior")
+    if np.any(p0 < 0) or p0.sum() <= 0:
+        raise ValueError("prior must be non-negative with a positive sum")
+    k = p0.size
+    p0 = p0 / p0.sum()
+    c = check_caps(caps, k)
+    if n < 0:
+        raise ValueError(f"n must be non-negative, got {n}")
+    if not 0 < concentration_min <= concentration_max:
+        raise ValueError("need 0 < concentration_min <= concentration_max")
+    if not 0 <= min_weight * k < 1:
+        raise ValueError(f"min_weight must be in [0, 1/k) = [0, {1 / k:.4g}), got {min_weight}")
+    return p0, c
+
+
+def _keep_new(rows: list[np.ndarray], n: int, seen: set[bytes], W: np.ndarray, fits: np.ndarray,
+              project, min_weight: float, free: np.ndarray) -> None:
+    """Append to `rows` (up to `n`) the draws of `W` that fit the caps, or (with `project`, when caps
+    reject most draws) their projections that keep `min_weight`; none that repeats a `seen` row."""
+    for row, fit in zip(W, fits):
+        if not fit:
+            if project is None:
+                continue
+            row = project(row)
+            if np.any((row > 0) & (row < min_weight - _TOL) & free):
+                continue
+        key = _dedup_key(row)
+        if key in seen:
+            continue
+        seen.add(key)
+        rows.append(row)
+        if len(rows) == n:
+            return

@@ -241,96 +241,127 @@ def _val_batches(modules: list[MixtureDataModule], name: str) -> list[tuple[torc
     return [(torch.stack([p[i][0] for p in per]), torch.stack([p[i][1] for p in per])) for i in range(len(per[0]))]
 
 
+def _group_callbacks(specs: list[RunSpec], module: SwarmModule, modules: list[MixtureDataModule], steps: int,
+                     tokens_per_step: int) -> tuple[list[pl.Callback], SwarmHeldoutCurve | None]:
+    """The batch's callbacks: injected faults (NaN per proxy; the earliest hard fault for all) and the
+    held-out curve of a sample of proxies (issue 16); returns the callbacks and the curve."""
+    callbacks: list[pl.Callback] = []
+    faults = [parse_fault(s.fault) for s in specs]
+    for k, f in enumerate(faults):
+        if f and f[0] == "nan":
+            module.nan_faults.setdefault(f[1], []).append(k)
+    hard = sorted((f[1], f[0]) for f in faults if f and f[0] != "nan")
+    if hard:
+        callbacks.append(FaultInjector(hard[0][1], hard[0][0]))
+    curve = None
+    if any(s.curve_points > 0 for s in specs):  # issue 16: held-out curves of a sample of proxies
+        sample = next(s for s in specs if s.curve_points > 0)
+        curve = SwarmHeldoutCurve({d.name: _val_batches(modules, d.name) for d in specs[0].domains}, len(specs),
+                                  steps, tokens_per_step, sample.curve_points, sample.curve_eval_batches)
+        callbacks.append(curve)
+    return callbacks, curve
+
+
+def _group_trainer(specs: list[RunSpec], device: str, steps: int, progress: bool,
+                   callbacks: list[pl.Callback]) -> pl.Trainer:
+    return pl.Trainer(
+        max_steps=steps,
+        max_epochs=1,
+        accelerator=device,
+        devices=1,
+        precision="bf16-mixed" if device == "cuda" else "32-true",
+        enable_checkpointing=False,
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        logger=False,
+        callbacks=callbacks,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        default_root_dir=specs[0].out_dir,
+    )
+
+
+def _measured(results: list[RunResult], specs: list[RunSpec], module: SwarmModule,
+              curve: SwarmHeldoutCurve | None, seq_len: int) -> None:
+    """The achieved mixture of each proxy and the held-out curves of the sampled ones (issue 16)."""
+    if module.domain_counts is not None:
+        counts = module.domain_counts.tolist()
+        for r, spec, c in zip(results, specs, counts):
+            r.domain_tokens = {d.name: int(n) * seq_len for d, n in zip(spec.domains, c)}
+    if curve is not None:
+        for r, spec, c in zip(results, specs, curve.curves):
+            if spec.curve_points > 0:
+                r.heldout_curve, r.curve_eval_s = c, curve.seconds
+
+
+def _fit_group(specs: list[RunSpec], results: list[RunResult], made: list[SwarmModule]) -> None:
+    """Build the batched model of `specs` (appended to `made`), train it and fill `results`."""
+    cfg = train_config(specs[0])
+    for s in specs:
+        parse_fault(s.fault)  # a bad fault string fails before anything is built
+    device = resolve_device(specs[0].device)
+    if specs[0].threads > 0:
+        torch.set_num_threads(specs[0].threads)
+    pl.seed_everything(specs[0].seed, verbose=False)
+    tokens_per_step = cfg.batch_size * cfg.seq_len
+    steps = math.ceil(cfg.tokens / tokens_per_step)
+    modules = [
+        MixtureDataModule(s.domains, s.weights, cfg.seq_len, cfg.batch_size, s.seed, steps, cfg.eval_batches,
+                          eval_sets=s.eval_sets)
+        for s in specs
+    ]
+    batch_tokens = len(specs) * steps * tokens_per_step
+    compile_model = specs[0].compile == "on" or (specs[0].compile == "auto"
+                                                 and should_compile(device, batch_tokens))
+    module = SwarmModule(cfg, specs[0].vocab_size, [s.seed for s in specs], steps, compile_model)
+    made.append(module)
+    callbacks, curve = _group_callbacks(specs, module, modules, steps, tokens_per_step)
+    if device == "cuda":
+        torch.set_float32_matmul_precision("high")
+    module.log_progress = any(s.progress for s in specs)
+    module.n_domains = len(specs[0].domains)
+    trainer = _group_trainer(specs, device, steps, module.log_progress, callbacks)
+    # On CUDA one worker process stacks the next batches (same order: one stream) while the
+    # device trains; on a CPU the cores are better spent training.
+    workers = 1 if device == "cuda" else 0
+    loader = DataLoader(StackedStream(modules, steps), batch_size=None, num_workers=workers,
+                        pin_memory=workers > 0, prefetch_factor=4 if workers else None)  # fmt: skip
+    trainer.fit(module, train_dataloaders=loader)
+    module.to(torch.device(device))
+    val = {d.name: module.mean_losses(_val_batches(modules, d.name))
+           for d in [*specs[0].domains, *specs[0].eval_sets]}  # eval sets: issue 15
+    finish_results(results, specs, module, val, trainer.global_step, tokens_per_step, cfg)
+    _measured(results, specs, module, curve, cfg.seq_len)
+
+
+def _read_curves(results: list[RunResult], module: SwarmModule | None, t_start: float) -> None:
+    """Each proxy's training curve (also after a failure: what was trained before it) and the wall time."""
+    if module is not None:
+        module.flush()  # a failure can leave the last good step's losses unrecorded
+    for k, r in enumerate(results):
+        if module is not None:
+            r.curve = module.curves[k]
+            r.last_good_step = int(r.curve[-1][0]) if r.curve else -1
+            if r.status == "failed" and r.curve:
+                r.steps = r.last_good_step + 1
+                r.tokens = int(r.curve[-1][1])
+        r.wall_s = time.perf_counter() - t_start
+
+
 def _train_group(specs: list[RunSpec]) -> list[RunResult]:
     """Train specs that `can_batch` together; never raises for a training failure."""
     t_start = time.perf_counter()
     results = [RunResult(run_id=s.run_id, status="failed") for s in specs]
-    module: SwarmModule | None = None
-    steps = tokens_per_step = 0
+    made: list[SwarmModule] = []
     try:
         quiet_lightning()
-        cfg = train_config(specs[0])
-        faults = [parse_fault(s.fault) for s in specs]
-        device = resolve_device(specs[0].device)
-        if specs[0].threads > 0:
-            torch.set_num_threads(specs[0].threads)
-        pl.seed_everything(specs[0].seed, verbose=False)
-        tokens_per_step = cfg.batch_size * cfg.seq_len
-        steps = math.ceil(cfg.tokens / tokens_per_step)
-        modules = [
-            MixtureDataModule(s.domains, s.weights, cfg.seq_len, cfg.batch_size, s.seed, steps, cfg.eval_batches,
-                              eval_sets=s.eval_sets)
-            for s in specs
-        ]
-        batch_tokens = len(specs) * steps * tokens_per_step
-        compile_model = specs[0].compile == "on" or (specs[0].compile == "auto"
-                                                     and should_compile(device, batch_tokens))
-        module = SwarmModule(cfg, specs[0].vocab_size, [s.seed for s in specs], steps, compile_model)
-        callbacks: list[pl.Callback] = []
-        for k, f in enumerate(faults):
-            if f and f[0] == "nan":
-                module.nan_faults.setdefault(f[1], []).append(k)
-        hard = sorted((f[1], f[0]) for f in faults if f and f[0] != "nan")
-        if hard:
-            callbacks.append(FaultInjector(hard[0][1], hard[0][0]))
-        if device == "cuda":
-            torch.set_float32_matmul_precision("high")
-        module.log_progress = any(s.progress for s in specs)
-        module.n_domains = len(specs[0].domains)
-        curve = None
-        if any(s.curve_points > 0 for s in specs):  # issue 16: held-out curves of a sample of proxies
-            sample = next(s for s in specs if s.curve_points > 0)
-            curve = SwarmHeldoutCurve({d.name: _val_batches(modules, d.name) for d in specs[0].domains}, len(specs),
-                                      steps, tokens_per_step, sample.curve_points, sample.curve_eval_batches)
-            callbacks.append(curve)
-        trainer = pl.Trainer(
-            max_steps=steps,
-            max_epochs=1,
-            accelerator=device,
-            devices=1,
-            precision="bf16-mixed" if device == "cuda" else "32-true",
-            enable_checkpointing=False,
-            enable_progress_bar=module.log_progress,
-            enable_model_summary=False,
-            logger=False,
-            callbacks=callbacks,
-            num_sanity_val_steps=0,
-            limit_val_batches=0,
-            default_root_dir=specs[0].out_dir,
-        )
-        # On CUDA one worker process stacks the next batches (same order: one stream) while the
-        # device trains; on a CPU the cores are better spent training.
-        workers = 1 if device == "cuda" else 0
-        loader = DataLoader(StackedStream(modules, steps), batch_size=None, num_workers=workers,
-                            pin_memory=workers > 0, prefetch_factor=4 if workers else None)  # fmt: skip
-        trainer.fit(module, train_dataloaders=loader)
-        module.to(torch.device(device))
-        val = {d.name: module.mean_losses(_val_batches(modules, d.name))
-               for d in [*specs[0].domains, *specs[0].eval_sets]}  # eval sets: issue 15
-        finish_results(results, specs, module, val, trainer.global_step, tokens_per_step, cfg)
-        if module.domain_counts is not None:  # issue 16: the achieved mixture of each proxy
-            counts = module.domain_counts.tolist()
-            for r, spec, c in zip(results, specs, counts):
-                r.domain_tokens = {d.name: int(n) * cfg.seq_len for d, n in zip(spec.domains, c)}
-        if curve is not None:
-            for r, spec, c in zip(results, specs, curve.curves):
-                if spec.curve_points > 0:
-                    r.heldout_curve, r.curve_eval_s = c, curve.seconds
+        _fit_group(specs, results, made)
     except Exception as exc:
         error = describe_exception(exc)
         for r in results:
             r.status, r.error, r.val_losses = "failed", error, {}
     finally:
-        if module is not None:
-            module.flush()  # a failure can leave the last good step's losses unrecorded
-        for k, r in enumerate(results):
-            if module is not None:
-                r.curve = module.curves[k]
-                r.last_good_step = int(r.curve[-1][0]) if r.curve else -1
-                if r.status == "failed" and r.curve:
-                    r.steps = r.last_good_step + 1
-                    r.tokens = int(r.curve[-1][1])
-            r.wall_s = time.perf_counter() - t_start
+        _read_curves(results, made[0] if made else None, t_start)
         log_wandb_runs(specs, results)
     return results
 

@@ -19,6 +19,7 @@ import os
 import time
 import traceback
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -198,109 +199,141 @@ def _finish_wandb(logger: Any, result: RunResult) -> None:
         logging.getLogger(__name__).warning("wandb finish failed: %s", describe_exception(exc))
 
 
-def train_run(spec: RunSpec) -> RunResult:
-    """Train `spec`'s model on its mixture and measure every domain's held-out loss."""
-    t_start = time.perf_counter()
-    result = RunResult(run_id=spec.run_id, status="failed")
+@dataclass
+class _Parts:
+    """What a training built so far (read back into the result even when the training failed)."""
+
     logger: Any = False
     recorder: CurveRecorder | None = None
     aioli: AioliCallback | None = None
     heldout: HeldoutCurve | None = None
     data: MixtureDataModule | None = None
+
+
+def _callbacks(spec: RunSpec, parts: _Parts, module: GPTModule, fault: Any, steps: int, tokens_per_step: int,
+               ckpt_dir: Path) -> list[pl.Callback]:
+    """The training's callbacks: the curve recorder, an injected fault, Aioli, the held-out curve, a checkpoint."""
+    parts.recorder = CurveRecorder(tokens_per_step)
+    callbacks: list[pl.Callback] = [parts.recorder]
+    if fault and fault[0] == "nan":
+        module.nan_at_step = fault[1]
+    elif fault:
+        callbacks.append(FaultInjector(*fault))
+    parts.aioli = make_aioli_callback(spec, parts.data, steps)  # Aioli (issue 4): None for a static run
+    if parts.aioli is not None:
+        callbacks.append(parts.aioli)
+    if spec.curve_points > 0:  # issue 16: the held-out curve (and gradient cosines) during training
+        parts.heldout = HeldoutCurve(parts.data, steps, tokens_per_step, spec.curve_points,
+                                     spec.curve_eval_batches, spec.interaction_points)
+        callbacks.append(parts.heldout)
+    if spec.save_checkpoint:
+        from lightning.pytorch.callbacks import ModelCheckpoint
+
+        callbacks.append(ModelCheckpoint(dirpath=ckpt_dir, filename=spec.run_id, enable_version_counter=False))
+    return callbacks
+
+
+def _trainer(spec: RunSpec, cfg: TrainConfig, device: str, steps: int, logger: Any,
+             callbacks: list[pl.Callback]) -> pl.Trainer:
+    return pl.Trainer(
+        max_steps=steps,
+        max_epochs=1,  # the stream yields exactly `steps` batches; keeps the bar from "Epoch 0/-2"
+        accelerator=device,
+        devices=spec.devices,
+        strategy="ddp" if spec.devices > 1 else "auto",
+        precision="bf16-mixed" if device == "cuda" else "32-true",
+        enable_checkpointing=spec.save_checkpoint,
+        enable_progress_bar=spec.progress,
+        enable_model_summary=False,
+        logger=logger,
+        log_every_n_steps=max(1, steps // 100),
+        callbacks=callbacks,
+        gradient_clip_val=cfg.grad_clip or None,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        default_root_dir=spec.out_dir,
+    )
+
+
+def _fit(spec: RunSpec, result: RunResult, parts: _Parts) -> None:
+    """Build the data, model and trainer of `spec`, train, and fill `result` (status, losses, checkpoint)."""
+    cfg = train_config(spec)
+    fault = parse_fault(spec.fault)
+    device = resolve_device(spec.device)
+    if spec.threads > 0:
+        torch.set_num_threads(spec.threads)
+    pl.seed_everything(spec.seed, verbose=False)
+    tokens_per_step = cfg.batch_size * cfg.seq_len * spec.devices  # DDP: every device takes a batch
+    steps = math.ceil(cfg.tokens / tokens_per_step)
+
+    data = parts.data = MixtureDataModule(
+        spec.domains, spec.weights, cfg.seq_len, cfg.batch_size, spec.seed, steps, cfg.eval_batches,
+        live=spec.aioli is not None,  # Aioli (issue 4): batches drawn when their step starts
+        eval_sets=spec.eval_sets,  # issue 15: measured like the domains, never trained on
+    )
+    module = GPTModule.from_config(cfg, spec.vocab_size, steps, spec.seed)
+    result.n_params, result.n_params_non_embedding = count_params(module.model)
+    ckpt_dir = Path(spec.out_dir) / "checkpoints"
+    callbacks = _callbacks(spec, parts, module, fault, steps, tokens_per_step, ckpt_dir)
+    if device == "cuda":
+        torch.set_float32_matmul_precision("high")
+
+    parts.logger = _make_logger(spec, cfg)
+    trainer = _trainer(spec, cfg, device, steps, parts.logger, callbacks)
+    trainer.fit(module, datamodule=data)
+
+    recorder = parts.recorder
+    result.steps = trainer.global_step
+    result.tokens = trainer.global_step * tokens_per_step
+    result.tokens_per_s = result.tokens / recorder.train_s if recorder.train_s > 0 else 0.0
+    if recorder.diverged_at is not None:
+        result.status = "diverged"
+        result.error = f"non-finite loss at step {recorder.diverged_at}"
+        return
+    module.to(torch.device(device))
+    result.val_losses = {d.name: module.mean_loss(data.val_batches(d.name))
+                         for d in [*spec.domains, *spec.eval_sets]}  # eval sets: issue 15
+    if spec.save_checkpoint:
+        path = ckpt_dir / f"{spec.run_id}.ckpt"
+        trainer.save_checkpoint(path)
+        result.checkpoint = str(path)
+    result.status = "ok"
+
+
+def _collect(result: RunResult, parts: _Parts) -> None:
+    """Read what the callbacks measured into `result` (also after a failure)."""
+    recorder = parts.recorder
+    if recorder is not None:
+        result.curve = recorder.curve
+        result.last_good_step = recorder.last_good_step
+        if result.status == "failed" and recorder.curve:  # what was trained before the failure
+            result.steps = recorder.last_good_step + 1
+            result.tokens = int(recorder.curve[-1][1])
+    if parts.aioli is not None:  # Aioli (issue 4): the mixture trajectory, also of a failed run
+        result.trajectory = parts.aioli.trajectory
+    heldout = parts.heldout
+    if heldout is not None:  # issue 16
+        result.heldout_curve, result.grad_cosines, result.curve_eval_s = (heldout.curve, heldout.cosines,
+                                                                          heldout.seconds)
+    data = parts.data
+    if data is not None:  # issue 16: the tokens drawn from each domain (the achieved mixture)
+        result.domain_tokens = {n: int(c) * data.seq_len for n, c in zip(data.names, data.sampled_sequences)}
+    if parts.logger:
+        _finish_wandb(parts.logger, result)
+
+
+def train_run(spec: RunSpec) -> RunResult:
+    """Train `spec`'s model on its mixture and measure every domain's held-out loss."""
+    t_start = time.perf_counter()
+    result = RunResult(run_id=spec.run_id, status="failed")
+    parts = _Parts()
     try:
         quiet_lightning()
-        cfg = train_config(spec)
-        fault = parse_fault(spec.fault)
-        device = resolve_device(spec.device)
-        if spec.threads > 0:
-            torch.set_num_threads(spec.threads)
-        pl.seed_everything(spec.seed, verbose=False)
-        tokens_per_step = cfg.batch_size * cfg.seq_len * spec.devices  # DDP: every device takes a batch
-        steps = math.ceil(cfg.tokens / tokens_per_step)
-
-        data = MixtureDataModule(
-            spec.domains, spec.weights, cfg.seq_len, cfg.batch_size, spec.seed, steps, cfg.eval_batches,
-            live=spec.aioli is not None,  # Aioli (issue 4): batches drawn when their step starts
-            eval_sets=spec.eval_sets,  # issue 15: measured like the domains, never trained on
-        )
-        module = GPTModule.from_config(cfg, spec.vocab_size, steps, spec.seed)
-        result.n_params, result.n_params_non_embedding = count_params(module.model)
-
-        recorder = CurveRecorder(tokens_per_step)
-        callbacks: list[pl.Callback] = [recorder]
-        if fault and fault[0] == "nan":
-            module.nan_at_step = fault[1]
-        elif fault:
-            callbacks.append(FaultInjector(*fault))
-        aioli = make_aioli_callback(spec, data, steps)  # Aioli (issue 4): None for a static run
-        if aioli is not None:
-            callbacks.append(aioli)
-        if spec.curve_points > 0:  # issue 16: the held-out curve (and gradient cosines) during training
-            heldout = HeldoutCurve(data, steps, tokens_per_step, spec.curve_points, spec.curve_eval_batches,
-                                   spec.interaction_points)
-            callbacks.append(heldout)
-        ckpt_dir = Path(spec.out_dir) / "checkpoints"
-        if spec.save_checkpoint:
-            from lightning.pytorch.callbacks import ModelCheckpoint
-
-            callbacks.append(ModelCheckpoint(dirpath=ckpt_dir, filename=spec.run_id, enable_version_counter=False))
-        if device == "cuda":
-            torch.set_float32_matmul_precision("high")
-
-        logger = _make_logger(spec, cfg)
-        trainer = pl.Trainer(
-            max_steps=steps,
-            max_epochs=1,  # the stream yields exactly `steps` batches; keeps the bar from "Epoch 0/-2"
-            accelerator=device,
-            devices=spec.devices,
-            strategy="ddp" if spec.devices > 1 else "auto",
-            precision="bf16-mixed" if device == "cuda" else "32-true",
-            enable_checkpointing=spec.save_checkpoint,
-            enable_progress_bar=spec.progress,
-            enable_model_summary=False,
-            logger=logger,
-            log_every_n_steps=max(1, steps // 100),
-            callbacks=callbacks,
-            gradient_clip_val=cfg.grad_clip or None,
-            num_sanity_val_steps=0,
-            limit_val_batches=0,
-            default_root_dir=spec.out_dir,
-        )
-        trainer.fit(module, datamodule=data)
-
-        result.steps = trainer.global_step
-        result.tokens = trainer.global_step * tokens_per_step
-        result.tokens_per_s = result.tokens / recorder.train_s if recorder.train_s > 0 else 0.0
-        if recorder.diverged_at is not None:
-            result.status = "diverged"
-            result.error = f"non-finite loss at step {recorder.diverged_at}"
-        else:
-            module.to(torch.device(device))
-            result.val_losses = {d.name: module.mean_loss(data.val_batches(d.name))
-                                 for d in [*spec.domains, *spec.eval_sets]}  # eval sets: issue 15
-            if spec.save_checkpoint:
-                path = ckpt_dir / f"{spec.run_id}.ckpt"
-                trainer.save_checkpoint(path)
-                result.checkpoint = str(path)
-            result.status = "ok"
+        _fit(spec, result, parts)
     except Exception as exc:
         result.status = "failed"
         result.error = describe_exception(exc)
     finally:
-        if recorder is not None:
-            result.curve = recorder.curve
-            result.last_good_step = recorder.last_good_step
-            if result.status == "failed" and recorder.curve:  # what was trained before the failure
-                result.steps = recorder.last_good_step + 1
-                result.tokens = int(recorder.curve[-1][1])
-        if aioli is not None:  # Aioli (issue 4): the mixture trajectory, also of a failed run
-            result.trajectory = aioli.trajectory
-        if heldout is not None:  # issue 16
-            result.heldout_curve, result.grad_cosines, result.curve_eval_s = (heldout.curve, heldout.cosines,
-                                                                              heldout.seconds)
-        if data is not None:  # issue 16: the tokens drawn from each domain (the achieved mixture)
-            result.domain_tokens = {n: int(c) * data.seq_len for n, c in zip(data.names, data.sampled_sequences)}
-        if logger:
-            _finish_wandb(logger, result)
+        _collect(result, parts)
         result.wall_s = time.perf_counter() - t_start
     return result

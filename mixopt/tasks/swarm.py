@@ -9,7 +9,6 @@ warehouse, never into it; `record_result` is the flow's single write path.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -19,8 +18,10 @@ from prefect import task
 from prefect.cache_policies import NONE
 
 from mixopt.experiment import CODE_VERSION, Experiment, mixture_id
-from mixopt.mixtures.design import sample_design, token_caps
+from mixopt.mixtures import policy
+from mixopt.mixtures.design import token_caps
 from mixopt.mixtures.hierarchy import frozen_only
+from mixopt.models import runner
 from mixopt.runspec import RunResult, RunSpec, atomic_write_text
 from mixopt.tasks import fidelity
 from mixopt.warehouse import Warehouse, writer
@@ -31,7 +32,8 @@ DONE = ("ok", "diverged")  # outcomes that retraining would not change
 
 
 def design_mixtures(exp: Experiment, wh: Warehouse) -> list[tuple[str, list[float]]]:
-    """The experiment's first `n_proxies` design mixtures, sampling and storing new ones as needed."""
+    """The experiment's first `n_proxies` design mixtures, sampling and storing new ones as needed
+    (the policy, `mixtures/policy.py`, says how many and by which step)."""
     cfg = exp.cfg
     existing = wh.mixtures(exp.experiment_id, "design")
     missing = cfg.swarm.n_proxies - len(existing)
@@ -41,18 +43,17 @@ def design_mixtures(exp: Experiment, wh: Warehouse) -> list[tuple[str, list[floa
         caps = token_caps(exp.train_tokens, cfg.swarm.tokens, cfg.design.proxy_max_epochs)
         seed = cfg.swarm.seed + len(existing)
         d = cfg.design
+        step = policy.next_step(d.method, len(existing), missing, d.initial, d.round_size,
+                                low_fidelity=d.low_fidelity is not None)
         sizes: list[str | None] = []
-        if d.method == "sequential" and len(existing) >= d.initial and d.low_fidelity is not None:
-            taken = {tuple(np.round(w, 4)) for _, w in existing}
-            acquired = fidelity.acquire_multi_fidelity(exp, wh, caps, min(missing, d.round_size), seed)
-            chosen = [(w, s) for w, s in acquired
-                      if tuple(np.round(w, 4)) not in taken]  # e.g. a failed proxy's mixture
+        if step.kind == "multi_fidelity":
+            acquired = fidelity.acquire_multi_fidelity(exp, wh, caps, step.n, seed)
+            chosen = [acquired[i] for i in policy.drop_taken([w for w, _ in acquired], [w for _, w in existing])]
             new, sizes = [w for w, _ in chosen], [s for _, s in chosen]
-        elif d.method == "sequential" and len(existing) >= d.initial:
-            new = _acquire(exp, wh, caps, min(missing, d.round_size), seed)
+        elif step.kind == "acquire":
+            new = _acquire(exp, wh, caps, step.n, seed)
         else:
-            n_new = missing if d.method == "dirichlet" else min(missing, d.initial - len(existing))
-            new = sample_around_prior_and_target(exp, n_new, caps, seed, [w for _, w in existing])
+            new = sample_around_prior_and_target(exp, step.n, caps, seed, [w for _, w in existing])
         for i, w in enumerate(new):
             wh.record_mixture(mixture_id(w), exp.experiment_id, "design", w, size=sizes[i] if sizes else None)
         existing = wh.mixtures(exp.experiment_id, "design")
@@ -61,21 +62,13 @@ def design_mixtures(exp: Experiment, wh: Warehouse) -> list[tuple[str, list[floa
 
 def sample_around_prior_and_target(exp: Experiment, n: int, caps: np.ndarray, seed: int,
                                    existing: list[list[float]]) -> np.ndarray:
-    """`n` new design mixtures: a `design.target_fraction` share drawn around the target's domain
-    weights (where the target points), the rest around the token prior; none repeats `existing`."""
+    """`n` new design mixtures around the target's weights and the token prior
+    (`policy.sample_around_prior_and_target` with the experiment's design settings)."""
     d = exp.cfg.design
-    hierarchy = exp.hierarchy()  # two-level draws for `source:topic` domains (None: the flat design)
-    n_target = int(round(d.target_fraction * n))
-    parts, seen = [], [np.asarray(w, dtype=float) for w in existing]
-    for centre, m, s in ((exp.target_weights(), n_target, seed + 7919), (exp.prior, n - n_target, seed)):
-        if m <= 0:
-            continue
-        W = sample_design(centre, m, caps, seed=s, concentration_min=d.concentration_min,
-                          concentration_max=d.concentration_max, min_weight=d.min_weight,
-                          existing=np.array(seen) if seen else None, hierarchy=hierarchy)
-        parts.append(W)
-        seen += list(W)
-    return np.vstack(parts) if parts else np.zeros((0, len(exp.domains)))
+    return policy.sample_around_prior_and_target(
+        exp.prior, exp.target_weights(), n, caps, seed, existing, target_fraction=d.target_fraction,
+        concentration_min=d.concentration_min, concentration_max=d.concentration_max, min_weight=d.min_weight,
+        hierarchy=exp.hierarchy())  # two-level draws for `source:topic` domains (None: the flat design)
 
 
 def _round_unfinished(exp: Experiment, wh: Warehouse, existing: list[tuple[str, list[float]]]) -> bool:
@@ -86,21 +79,13 @@ def _round_unfinished(exp: Experiment, wh: Warehouse, existing: list[tuple[str, 
 
 
 def _acquire(exp: Experiment, wh: Warehouse, caps: np.ndarray, n: int, seed: int) -> np.ndarray:
-    """One round of the sequential design: a batch chosen over the GP posterior of the proxies so far."""
-    from mixopt.mixtures.sequential import next_batch
-
+    """One round of the sequential design over the proxies finished so far (`policy.acquire`)."""
     rows = wh.training_table(exp.experiment_id)
     X = np.array([r["weights"] for r in rows], dtype=float).reshape(len(rows), len(exp.domains))
     y = np.array([r["target_loss"] for r in rows], dtype=float)
-    taken = {tuple(np.round(w, 4)) for _, w in wh.mixtures(exp.experiment_id, "design")}
-    h = frozen_only(exp.hierarchy())  # frozen topics: the GP and its candidates live in the reduced space
-    if h is None:
-        batch = next_batch(X, y, exp.prior, caps, n, seed=seed, method=exp.cfg.design.acquisition)
-    else:
-        batch = h.expand(next_batch(h.reduce(X), y, h.reduce(exp.prior), h.reduced_caps(caps), n, seed=seed,
-                                    method=exp.cfg.design.acquisition))
-    keep = [b for b in batch if tuple(np.round(b, 4)) not in taken]  # e.g. a failed proxy's mixture
-    return np.array(keep).reshape(len(keep), len(exp.domains))
+    taken = [w for _, w in wh.mixtures(exp.experiment_id, "design")]
+    return policy.acquire(X, y, exp.prior, caps, n, seed, exp.cfg.design.acquisition, taken,
+                          hierarchy=frozen_only(exp.hierarchy()))
 
 
 def swarm_specs(exp: Experiment, wh: Warehouse) -> list[RunSpec]:
@@ -227,74 +212,19 @@ def work_dir(exp: Experiment) -> Path:
 
 
 def proxies_per_task(exp: Experiment) -> int:
-    """K, the proxies trained together as one batched model: `runtime.batch_k`, or (0) chosen from the
-    proxy's size, the device and free memory by `choose_batch_k`; 1 when proxies are isolated."""
+    """K, the proxies trained together as one batched model (`runner.proxies_per_task`)."""
     cfg = exp.cfg
-    if cfg.runtime.isolate:
-        return 1
-    if cfg.runtime.batch_k:
-        return cfg.runtime.batch_k
-    from mixopt.models.gpt import expected_params
-    from mixopt.models.swarm_sizing import choose_batch_k
-    from mixopt.models.train import resolve_device
-
-    m = cfg.swarm.model
-    n_params, _ = expected_params(exp.vocab_size, cfg.swarm.seq_len, m.n_layer, m.n_embd)
-    device = resolve_device(cfg.runtime.device)
-    from mixopt.models.swarm_sizing import available_memory_bytes
-
-    share = available_memory_bytes(device) // task_workers(exp)  # batches training at once split the memory
-    return choose_batch_k(n_params, device, share, tokens_per_step=cfg.swarm.batch_size * cfg.swarm.seq_len,
-                          n_layer=m.n_layer, n_embd=m.n_embd)
-
-
-def task_workers(exp: Experiment) -> int:
-    """Swarm tasks at once: `runtime.workers`, or (0) `auto_workers` for the device (one per core on
-    a CPU, one on a GPU)."""
-    if exp.cfg.runtime.workers:
-        return exp.cfg.runtime.workers
-    from mixopt.models.swarm_sizing import auto_workers
-    from mixopt.models.train import resolve_device
-
-    return auto_workers(resolve_device(exp.cfg.runtime.device))
-
-
-def batches_in_child_processes(exp: Experiment) -> bool:
-    """Whether each batch trains in its own single-threaded child process: with `runtime.workers: 0`
-    (auto) on a multi-core CPU and threads (not on Dask, whose workers are processes already, and
-    not with `runtime.isolate`, which runs each proxy alone in a child). An explicit `runtime.workers`
-    keeps its tasks on threads in this process."""
-    from mixopt.models.train import resolve_device
-
-    cfg = exp.cfg
-    return (cfg.runtime.workers == 0 and not cfg.runtime.isolate and cfg.runtime.dask_address is None
-            and task_workers(exp) > 1 and resolve_device(cfg.runtime.device) == "cpu")  # fmt: skip
+    return runner.proxies_per_task(cfg.runtime, cfg.swarm.model, exp.vocab_size, cfg.swarm.seq_len,
+                                   cfg.swarm.batch_size)
 
 
 def train_group_and_spool(exp: Experiment, specs: list[RunSpec]) -> list[RunResult]:
-    """Train K proxies together as one batched model (each its own weights, data and optimizer
-    state) and spool every result. With `batches_in_child_processes`, the batch trains in a child
-    process with a share of the cores; otherwise here, and a group of one as `train_and_spool` does."""
-    if batches_in_child_processes(exp):
-        from mixopt.models.launch import run_batch_in_subprocess
-        from mixopt.models.swarm_sizing import recommended_threads
-
-        threads = exp.cfg.runtime.threads or recommended_threads(0, "cpu", task_workers(exp))
-        specs = [dataclasses.replace(s, threads=threads, progress=False) for s in specs]  # bars would interleave
-        work = work_dir(exp)
-        results = run_batch_in_subprocess(specs, work)
-        if all(r.status != "failed" for r in results):
-            for suffix in ("spec.json", "result.json", "stderr.log"):
-                (work / f"{specs[0].run_id}.batch.{suffix}").unlink(missing_ok=True)
-        for spec, result in zip(specs, results):
-            spool_result(exp, spec, result)
-            record_in_worker(exp, spec, result)
-        return results
-    if len(specs) == 1:
+    """Train K proxies together (the path `runner.execution_mode` chooses) and spool every result; a
+    group of one trains as `train_and_spool` does, unless batches go to child processes."""
+    rt = exp.cfg.runtime
+    if len(specs) == 1 and runner.execution_mode(rt) != runner.CHILD:
         return [train_and_spool(exp, specs[0])]
-    from mixopt.models.swarm_trainer import train_batch
-
-    results = train_batch(specs)
+    results = runner.train_group(specs, rt, work_dir(exp))
     for spec, result in zip(specs, results):
         spool_result(exp, spec, result)
         record_in_worker(exp, spec, result)
@@ -304,21 +234,11 @@ def train_group_and_spool(exp: Experiment, specs: list[RunSpec]) -> list[RunResu
 def train_and_spool(exp: Experiment, spec: RunSpec) -> RunResult:
     """Train one proxy and spool its result (runs in a worker thread or process).
 
-    With `runtime.isolate` the training runs in a child process (`run_in_subprocess`): a crash or a
+    With `runtime.isolate` the training runs in a child process (`runner.train_one`): a crash or a
     kill -9 of the child comes back as a "failed" result naming the signal, and the flow goes on.
     Otherwise it runs here, in the worker.
     """
-    if exp.cfg.runtime.isolate:
-        from mixopt.models.launch import run_in_subprocess
-
-        work = work_dir(exp)
-        result = run_in_subprocess(spec, work)
-        for suffix in (".spec.json", ".result.json") + ((".stderr.log",) if result.status != "failed" else ()):
-            (work / f"{spec.run_id}{suffix}").unlink(missing_ok=True)  # a failure keeps its stderr log
-    else:
-        from mixopt.models.train import train_run  # torch is imported only where training happens
-
-        result = train_run(spec)
+    result = runner.train_one(spec, exp.cfg.runtime, work_dir(exp))
     spool_result(exp, spec, result)
     record_in_worker(exp, spec, result)
     return result

@@ -132,3 +132,36 @@ def test_design_property(prior: list[float], cap_frac: float, seed: int) -> None
     assert np.all(D <= caps + 1e-12)
     assert np.all((D == 0) | (D >= 0.005 - 1e-12))
     assert len({tuple(np.round(r, 4)) for r in D}) == 12
+
+
+def test_policy_next_step() -> None:
+    from mixopt.mixtures.policy import DesignStep, next_step
+
+    def step(method: str, held: int, missing: int, low: bool = False) -> DesignStep:
+        return next_step(method, held, missing, initial=8, round_size=2, low_fidelity=low)
+
+    assert step("dirichlet", 4, 6) == DesignStep("sample", 6)
+    assert step("sequential", 4, 6) == DesignStep("sample", 4)  # up to the initial design first
+    assert step("sequential", 8, 6) == DesignStep("acquire", 2)  # then rounds of round_size
+    assert step("sequential", 8, 1, low=True) == DesignStep("multi_fidelity", 1)
+
+
+def test_policy_samples_around_target_and_prior() -> None:
+    from mixopt.mixtures.policy import TARGET_SEED_OFFSET, sample_around_prior_and_target
+
+    prior, target, caps = np.array([0.5, 0.3, 0.2]), np.array([0.1, 0.1, 0.8]), np.ones(3)
+    kw = dict(target_fraction=0.25, concentration_min=0.1, concentration_max=5.0, min_weight=0.005)
+    W = sample_around_prior_and_target(prior, target, 8, caps, 3, [], **kw)
+    near_target = sample_design(target, 2, caps, seed=3 + TARGET_SEED_OFFSET, min_weight=0.005)
+    np.testing.assert_array_equal(W[:2], near_target)  # the target's share first, then the prior's
+    assert W.shape == (8, 3) and len({tuple(np.round(w, 4)) for w in W}) == 8
+    again = sample_around_prior_and_target(prior, target, 4, caps, 3, list(W), **kw)
+    assert not {tuple(np.round(w, 4)) for w in again} & {tuple(np.round(w, 4)) for w in W}
+    assert sample_around_prior_and_target(prior, target, 0, caps, 3, [], **kw).shape == (0, 3)
+
+
+def test_policy_drop_taken() -> None:
+    from mixopt.mixtures.policy import drop_taken
+
+    rows = [np.array([0.5, 0.5]), np.array([0.25, 0.75]), np.array([0.500001, 0.499999])]
+    assert drop_taken(rows, [[0.5, 0.5]]) == [1]
