@@ -220,6 +220,15 @@ class Experiment:
             return np.full(len(v), 1.0 / len(v))
         return v / v.sum()
 
+    def design_centre(self) -> np.ndarray:
+        """Where the target-centred share of the design is drawn: the target's own domain weights when
+        it names domains only; when eval sets carry some of it (text no domain owns), the similarity
+        prior's mixture, which weighs every domain by how well it explains the target's text."""
+        terms = self.target_terms()
+        if not any(terms.get(e, 0.0) > 0 for e in self.eval_set_names):
+            return self.target_weights()
+        return self.similarity_weights()
+
     def target_loss(self, val_losses: dict[str, float]) -> float | None:
         """The target for one run's measured losses, or None if a needed domain or eval set is missing."""
         return weighted_loss(self.target_terms(), val_losses)

@@ -14,8 +14,17 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from mixopt.mixtures.baselines import adaptive_baselines
 from mixopt.mixtures.diagnostics import check_warnings, noise_floor, rank_transfer, train_flops
-from mixopt.report.choice import choice_markdown, paired_verdicts, pilot_markdown, verdict_markdown, verdict_sentence
+from mixopt.report.answer import Answer, answer_section
+from mixopt.report.choice import (
+    choice_markdown,
+    paired_verdicts,
+    pilot_markdown,
+    proposal_details,
+    verdict_markdown,
+    verdict_sentence,
+)
 from mixopt.report.evals import evals_markdown
 from mixopt.report.hierarchy import hierarchy_markdown
 from mixopt.report.html import write_html
@@ -36,6 +45,7 @@ class Report:
     checks: dict[str, Any] = field(default_factory=dict)  # noise floor and scale transfer (see `trust_checks`)
     warnings: list[str] = field(default_factory=list)
     html: Path | None = None  # report.html next to report.md: one self-contained page, images inlined
+    answer: Answer | None = None  # the first screen: claims, speedups, noise and power
 
 
 def _fmt(x: Any, digits: int = 4) -> str:
@@ -170,6 +180,12 @@ def build_report(wh: Warehouse, experiment_id: str, out_dir: str | Path, final_r
                               checks["noise"], checks["transfer"], min_rho)
 
     md = [f"# mixopt report — {experiment_id}\n"]
+    p0 = prop[0] if prop else None
+    baselines = {label: w for rid, w in reads.run_mixtures(wh, final_run_ids).items()
+                 for label, _ in (labels or {}).get(rid, [])
+                 if label != "proposed" and label not in adaptive_baselines()}
+    ans = answer_section(wh, experiment_id, names, p0, proposal_details(p0), comps, final_run_ids, labels, baselines)
+    md.append(ans.markdown)
     md.append("## Domains (the prior is the token distribution)\n")
     md.append(_table(domains, ["domain", "train_tokens", "val_tokens", "prior", "text_sha256"]))
     md.append("## Swarm\n")
@@ -223,7 +239,7 @@ def build_report(wh: Warehouse, experiment_id: str, out_dir: str | Path, final_r
     path = out / "report.md"
     path.write_text(text, encoding="utf-8")
     html = write_html(text, out / "report.html", title=f"mixopt report — {experiment_id}")
-    return Report(experiment_id, text, path, plots, top, comp, verdict, checks, warnings, html)
+    return Report(experiment_id, text, path, plots, top, comp, verdict, checks, warnings, html, ans)
 
 
 def registered_markdown() -> str:

@@ -66,7 +66,7 @@ def sample_around_prior_and_target(exp: Experiment, n: int, caps: np.ndarray, se
     (`policy.sample_around_prior_and_target` with the experiment's design settings)."""
     d = exp.cfg.design
     return policy.sample_around_prior_and_target(
-        exp.prior, exp.target_weights(), n, caps, seed, existing, target_fraction=d.target_fraction,
+        exp.prior, exp.design_centre(), n, caps, seed, existing, target_fraction=d.target_fraction,
         concentration_min=d.concentration_min, concentration_max=d.concentration_max, min_weight=d.min_weight,
         hierarchy=exp.hierarchy())  # two-level draws for `source:topic` domains (None: the flat design)
 

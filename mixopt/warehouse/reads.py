@@ -338,11 +338,10 @@ def current_final_runs(db: Frames, experiment_id: str) -> dict[str, list[tuple[s
     return out
 
 
-def final_mixtures(db: Frames, experiment_id: str, run_ids: Sequence[str]) -> dict[str, list[float]]:
-    """label -> weights of the given final runs' mixtures (each label's latest)."""
+def run_mixtures(db: Frames, run_ids: Sequence[str]) -> dict[str, list[float]]:
+    """run_id -> the weights of its mixture (for an adaptive run: the one it started from)."""
     if not run_ids:
         return {}
-    df = db.frame("SELECT r.label, m.weights FROM final_runs r JOIN mixtures m USING (mixture_id) "
-                  "WHERE r.experiment_id = ? AND r.run_id IN (SELECT unnest(?::VARCHAR[])) "
-                  "ORDER BY r.created_at", [experiment_id, list(run_ids)])
-    return {r["label"]: [float(w) for w in r["weights"]] for r in df.to_dicts()}
+    df = db.frame("SELECT r.run_id, m.weights FROM runs r JOIN mixtures m USING (mixture_id) "
+                  "WHERE r.run_id IN (SELECT unnest(?::VARCHAR[]))", [list(run_ids)])
+    return {r["run_id"]: [float(w) for w in r["weights"]] for r in df.to_dicts()}
