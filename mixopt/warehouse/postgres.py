@@ -47,12 +47,15 @@ def is_url(location: object) -> bool:
 
 
 def redact(url: str) -> str:
-    """The URL without its password (for messages)."""
+    """The URL without its password (shown as `***`) and secret parameters (for messages)."""
+    from mixopt.warehouse.credentials import clean_query
+
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(":" + parts.password + "@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+    netloc, query = parts.netloc, clean_query(parts.query)
+    if parts.password is not None:
+        userinfo, hostport = netloc.rsplit("@", 1)
+        netloc = userinfo.split(":", 1)[0] + ":***@" + hostport
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 # ---------------------------------------------------------------- dialect
@@ -121,8 +124,10 @@ def _connect(url: str, *, read_only: bool = False, timeout_s: float | None = Non
     from psycopg.types.json import set_json_loads
     from psycopg.types.numeric import FloatLoader
 
+    from mixopt.warehouse.credentials import connection_url
+
     try:
-        con = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
+        con = psycopg.connect(connection_url(url), autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
     except psycopg.Error as e:
         detail = " ".join(str(e).split()) or type(e).__name__
         raise StoreError(f"{redact(url)}: cannot connect to the PostgreSQL store ({detail})") from None
