@@ -149,13 +149,16 @@ def sql(
     format: Format = typer.Option(Format.table, "--format", "-f", help="Output format."),
     timeout: float = typer.Option(60.0, "--timeout", "-t", min=0,
                                   help="Stop the query after this many seconds (0: no limit)."),
+    as_admin: bool = typer.Option(False, "--as-admin", help="On the shared store: run even as a superuser or a "
+                                  "role with server file or program rights (refused otherwise)."),
 ) -> None:
     """Query the warehouse (read-only: statements that change anything are refused). Answers while a
-    run writes: it reads the latest committed state."""
+    run writes: it reads the latest committed state. On the shared store, connect as a read-only role
+    (`mixopt store grant-reader`)."""
     from mixopt.warehouse import read_only_query
 
     try:
-        cols, rows = read_only_query(warehouse, query, timeout_s=timeout or None)
+        cols, rows = read_only_query(warehouse, query, timeout_s=timeout or None, allow_admin=as_admin)
     except _user_errors() as e:
         _fail(str(e))
     if format is Format.json:
@@ -248,6 +251,31 @@ def export(
     else:
         out.write_text(text, encoding="utf-8")
         err.print(f"[dim]written to {out}[/]")
+
+
+store_app = typer.Typer(no_args_is_help=True, help="Administer the shared PostgreSQL store.")
+app.add_typer(store_app, name="store")
+
+
+@store_app.command("grant-reader")
+def grant_reader(
+    name: str = typer.Argument(..., help="The read-only role to create or update (lower-case letters, digits, _)."),
+    warehouse: str = typer.Option("postgresql://", "--warehouse", "-w", help="The store's postgresql:// URL, "
+                                  "connected as an administrator (default: libpq's PGHOST, PGDATABASE, PGSERVICE...)."),
+    timeout: float = typer.Option(60.0, "--timeout", "-t", help="The role's statement timeout in seconds."),
+) -> None:
+    """Create (or update) a read-only login role for analysts: SELECT on mixopt's tables and views only,
+    no server file or program rights, every transaction read-only, a statement timeout. Set its password
+    yourself (psql's \\password NAME) or allow it in pg_hba.conf."""
+    from mixopt.warehouse.postgres import redact
+    from mixopt.warehouse.roles import grant_reader as grant
+
+    try:
+        relations = grant(warehouse, name, timeout)
+    except _user_errors() as e:
+        _fail(str(e))
+    console.print(f"role {name}: read-only, SELECT on {len(relations)} tables and views of {redact(warehouse)}, "
+                  f"statement timeout {timeout:g} s", highlight=False)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -14,6 +14,7 @@ and the epochs of its training tokens those imply. `render` writes it as
 from __future__ import annotations
 
 import json
+import re
 import string
 from typing import Any
 
@@ -111,13 +112,41 @@ def mixture_record(db: reads.Frames, experiment_id: str | None = None, tokens: i
     }
 
 
-def _paths(rec: dict[str, Any], template: str) -> list[str]:
-    fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
-    bad = sorted(fields - _PLACEHOLDERS)
+_SAFE_PATH = re.compile(r"^[A-Za-z0-9/._:+=,@%-]*$")  # nothing a shell (or the blend's spaces) reads specially
+
+
+def _check_template(template: str) -> list[tuple[str, str | None]]:
+    """(literal text, placeholder) pieces of a --path-template; anything but plain placeholders between
+    safe text (no format spec, conversion, quote, `$`, space or `..` segment) is an `ExportError`."""
+    try:
+        pieces = list(string.Formatter().parse(template))
+    except ValueError as e:
+        raise ExportError(f"--path-template: {e} in {template!r}") from None
+    bad = sorted({f for _, f, _, _ in pieces if f is not None} - _PLACEHOLDERS)
     if bad:
         raise ExportError(f"--path-template: unknown placeholder(s) {bad} in {template!r}; use {{domain}}, "
                           "{source} or {topic}")
-    return [template.format(domain=d["name"], source=d["source"], topic=d["topic"]) for d in rec["domains"]]
+    if any(spec or conv for _, f, spec, conv in pieces if f is not None):
+        raise ExportError(f"--path-template: plain placeholders only ({{domain}}, no format spec or !conversion) "
+                          f"in {template!r}")
+    literal = "".join(text for text, _, _, _ in pieces)
+    if not _SAFE_PATH.match(literal):
+        raise ExportError(f"--path-template: {template!r} has a character that is not allowed in a data path "
+                          "(letters, digits and / . _ - : + = , @ % only)")
+    return [(text, f) for text, f, _, _ in pieces]
+
+
+def _paths(rec: dict[str, Any], template: str) -> list[str]:
+    pieces = _check_template(template)
+    paths = []
+    for d in rec["domains"]:
+        values = {"domain": d["name"], "source": d["source"], "topic": d["topic"]}
+        path = "".join(text + (values[f] if f else "") for text, f in pieces)
+        if not _SAFE_PATH.match(path) or ".." in path.split("/"):
+            raise ExportError(f"--path-template: the path of domain {d['name']!r}, {path!r}, leaves its folder "
+                              "or has a character not allowed in a data path")
+        paths.append(path)
+    return paths
 
 
 def _provenance_lines(rec: dict[str, Any]) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from mixopt.config.base import _Strict
 
@@ -17,7 +17,12 @@ class RuntimeConfig(_Strict):
     warehouse: str = "out/mixopt.duckdb"
     """Path of the DuckDB warehouse file (the default, one machine), or the URL of a shared PostgreSQL
     store (`postgresql://user@host:5432/db`; several machines and readers at once, and Dask workers
-    record their own results). Put a password in PGPASSWORD or ~/.pgpass, not here: configs are stored."""
+    record their own results). Credentials: give them to libpq, which reads PGPASSWORD, ~/.pgpass
+    (PGPASSFILE) or a PGSERVICE entry of ~/.pg_service.conf when the URL has no password. A password in
+    the URL (`user:pw@`) and the `password`, `sslpassword` and `sslkey` parameters are taken out here,
+    before the config is hashed, stored, exported, logged or passed to Prefect, and kept only in this
+    process and the processes it starts (Dask's local workers); workers on other machines need
+    PGPASSWORD, ~/.pgpass or PGSERVICE of their own."""
     out_dir: str = "out"
     """Output folder: corpus shards, tokenizer, spooled results, reports, plots, wandb."""
     wandb_mode: Literal["offline", "online", "disabled"] = "offline"
@@ -49,3 +54,15 @@ class RuntimeConfig(_Strict):
     final_workers: int = Field(0, ge=0)
     """Final (and pilot) runs trained at the same time, each in its own process. 0 (auto): one
     single-threaded process per core on a CPU, 1 on a GPU. DDP runs (`final.devices` > 1) go one at a time."""
+
+    @field_validator("warehouse")
+    @classmethod
+    def _no_secret_in_warehouse(cls, v: str) -> str:
+        """A store URL's password and secret parameters stay in the process (`warehouse/credentials.py`)."""
+        from mixopt.warehouse.postgres import is_url
+
+        if not is_url(v):
+            return v
+        from mixopt.warehouse.credentials import strip_secret
+
+        return strip_secret(v)

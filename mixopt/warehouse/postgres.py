@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 URL_SCHEMES = ("postgresql://", "postgres://")
 WRITE_LOCK = 0x6D69786F7074  # "mixopt": the advisory lock every write transaction holds
 CONNECT_TIMEOUT_S = 5
+WRITER_NAME, READER_NAME = "mixopt-writer", "mixopt-reader"  # application_name (pg_stat_activity)
 
 
 class StoreError(MixoptError, RuntimeError):
@@ -47,12 +48,15 @@ def is_url(location: object) -> bool:
 
 
 def redact(url: str) -> str:
-    """The URL without its password (for messages)."""
+    """The URL without its password (shown as `***`) and secret parameters (for messages)."""
+    from mixopt.warehouse.credentials import clean_query
+
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(":" + parts.password + "@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+    netloc, query = parts.netloc, clean_query(parts.query)
+    if parts.password is not None:
+        userinfo, hostport = netloc.rsplit("@", 1)
+        netloc = userinfo.split(":", 1)[0] + ":***@" + hostport
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 # ---------------------------------------------------------------- dialect
@@ -116,13 +120,16 @@ def _dtypes() -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- connections
-def _connect(url: str, *, read_only: bool = False, timeout_s: float | None = None):
+def _connect(url: str, *, read_only: bool = False, timeout_s: float | None = None, name: str = "mixopt"):
     import psycopg
     from psycopg.types.json import set_json_loads
     from psycopg.types.numeric import FloatLoader
 
+    from mixopt.warehouse.credentials import connection_url
+
     try:
-        con = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
+        con = psycopg.connect(connection_url(url), autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
+                              application_name=name)
     except psycopg.Error as e:
         detail = " ".join(str(e).split()) or type(e).__name__
         raise StoreError(f"{redact(url)}: cannot connect to the PostgreSQL store ({detail})") from None
@@ -195,17 +202,25 @@ class PgStore:
 
     def __init__(self, url: str):
         self.url = url
-        self.con = PgConnection(_connect(url))
+        self.con = PgConnection(_connect(url, name=WRITER_NAME))
         try:
-            migrate(self.con)
+            migrate(self.con, redact(url))
         except BaseException:
             self.con.close()
             raise
 
     def _alive(self) -> PgConnection:
         if self.con.raw.closed or self.con.raw.broken:
-            self.con = PgConnection(_connect(self.url))
+            self.con = PgConnection(_connect(self.url, name=WRITER_NAME))
         return self.con
+
+    def lost(self, error: BaseException) -> bool:
+        """Whether `error` is the connection dropping (server restart, `pg_terminate_backend`, network):
+        the transaction it was in is rolled back (or, if COMMIT was under way, maybe committed), and
+        the next call reconnects. `Warehouse` then re-runs the whole (idempotent) write."""
+        import psycopg
+
+        return isinstance(error, psycopg.OperationalError) and (self.con.raw.closed or self.con.raw.broken)
 
     @contextmanager
     def transaction(self) -> Iterator[PgConnection]:
@@ -233,17 +248,17 @@ def check_reachable(location: str) -> None:
 
 def open_reader(url: str, timeout_s: float | None) -> PgConnection:
     """A read-only connection (every transaction READ ONLY, `statement_timeout` set)."""
-    return PgConnection(_connect(url, read_only=True, timeout_s=timeout_s))
+    return PgConnection(_connect(url, read_only=True, timeout_s=timeout_s, name=READER_NAME))
 
 
 # ---------------------------------------------------------------- schema
-def migrate(con: PgConnection) -> list[int]:
+def migrate(con: PgConnection, where: str = "the store") -> list[int]:
     """`schema.MIGRATIONS` on the shared store, translated, under the write lock (several processes
     may open a fresh store at once). A migration's views come after its tables and columns: every
     view is re-created from its latest definition, so `SELECT *` views see columns added since and
     views over them can name those columns (PostgreSQL binds a view when it is created, DuckDB when
     it is read)."""
-    from mixopt.warehouse.schema import _VERSION_TABLE, MIGRATIONS
+    from mixopt.warehouse.schema import _VERSION_TABLE, MIGRATIONS, check_not_newer
 
     applied = []
     with con.raw.transaction():
@@ -253,6 +268,7 @@ def migrate(con: PgConnection) -> list[int]:
             con.raw.execute(_ANY_VALUE)
         con.raw.execute(translate(_VERSION_TABLE, False))
         current = con.raw.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
+        check_not_newer(current, where)
         for version, description, sql in MIGRATIONS:
             if version <= current:
                 continue

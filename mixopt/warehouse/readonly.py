@@ -66,11 +66,13 @@ def _timed_out(timeout_s: float | None) -> WarehouseError:
     return WarehouseError(f"query stopped after {timeout_s:g} s (the statement timeout; raise it with --timeout)")
 
 
-def read_only_query(path: str | Path, sql: str, timeout_s: float | None = DEFAULT_TIMEOUT_S
-                    ) -> tuple[list[str], list[tuple]]:
+def read_only_query(path: str | Path, sql: str, timeout_s: float | None = DEFAULT_TIMEOUT_S,
+                    allow_admin: bool = True) -> tuple[list[str], list[tuple]]:
     """Run one read-only statement on the warehouse (the latest committed state, even while a run
-    writes); refuses anything that writes or reaches outside it; stops after `timeout_s`."""
-    with ReadOnlyWarehouse(path, timeout_s=timeout_s) as db:
+    writes); refuses anything that writes or reaches outside it; stops after `timeout_s`.
+    `allow_admin=False` (`mixopt sql`): on the shared store, refuse a superuser or a role that
+    reads or writes server files or runs programs (`roles.check_reader`)."""
+    with ReadOnlyWarehouse(path, timeout_s=timeout_s, allow_admin=allow_admin) as db:
         return db.rows(sql)
 
 
@@ -80,15 +82,25 @@ class ReadOnlyWarehouse:
     `frame(sql, params)` runs the warehouse's own named reads (`reads.py`); `sql(query)` runs a
     user's query through the same guard as `mixopt sql`. Each read sees the latest committed state
     (a DuckDB file: the run's read snapshot, `snapshot.py`; the shared store: PostgreSQL's own
-    snapshot) and stops after `timeout_s` (None: no limit). Use as a context manager or call `close()`.
+    snapshot) and stops after `timeout_s` (None: no limit). `allow_admin=False`: refuse to read the
+    shared store as a superuser or a role with server file or program rights (`roles.check_reader`).
+    Use as a context manager or call `close()`.
     """
 
-    def __init__(self, path: str | Path, timeout_s: float | None = None):
+    def __init__(self, path: str | Path, timeout_s: float | None = None, allow_admin: bool = True):
         self.timeout_s = timeout_s
         self._pg = self._view = None
         if is_url(path):
             self.path = str(path)
             self._pg = postgres.open_reader(self.path, timeout_s)
+            if not allow_admin:
+                from mixopt.warehouse.roles import check_reader
+
+                try:
+                    check_reader(self._pg, self.path)
+                except BaseException:
+                    self._pg.close()
+                    raise
             return
         self.path = Path(path)
         if not self.path.exists():

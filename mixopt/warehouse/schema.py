@@ -11,6 +11,8 @@ from datetime import datetime, timezone
 
 import duckdb
 
+from mixopt.errors import MixoptError
+
 # Migration 1: the schema as it stood before versioning (idempotent, so an old file passes it too).
 _BASE = """
 CREATE TABLE IF NOT EXISTS experiments (
@@ -152,10 +154,24 @@ def schema_version(con: duckdb.DuckDBPyConnection) -> int:
     return int(rows[0][0])  # DuckDB refuses other work on a connection with an unfinished result
 
 
-def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
+class SchemaTooNew(MixoptError, RuntimeError):
+    """The warehouse was migrated by a newer mixopt than this one: writing it could break it."""
+
+
+def check_not_newer(current: int, where: str) -> None:
+    """Refuse a warehouse whose schema is newer than this code's migrations (one line, both versions)."""
+    latest = MIGRATIONS[-1][0]
+    if current > latest:
+        raise SchemaTooNew(f"{where}: the warehouse's schema is version {current}, newer than this mixopt's "
+                           f"version {latest}; upgrade mixopt to write to it (`mixopt sql` can still read it)")
+
+
+def migrate(con: duckdb.DuckDBPyConnection, where: str = "the warehouse") -> list[int]:
     """Apply the migrations this file has not had yet, in order, each in its own transaction;
-    returns the versions applied now (none on an up-to-date file)."""
+    returns the versions applied now (none on an up-to-date file). A file migrated by a newer
+    mixopt is refused (`SchemaTooNew`)."""
     current = schema_version(con)
+    check_not_newer(current, where)
     applied = []
     for version, description, sql in MIGRATIONS:
         if version <= current:

@@ -23,8 +23,11 @@ handle (`readonly.py`) alike.
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
+import logging
 import threading
+import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -41,6 +44,29 @@ from mixopt.warehouse.snapshot import Publisher, lock_path
 _RUN_COLUMNS = ("run_id, experiment_id, role, label, mixture_id, seed, status, error, n_params, "
                 "n_params_non_embedding, tokens, steps, wall_s, tokens_per_s, last_good_step, target_loss, "
                 "code_version, created_at, size")
+
+
+log = logging.getLogger(__name__)
+RECONNECTS = 3  # shared store: a write or read whose connection drops is re-run this many times
+
+
+def _reconnecting(method):
+    """On the shared store, re-run a write (or read) whose connection dropped mid-way (the server
+    restarted, an administrator ran pg_terminate_backend, the network broke): every write here is one
+    idempotent transaction keyed by its ids (DELETE + INSERT of a run, ON CONFLICT for the rest), so
+    re-running it after a rollback, or after a COMMIT whose answer was lost, stores it exactly once."""
+    @functools.wraps(method)
+    def wrapper(self: "Warehouse", *args: Any, **kwargs: Any) -> Any:
+        for attempt in range(RECONNECTS + 1):
+            try:
+                return method(self, *args, **kwargs)
+            except Exception as e:
+                if self._store is None or attempt == RECONNECTS or not self._store.lost(e):
+                    raise
+                log.warning("%s: connection to the store lost (%s); reconnecting (%d/%d)", method.__name__,
+                            " ".join(str(e).split()), attempt + 1, RECONNECTS)
+                time.sleep(0.2 * 2 ** attempt)
+    return wrapper
 
 
 def _jsonable(o: Any) -> Any:
@@ -85,7 +111,7 @@ class Warehouse:
         fcntl.flock(self._lock_file, fcntl.LOCK_EX)
         try:
             self.con = duckdb.connect(str(self.path))
-            migrate(self.con)
+            migrate(self.con, str(self.path))
             self._publisher = Publisher(self.path, self.con, self._lock)  # readers' snapshot (snapshot.py)
         except Exception:
             self._release_file_lock()
@@ -132,6 +158,7 @@ class Warehouse:
             self.con.execute("COMMIT")
             self._publisher.committed()
 
+    @_reconnecting
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """Rows of one statement as dicts (the tasks' lookups; tests use it too)."""
         with self._lock:
@@ -141,6 +168,7 @@ class Warehouse:
             cols = [d[0] for d in cur.description]
             return [dict(zip(cols, row)) for row in cur.fetchall()]
 
+    @_reconnecting
     def frame(self, sql: str, params: Sequence[Any] = ()) -> pl.DataFrame:
         """The result of one read as a polars DataFrame (what `reads.py` builds on)."""
         with self._lock:
@@ -149,6 +177,7 @@ class Warehouse:
             return self.con.sql(sql, params=list(params) or None).pl()
 
     # ---------------------------------------------------------------- experiments and corpus
+    @_reconnecting
     def record_experiment(
         self, experiment_id: str, name: str, config_hash: str, fingerprint: str, config: dict,
         domains: list[DomainShard], prior: Sequence[float],
@@ -168,6 +197,7 @@ class Warehouse:
                      float(p), d.train_sha256, d.val_sha256, d.text_sha256],
                 )
 
+    @_reconnecting
     def record_mixture(self, mixture_id: str, experiment_id: str, kind: str, weights: Sequence[float],
                        size: str | None = None, link: bool = True) -> None:
         """Store a mixture; `size` (multi-fidelity design) is the proxy size its design run trains at;
@@ -193,6 +223,7 @@ class Warehouse:
         return [(r["mixture_id"], list(r["weights"])) for r in rows]
 
     # ---------------------------------------------------------------- runs
+    @_reconnecting
     def record_run(
         self, result: RunResult, *, experiment_id: str, role: str, label: str, mixture_id: str,
         seed: int, target_loss: float | None, code_version: str, size: str | None = None,
@@ -269,6 +300,7 @@ class Warehouse:
             con.executemany("INSERT INTO gradient_cosines (run_id, step, row_domain, col_domain, value) "
                             "VALUES (?, ?, ?, ?, ?)", rows)
 
+    @_reconnecting
     def record_interaction(self, experiment_id: str, method: str, domains: Sequence[str], matrix: Any,
                            details: dict[str, Any] | None = None) -> None:
         """One domains x domains interaction matrix of the experiment (replacing the method's earlier one):
@@ -313,6 +345,7 @@ class Warehouse:
         return [r for r in self.proxy_observations(experiment_id) if r["size"] == "target"]
 
     # ---------------------------------------------------------------- fits and proposals
+    @_reconnecting
     def record_fit(self, fit_id: str, experiment_id: str, report: dict[str, Any], chosen: bool,
                    predictions: Sequence[tuple[str, float, float]]) -> None:
         with self.transaction() as con:
@@ -331,6 +364,7 @@ class Warehouse:
                     [[fit_id, rid, float(a), float(p)] for rid, a, p in predictions],
                 )
 
+    @_reconnecting
     def record_proposal(self, proposal_id: str, experiment_id: str, fit_id: str, method: str, regressor: str,
                         mixture_id: str, weights: Sequence[float], predicted: float,
                         caps_active: Sequence[bool], details: dict[str, Any]) -> None:
