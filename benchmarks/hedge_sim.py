@@ -125,44 +125,58 @@ def _factory(name: str, seed: int, W: np.ndarray, y: np.ndarray):
     return lambda: make_regressor(name, seed)
 
 
-def one(args: tuple[str, int, tuple[str, ...], int]) -> list[dict]:
-    """Every regressor on one replicate of one case."""
-    from mixopt.mixtures.bootstrap import CandidatePool
-    from mixopt.mixtures.scaling import ScaleAwareLaw, bootstrap_laws, hedge, scale_gate, transfer_tau2
+def _hedges(W, s, y, g, base, anchor_w, raw, s_at, B, seed, tau2, label) -> tuple[dict, dict]:
+    """Bootstrap the model on (W, s, y, g), hedge from its best-predicted anchor towards `raw`."""
+    from mixopt.mixtures.scaling import ScaleAwareLaw, bootstrap_laws, hedge
 
+    law = ScaleAwareLaw(base).fit(W, s, y, g)
+    laws = bootstrap_laws(W, s, y, g, B=B, seed=seed, base=base)
+    pred = {n: float(law.predict_at(w[None], s_at)[0]) for n, w in anchor_w.items()}
+    start = anchor_w[min(pred, key=pred.get)]
+    props, lams = {f"{label} best anchor": start}, {}
+    for kappa, t2 in [(k, tau2) for k in KAPPAS] + [(1.0, 0.0)]:
+        key = f"{label} hedge kappa={kappa:g}" + (", boot sd only" if t2 == 0.0 and kappa == 1.0 else "")
+        h = hedge(start, raw, laws, s_at, kappa=kappa, transfer_tau2=t2)
+        props[key], lams[key] = h.weights, h.lam
+    return props, lams
+
+
+def one(args: tuple[str, int, tuple[str, ...], int]) -> list[dict]:
+    """Every regressor on one replicate of one case: the law always (`law ...`) and the production
+    pipeline, where the gate chooses the law or the single-scale regressor (`gated ...`)."""
+    from mixopt.mixtures.bootstrap import CandidatePool
     from mixopt.mixtures.design import sample_design
+    from mixopt.mixtures.scaling import ScaleAwareLaw, scale_gate, transfer_tau2
 
     case, seed, regressors, B = args
     truth = Truth(case, np.random.default_rng(seed), sample_design(PRIOR, N_DESIGN, None, seed=seed))
     W, s, y, g = swarm(truth, seed)
+    g = np.asarray(g)
     top = s == 0.0
     anchor_w = {n: np.asarray(w, float) for n, w in ANCHORS.items()}
-    true_anchor = {n: float(truth(w[None], S_FINAL)[0]) for n, w in anchor_w.items()}
-    best_anchor = min(true_anchor.values())
+    best_anchor = min(float(truth(w[None], S_FINAL)[0]) for w in anchor_w.values())
     pool = CandidatePool(PRIOR, None, 50_000, 100, seed, n_screen=2_000)
     out = []
     for name in regressors:
         t0 = time.perf_counter()
         base = _factory(name, seed, W[top], y[top])
         gate = scale_gate(W, s, y, g, base, name=name)
-        law = ScaleAwareLaw(base).fit(W, s, y, g)
-        raw = pool.propose(law.at(S_FINAL))
-        single = pool.propose(ScaleAwareLaw(base).fit(W[top], s[top], y[top], np.asarray(g)[top]).at(0.0))
-        laws = bootstrap_laws(W, s, y, g, B=B, seed=seed, base=base)
-        pred = {n: float(law.predict_at(w[None], S_FINAL)[0]) for n, w in anchor_w.items()}
-        start = min(pred, key=pred.get)
-        tau2 = transfer_tau2(gate, "law")
-        props = {"best_anchor": anchor_w[start], "raw (kappa=0)": raw,
-                 "gated raw": raw if gate.use_law else single, "single-scale raw": single}
-        lams = {}
-        for kappa in KAPPAS:
-            h = hedge(anchor_w[start], raw, laws, S_FINAL, kappa=kappa, transfer_tau2=tau2)
-            props[f"hedge kappa={kappa:g}"], lams[f"hedge kappa={kappa:g}"] = h.weights, h.lam
-        h = hedge(anchor_w[start], raw, laws, S_FINAL, kappa=1.0)
-        props["hedge kappa=1, boot sd only"], lams["hedge kappa=1, boot sd only"] = h.weights, h.lam
+        raw = pool.propose(ScaleAwareLaw(base).fit(W, s, y, g).at(S_FINAL))
+        single = pool.propose(ScaleAwareLaw(base).fit(W[top], s[top], y[top], g[top]).at(0.0))
+        props = {"law raw (kappa=0)": raw, "single-scale raw": single, "gated raw": raw if gate.use_law else single}
+        p, lams = _hedges(W, s, y, g, base, anchor_w, raw, S_FINAL, B, seed, transfer_tau2(gate, "law"), "law")
+        props.update(p)
+        if gate.use_law:
+            p = {k.replace("law ", "gated ", 1): v for k, v in p.items()}
+            lg = {k.replace("law ", "gated ", 1): v for k, v in lams.items()}
+        else:
+            p, lg = _hedges(W[top], s[top], y[top], g[top], base, anchor_w, single, 0.0, B, seed,
+                            transfer_tau2(gate, "single"), "gated")
+        props.update(p)
+        lams.update(lg)
         loss = {k: float(truth(w[None], S_FINAL)[0]) for k, w in props.items()}
-        out.append({"case": case, "seed": seed, "regressor": name, "B": len(laws), "use_law": bool(gate.use_law),
-                    "tau2": tau2, "gain": {k: best_anchor - v for k, v in loss.items()},
+        out.append({"case": case, "seed": seed, "regressor": name, "B": B, "use_law": bool(gate.use_law),
+                    "tau2": transfer_tau2(gate), "gain": {k: best_anchor - v for k, v in loss.items()},
                     "regret": {k: v - truth.best for k, v in loss.items()}, "lam": lams,
                     "seconds": time.perf_counter() - t0})
     return out
@@ -217,7 +231,6 @@ def boot_timing(regressors: list[str], B: int, seed: int = 0) -> list[dict]:
     with each bootstrap optimum searched three ways: a fresh 2,000-candidate RegMix draw (before),
     the main optimum's 50,000 candidates through `CandidatePool` (after), and all 50,000 scored."""
     from mixopt.mixtures.choose import choose_at_scale
-
     from mixopt.mixtures.design import sample_design
 
     truth = Truth("planted", np.random.default_rng(seed), sample_design(PRIOR, N_DESIGN, None, seed=seed))
