@@ -14,7 +14,15 @@ proposer, then reports
 The proposer is any callable ``model -> Proposal`` (or weights); :func:`regmix_proposer` builds
 the RegMix one with fewer candidates (10k instead of 100k), which keeps ``B = 100`` refits cheap.
 Its candidate draw is seeded once, so every resample scores the same candidates and the spread
-reflects the data, not the Monte Carlo draw.  Everything is pure numpy on the rows given.
+reflects the data, not the Monte Carlo draw.
+
+A RegMix proposal from fewer candidates is a coarser one (the top 100 of 2,000 is the top 5 %,
+not the top 0.2 % of 50,000), so a stability number from such refits partly measures the search.
+:class:`CandidatePool` searches the main proposal's own candidates (the same draw, the same
+``top_k``) at a fraction of the cost: score a random screen of them, then repeatedly score the
+pool's nearest neighbours of the current top ``top_k`` until that set stops changing. On a smooth
+model this finds the same top ``top_k`` as scoring all of them (with a screen as large as the pool
+it is exactly RegMix). Everything is pure numpy / scipy on the rows given.
 """
 
 from __future__ import annotations
@@ -24,9 +32,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import numpy as np
+from scipy.spatial import cKDTree
 
 from mixopt.mixtures.design import check_caps
-from mixopt.mixtures.proposers import Proposal, _active, _finish, _predict, propose_regmix
+from mixopt.mixtures.proposers import Proposal, _active, _finish, _predict, _prior, feasible_candidates, propose_regmix
 
 Factory = Callable[[], Any]
 Proposer = Callable[[Any], "Proposal | np.ndarray"]
@@ -80,6 +89,68 @@ def regmix_proposer(prior: Sequence[float] | np.ndarray, caps: Sequence[float] |
         return propose_regmix(model, prior, caps, n_samples=n_samples, top_k=top_k, seed=seed, **kwargs)
 
     return propose
+
+
+class CandidatePool:
+    """The RegMix candidates of one proposal (`feasible_candidates(prior, caps, n_samples, seed)`),
+    drawn once, and a cheap search for the top ``top_k`` of them under any model.
+
+    `propose(model)` scores ``n_screen`` of the candidates (a fixed random subset), then for at most
+    ``max_rounds`` rounds scores the ``n_neighbours`` nearest pool neighbours (Euclidean, in weight
+    space) of each of the current best ``top_k`` that are not yet scored, and stops when the best
+    ``top_k`` stay the same. The proposal is their mean (snapped within the caps), as RegMix's. With a
+    ``hierarchy`` that freezes sources the pool lives in its reduced space, as in `propose_regmix`.
+    """
+
+    def __init__(self, prior: Sequence[float] | np.ndarray, caps: Sequence[float] | np.ndarray | None,
+                 n_samples: int = 50_000, top_k: int = 100, seed: int = 0, n_screen: int = 2_000,
+                 n_neighbours: int = 16, max_rounds: int = 8, hierarchy: Any = None) -> None:
+        p0 = _prior(prior)
+        self.caps = check_caps(caps, p0.size)
+        self.h = hierarchy if hierarchy is not None and hierarchy.frozen else None
+        p, c = (self.h.reduce(p0), self.h.reduced_caps(self.caps)) if self.h else (p0, self.caps)
+        self.reduced_caps = c
+        self.F, _ = feasible_candidates(p, c, n_samples, seed)
+        self.top_k = max(1, int(top_k))
+        self.n_neighbours = max(1, min(int(n_neighbours), len(self.F)))
+        self.max_rounds = int(max_rounds)
+        rng = np.random.default_rng(seed + 1)
+        self.screen = np.sort(rng.choice(len(self.F), size=min(max(int(n_screen), self.top_k), len(self.F)),
+                                         replace=False))
+        self.tree = cKDTree(self.F) if len(self.screen) < len(self.F) else None
+        self.last_scored = 0
+        """Candidates the last `propose` scored (the cost)."""
+
+    def _scorer(self, model: Any) -> Any:
+        if self.h is None:
+            return model
+        from mixopt.mixtures.hierarchy import ReducedModel
+
+        return ReducedModel(model, self.h)
+
+    def top(self, model: Any) -> np.ndarray:
+        """Indices (into the pool) of the best ``top_k`` candidates found, best first."""
+        m = self._scorer(model)
+        score = np.full(len(self.F), np.inf)
+        score[self.screen] = _predict(m, self.F[self.screen])
+        best = np.argsort(score, kind="stable")[: self.top_k]
+        for _ in range(self.max_rounds if self.tree is not None else 0):
+            _, nb = self.tree.query(self.F[best], k=self.n_neighbours)
+            new = np.setdiff1d(np.unique(nb), np.flatnonzero(np.isfinite(score)))
+            if len(new) == 0:
+                break
+            score[new] = _predict(m, self.F[new])
+            nxt = np.argsort(score, kind="stable")[: self.top_k]
+            if np.array_equal(np.sort(nxt), np.sort(best)):
+                break
+            best = nxt
+        self.last_scored = int(np.isfinite(score).sum())
+        return best
+
+    def propose(self, model: Any) -> np.ndarray:
+        """The mean of the best ``top_k`` found, on the capped simplex (full domain space)."""
+        w = _finish(self.F[self.top(model)].mean(axis=0), self.reduced_caps)
+        return self.h.project(self.h.expand(w), self.caps) if self.h else w
 
 
 def bootstrap_proposals(X: np.ndarray, y: np.ndarray, factory: Factory, proposer: Proposer,

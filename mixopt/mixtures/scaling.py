@@ -13,10 +13,17 @@ AutoScale, which let each domain's contribution change with scale). It is fitted
 with its penalty chosen by leave-one-out (GCV), and predicts at the final run's compute.
 
 `leave_largest_scale_out` judges it (and any single-scale regressor) honestly: fit on the smaller
-scales only, predict the largest proxy scale, score Spearman, RMSE and regret@1. `hedge` picks the
-point on the path from a safe anchor to the law's optimum whose predicted gain is largest after
-subtracting its bootstrap uncertainty, so a proposal never moves where the law cannot vouch for it.
-Pure numpy / scipy / scikit-learn.
+scales only, predict the largest proxy scale, score Spearman, RMSE and regret@1. `scale_gate` uses
+the same split to decide whether the law earns its place: the law (with the level regressor actually
+used) against that regressor alone, by regret@1 then Spearman; it also returns the residuals of the
+winner, from which `transfer_tau2` measures how wrong a predicted GAIN between two mixtures is when
+it crosses scales. `hedge` picks the point on the path from a safe anchor to the law's optimum whose
+predicted gain is largest after subtracting kappa x its sd, where
+
+    sd(gain at w)^2 = bootstrap variance of the gain + tau2 * TV(start, w),
+
+the second term being the transfer error (a linear variogram in total-variation distance, zero at
+the start), so a proposal never moves where the law cannot vouch for it. Pure numpy / scipy / scikit-learn.
 """
 
 from __future__ import annotations
@@ -212,6 +219,118 @@ def leave_largest_scale_out(W: np.ndarray, s: np.ndarray, y: np.ndarray, groups:
 
 
 @dataclass
+class Gate:
+    """Does the scale-aware law earn its place? Leave-largest-scale-out, law against its own level."""
+
+    use_law: bool
+    """True: propose with the law at the final compute; False: with the level regressor alone."""
+    reason: str
+    law: ScaleCheck | None
+    """LLSO scores of the law (level = the regressor used), fitted on every scale but the largest."""
+    single: ScaleCheck | None
+    """LLSO scores of that regressor alone, fitted on the next-largest scale."""
+    residuals: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    """"law" / "single" -> per mixture at the largest scale: LLSO prediction minus the measured mean."""
+    weights: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)), repr=False)
+    """The mixtures of `residuals` (one row each)."""
+    counts: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+    """Runs behind each measured mean (seeds)."""
+    noise_var: float = 0.0
+    """Pooled between-seed variance of one run at the largest scale (0 without repeated mixtures)."""
+
+
+def _top_means(W: np.ndarray, y: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Per mixture: weights, mean target, run count; and the pooled between-seed variance of one run."""
+    ids = list(dict.fromkeys(g.tolist()))
+    idx = [np.flatnonzero(g == u) for u in ids]
+    Wm = np.array([W[i[0]] for i in idx])
+    ym = np.array([y[i].mean() for i in idx])
+    n = np.array([len(i) for i in idx], float)
+    ss = sum(float(((y[i] - y[i].mean()) ** 2).sum()) for i in idx)
+    dof = float((n - 1).sum())
+    return Wm, ym, n, ss / dof if dof > 0 else 0.0
+
+
+def scale_gate(W: np.ndarray, s: np.ndarray, y: np.ndarray, groups: Sequence[str] | None, base: Callable[[], Any],
+               name: str = "level", tol: float = 0.0) -> Gate:
+    """Law or single-scale regressor? Fit on every scale but the largest, predict the largest.
+
+    * the law: `ScaleAwareLaw(base)` on all smaller scales (needs >= 2 of them), at the largest;
+    * the single-scale regressor: `base()` on the next-largest scale only (what a proposal without a
+      scale axis would trust), at the largest.
+
+    Both are scored on the mixtures measured at the largest scale (their mean over seeds) by regret@1
+    (measured target of the one predicted best minus the best measured) and Spearman. The law wins
+    when its regret is lower by more than `tol`, or within `tol` and its Spearman is higher; otherwise
+    (a tie, a law that cannot be fitted, fewer than 3 scales) the single-scale regressor is used.
+    The winner's residuals are returned for `transfer_tau2`. With one scale there is nothing to test:
+    the single-scale regressor, no residuals.
+    """
+    W, s, y = np.asarray(W, float), np.round(np.asarray(s, float), 6), np.asarray(y, float)
+    g = np.asarray(groups) if groups is not None else np.array([mixture_key(w) for w in W])
+    scales = np.unique(s)
+    if len(scales) < 2:
+        return Gate(False, "one proxy scale: nothing to extrapolate", None, None)
+    top, second = s == scales[-1], s == scales[-2]
+    Wm, ym, n, noise = _top_means(W[top], y[top], g[top])
+    preds: dict[str, np.ndarray] = {}
+    try:
+        preds["single"] = np.asarray(base().fit(W[second], y[second]).predict(Wm), float).ravel()
+    except Exception:  # too few rows at the next scale for this regressor: not scored
+        pass
+    if len(scales) >= 3:
+        try:
+            preds["law"] = ScaleAwareLaw(base).fit(W[~top], s[~top], y[~top], g[~top]).predict_at(Wm, scales[-1])
+        except Exception:  # a law that cannot be fitted on the smaller scales is not scored
+            pass
+    checks = {k: _scores(f"scale_law[{name}]" if k == "law" else name, v, ym) for k, v in preds.items()}
+    law, single = checks.get("law"), checks.get("single")
+    if law is None:
+        use, why = False, ("fewer than 3 proxy scales: the law cannot be tested" if len(scales) < 3
+                           else "the law could not be fitted on the smaller scales")
+    elif single is None:
+        use, why = True, "the single-scale regressor could not be fitted on the next scale"
+    else:
+        use = law.regret < single.regret - tol or (abs(law.regret - single.regret) <= tol
+                                                   and _nan0(law.spearman) > _nan0(single.spearman))
+        why = (f"leave-largest-scale-out regret@1 {law.regret:.4f} (law) vs {single.regret:.4f} (single), "
+               f"Spearman {law.spearman:.3f} vs {single.spearman:.3f}")
+    return Gate(use, why, law, single, {k: v - ym for k, v in preds.items()}, Wm, n, noise)
+
+
+def _nan0(x: float) -> float:
+    return float(x) if np.isfinite(x) else -np.inf
+
+
+def transfer_tau2(gate: Gate, model: str | None = None) -> float:
+    """Transfer variance of a predicted gain per unit of total-variation distance (a linear variogram).
+
+    For every pair (i, j) of mixtures measured at the largest scale, q_ij = (r_i - r_j)^2 with r the
+    gate's residuals of `model` ("law" or "single"; default: the one the gate chose), i.e. its
+    prediction across one scale minus the measured mean, is the squared error of the
+    predicted gain between them; a level offset common to all mixtures cancels. The measured means
+    carry proxy noise, E[q_ij] = tau2 * TV(w_i, w_j) + noise_var * (1/n_i + 1/n_j), so
+
+        tau2 = max(mean(q_ij) - mean(noise_var * (1/n_i + 1/n_j)), 0) / mean(TV(w_i, w_j)).
+
+    0 when that model has fewer than 3 residuals. The hedge adds tau2 * TV(start, w)
+    to the bootstrap variance of the gain at w. This is the error of one rung of extrapolation; the
+    final run usually lies further away, so it is a floor, not a bound.
+    """
+    r = gate.residuals.get(model or ("law" if gate.use_law else "single"), np.zeros(0))
+    Wm, n = gate.weights, gate.counts
+    if len(r) < 3:
+        return 0.0
+    i, j = np.triu_indices(len(r), 1)
+    q = (r[i] - r[j]) ** 2
+    d = 0.5 * np.abs(Wm[i] - Wm[j]).sum(axis=1)
+    noise = gate.noise_var * (1.0 / n[i] + 1.0 / n[j])
+    if d.mean() <= 0:
+        return 0.0
+    return float(max(q.mean() - noise.mean(), 0.0) / d.mean())
+
+
+@dataclass
 class Hedge:
     """The point chosen on the path from a safe start to the law's optimum."""
 
@@ -221,18 +340,23 @@ class Hedge:
     gain: float
     """Predicted final-scale target of the start minus that of the chosen point (> 0: better)."""
     gain_sd: float
-    """Bootstrap sd of that predicted gain."""
+    """sd of that predicted gain: sqrt(bootstrap variance + transfer variance)."""
     path: list[dict] = field(default_factory=list)
-    """Every point tried: lam, predicted gain, its sd, the score."""
+    """Every point tried: lam, predicted gain, its sd (and both parts), the score."""
+    boot_sd: float = 0.0
+    """The bootstrap part of `gain_sd` at the chosen point."""
+    transfer_sd: float = 0.0
+    """The transfer part of `gain_sd` at the chosen point: sqrt(tau2 * TV(start, point))."""
 
 
 def hedge(start: np.ndarray, optimum: np.ndarray, laws: Sequence[ScaleAwareLaw], s_final: float,
-          kappa: float = 1.0, steps: int = 21) -> Hedge:
+          kappa: float = 1.0, steps: int = 21, transfer_tau2: float = 0.0) -> Hedge:
     """The mixture on the segment start -> optimum with the largest lower-confidence predicted gain.
 
     For each lam in [0, 1], the bootstrap laws predict the final-scale gain over `start`; the score
-    is mean - kappa * sd of that (paired) gain. lam = 0 scores exactly 0, so the hedge never picks
-    a point the laws cannot vouch for. Both ends must be feasible (within the caps); so is the segment.
+    is mean - kappa * sd with sd^2 = (bootstrap variance of that paired gain) + transfer_tau2 *
+    TV(start, point) (see `transfer_tau2`). lam = 0 scores exactly 0, so the hedge never picks a
+    point the laws cannot vouch for. Both ends must be feasible (within the caps); so is the segment.
     """
     start, optimum = np.asarray(start, float), np.asarray(optimum, float)
     if not laws:
@@ -241,10 +365,13 @@ def hedge(start: np.ndarray, optimum: np.ndarray, laws: Sequence[ScaleAwareLaw],
     P = np.array([(1 - a) * start + a * optimum for a in lams])
     preds = np.array([law.predict_at(np.vstack([start[None], P]), s_final) for law in laws])
     gains = preds[:, :1] - preds[:, 1:]  # B x steps: start minus point
-    mean, sd = gains.mean(axis=0), gains.std(axis=0, ddof=1) if len(laws) > 1 else np.zeros(steps)
+    mean = gains.mean(axis=0)
+    boot = gains.std(axis=0, ddof=1) if len(laws) > 1 else np.zeros(steps)
+    tr = np.sqrt(max(float(transfer_tau2), 0.0) * 0.5 * np.abs(P - start).sum(axis=1))
+    sd = np.sqrt(boot ** 2 + tr ** 2)
     score = mean - kappa * sd
     i = int(np.argmax(score))
-    path = [{"lam": float(a), "gain": float(m), "gain_sd": float(d), "score": float(c)}
-            for a, m, d, c in zip(lams, mean, sd, score)]
+    path = [{"lam": float(a), "gain": float(m), "gain_sd": float(d), "boot_sd": float(b), "transfer_sd": float(t),
+             "score": float(c)} for a, m, d, b, t, c in zip(lams, mean, sd, boot, tr, score)]
     w = P[i] / P[i].sum()
-    return Hedge(w, float(lams[i]), float(mean[i]), float(sd[i]), path)
+    return Hedge(w, float(lams[i]), float(mean[i]), float(sd[i]), path, float(boot[i]), float(tr[i]))

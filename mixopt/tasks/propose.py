@@ -4,8 +4,11 @@ compute, fit the scale-aware law on top of the chosen regressor, propose, bootst
 
 Rows: the target-size proxies (design and anchors, one seed each) and, with `design.ladder`, the
 ladder's runs at the cheaper rungs; `x` = log10 of each size's training FLOPs. The law predicts at
-the final run's FLOPs when `proposer.scale_aware` is on and there is more than one scale; otherwise
-at the proxies' own scale (the single-scale proposal, still bootstrapped and hedged).
+the final run's FLOPs when `proposer.scale_aware` is on, there is more than one scale and the law
+passes its gate (leave-largest-scale-out against the chosen regressor alone, scored as it is used,
+an `auto` ensemble included); otherwise at the proxies' own scale (the single-scale proposal, still
+bootstrapped and hedged). The gate's decision and scores, and the hedge's transfer term, go into the
+proposal's details.
 """
 
 from __future__ import annotations
@@ -46,9 +49,13 @@ def propose_at_final_scale(exp: Experiment, wh: Warehouse, chosen: str, model: A
     s_final = math.log10(train_compute(exp, cfg.final)) if multi else log_flops[TARGET]
     p = cfg.proposer
     singles = {name: (lambda n=name: make_regressor(n, seed)) for name in cfg.regressor.candidates}
+    # scale_gate / hedge_transfer / bootstrap_search: read when the config has them, else choose_at_scale's defaults
     return choose_at_scale(W, s, y, groups, base, exp.prior, caps, exp.anchor_mixtures(caps), s_final,
                            n_samples=p.n_samples, top_k=p.top_k, seed=seed, kappa=p.hedge_kappa, B=p.bootstrap,
-                           boot_samples=p.bootstrap_samples, single_scale=singles, hierarchy=exp.hierarchy())
+                           boot_samples=p.bootstrap_samples, single_scale=singles, hierarchy=exp.hierarchy(),
+                           base_name="auto" if weights else chosen, gate=getattr(p, "scale_gate", True),
+                           transfer=getattr(p, "hedge_transfer", True),
+                           boot_search=getattr(p, "bootstrap_search", "pool"))
 
 
 def _floats(v: Any) -> list[float]:
@@ -66,9 +73,13 @@ def choice_details(c: Choice) -> dict[str, Any]:
         "hedge_start": c.start,
     }
     if c.hedge is not None:
-        d["hedge"] = {"lam": c.hedge.lam, "gain": c.hedge.gain, "gain_sd": c.hedge.gain_sd}
+        d["hedge"] = {"lam": c.hedge.lam, "gain": c.hedge.gain, "gain_sd": c.hedge.gain_sd,
+                      "boot_sd": c.hedge.boot_sd, "transfer_sd": c.hedge.transfer_sd,
+                      "transfer_tau2": c.transfer_tau2}
+    if c.gate is not None:
+        d["scale_gate"] = _gate(c)
     if c.boot is not None:
-        d["bootstrap"] = {"B": int(len(c.boot.proposals)), "failed": int(c.boot.n_failed),
+        d["bootstrap"] = {"B": int(len(c.boot.proposals)), "failed": int(c.boot.n_failed), "scored": c.boot_scored,
                           "stability_tv": float(c.boot.stability), "lower": _floats(c.boot.lower),
                           "upper": _floats(c.boot.upper), "bagged": _floats(c.boot.bagged),
                           "seconds": float(c.boot.seconds)}
@@ -76,3 +87,17 @@ def choice_details(c: Choice) -> dict[str, Any]:
         d["scale_checks"] = [{"name": x.name, "spearman": None if not np.isfinite(x.spearman) else x.spearman,
                               "rmse": x.rmse, "regret": x.regret, "n": x.n} for x in c.checks]
     return d
+
+
+def _check(x: Any) -> dict[str, Any] | None:
+    if x is None:
+        return None
+    return {"name": x.name, "spearman": None if not np.isfinite(x.spearman) else x.spearman, "rmse": x.rmse,
+            "regret": x.regret, "n": x.n}
+
+
+def _gate(c: Choice) -> dict[str, Any]:
+    """The gate as JSON: which model proposed, why, and both leave-largest-scale-out scores."""
+    g = c.gate
+    return {"use": "law" if g.use_law else "single", "reason": g.reason, "law": _check(g.law),
+            "single": _check(g.single), "transfer_tau2": c.transfer_tau2, "noise_var": g.noise_var}

@@ -60,3 +60,28 @@ def test_tv_distance() -> None:
     assert tv_distance([1, 0, 0], [0, 1, 0]) == pytest.approx(1.0)
     assert tv_distance([0.5, 0.5], [0.5, 0.5]) == 0.0
     np.testing.assert_allclose(tv_distance(np.eye(3), [1, 0, 0]), [0, 1, 1])
+
+
+def _smooth_model(u: np.ndarray):
+    class Model:
+        def predict(self, W):
+            return -np.sqrt(np.clip(np.asarray(W, float), 0, None)) @ np.sqrt(u)
+
+    return Model()
+
+
+def test_candidate_pool_is_regmix_with_a_full_screen_and_matches_it_cheaply() -> None:
+    from mixopt.mixtures.bootstrap import CandidatePool
+    from mixopt.mixtures.proposers import propose_regmix
+
+    model = _smooth_model(np.array([0.1, 0.5, 0.3, 0.1]))
+    full = propose_regmix(model, PRIOR, CAPS, n_samples=20_000, top_k=50, seed=3).weights
+    exact = CandidatePool(PRIOR, CAPS, n_samples=20_000, top_k=50, seed=3, n_screen=10**9)
+    np.testing.assert_array_equal(exact.propose(model), full)
+    cheap = CandidatePool(PRIOR, CAPS, n_samples=20_000, top_k=50, seed=3, n_screen=1000)
+    w = cheap.propose(model)
+    assert tv_distance(w, full) < 0.005
+    assert cheap.last_scored < len(cheap.F) / 3
+    coarse = propose_regmix(model, PRIOR, CAPS, n_samples=1000, top_k=50, seed=3).weights
+    assert tv_distance(coarse, full) > 5 * tv_distance(w, full)  # the same budget, sampled, is coarser
+    assert w.sum() == pytest.approx(1.0) and np.all(w <= CAPS + 1e-9)
