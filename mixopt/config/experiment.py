@@ -41,6 +41,10 @@ _MEASUREMENT_ONLY = {"runtime": True, "swarm": {"curve_proxies"},
                      "final": {"curve_points", "curve_eval_batches", "interaction_points"}}
 
 
+NEW_FIELDS = {"proposer": {"bootstrap_search": "pool", "scale_gate": True, "hedge_transfer": True}}
+"""Fields added after configs were stored, with their defaults: left out of the hash at them."""
+
+
 class ExperimentConfig(_Strict):
     """A whole mixture search: corpus, tokenizer, target, swarm, design, fit, proposal and final run."""
 
@@ -148,6 +152,10 @@ class ExperimentConfig(_Strict):
         from mixopt.targets import drop_new_defaults
 
         drop_new_defaults(payload)
+        for section, fields in NEW_FIELDS.items():  # fields added later, at their defaults: the hash as before
+            for key, default in fields.items():
+                if payload.get(section, {}).get(key, default) == default:
+                    payload.get(section, {}).pop(key, None)
         if payload["design"].get("hierarchy") is None:  # hierarchical domains' settings unset: the hash as before
             payload["design"].pop("hierarchy", None)
         blob = json.dumps(payload, sort_keys=True).encode()

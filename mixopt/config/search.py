@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, field_validator
 
 from mixopt.config.base import TrainConfig, _Strict, check_registered
@@ -101,7 +103,17 @@ class ProposerConfig(_Strict):
     bootstrap: int = Field(100, ge=0)
     """Bootstrap refits for the proposal's stability (and the hedge's uncertainty); 0: off."""
     bootstrap_samples: int = Field(2_000, ge=500)
-    """Candidate mixtures per bootstrap proposal (fewer than `n_samples`: refits are many)."""
+    """Candidate mixtures screened per bootstrap proposal (see `bootstrap_search`)."""
+    bootstrap_search: Literal["pool", "sample"] = "pool"
+    """`pool`: each bootstrap optimum searches the main optimum's `n_samples` candidates, screening
+    `bootstrap_samples` and refining by nearest neighbours (the main optimum's resolution, so stability
+    measures the data, not the search); `sample`: a fresh draw of `bootstrap_samples` candidates."""
+    scale_gate: bool = True
+    """Use the scale-aware law only when, on this swarm, it beats the chosen regressor alone at
+    leave-largest-scale-out (regret@1, then Spearman); the decision is in the proposal's details."""
+    hedge_transfer: bool = True
+    """Add the law's measured transfer variance (from the leave-largest-scale-out residuals of the gain)
+    to the hedge's bootstrap variance."""
     unstable_tv: float = Field(0.15, gt=0, le=1)
     """Warn when the mean total-variation distance between bootstrap proposals and the proposal exceeds this."""
 

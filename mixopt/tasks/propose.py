@@ -53,9 +53,9 @@ def propose_at_final_scale(exp: Experiment, wh: Warehouse, chosen: str, model: A
     return choose_at_scale(W, s, y, groups, base, exp.prior, caps, exp.anchor_mixtures(caps), s_final,
                            n_samples=p.n_samples, top_k=p.top_k, seed=seed, kappa=p.hedge_kappa, B=p.bootstrap,
                            boot_samples=p.bootstrap_samples, single_scale=singles, hierarchy=exp.hierarchy(),
-                           base_name="auto" if weights else chosen, gate=getattr(p, "scale_gate", True),
-                           transfer=getattr(p, "hedge_transfer", True),
-                           boot_search=getattr(p, "bootstrap_search", "pool"))
+                           base_name="auto" if weights else chosen, gate=p.scale_gate,
+                           transfer=p.hedge_transfer,
+                           boot_search=p.bootstrap_search)
 
 
 def _floats(v: Any) -> list[float]:
