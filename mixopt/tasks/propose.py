@@ -49,8 +49,7 @@ def propose_at_final_scale(exp: Experiment, wh: Warehouse, chosen: str, model: A
     s_final = math.log10(train_compute(exp, cfg.final)) if multi else log_flops[TARGET]
     p = cfg.proposer
     singles = {name: (lambda n=name: make_regressor(n, seed)) for name in cfg.regressor.candidates}
-    # scale_gate / hedge_transfer / bootstrap_search: read when the config has them, else choose_at_scale's defaults
-    return choose_at_scale(W, s, y, groups, base, exp.prior, caps, exp.anchor_mixtures(caps), s_final,
+    return choose_at_scale(W, s, y, groups, base, exp.prior, caps, exp.anchor_mixtures(caps, cfg.final.tokens), s_final,
                            n_samples=p.n_samples, top_k=p.top_k, seed=seed, kappa=p.hedge_kappa, B=p.bootstrap,
                            boot_samples=p.bootstrap_samples, single_scale=singles, hierarchy=exp.hierarchy(),
                            base_name="auto" if weights else chosen, gate=p.scale_gate,
