@@ -41,8 +41,12 @@ _MEASUREMENT_ONLY = {"runtime": True, "swarm": {"curve_proxies"},
                      "final": {"curve_points", "curve_eval_batches", "interaction_points"}}
 
 
-NEW_FIELDS = {"proposer": {"bootstrap_search": "pool", "scale_gate": True, "hedge_transfer": True}}
+NEW_FIELDS = {"proposer": {"bootstrap_search": "pool", "scale_gate": True, "hedge_transfer": True},
+              "final": {"max_seeds": 0, "power": 0.8}}
 """Fields added after configs were stored, with their defaults: left out of the hash at them."""
+PILOT_SEEDS_IDENTITY = [0, 1]
+"""The pilot's seeds change no proxy, fit or proposal, so they are no part of the experiment's identity:
+the hash sees them as this (their first default), so stored experiment ids stand."""
 
 
 class ExperimentConfig(_Strict):
@@ -152,6 +156,9 @@ class ExperimentConfig(_Strict):
         from mixopt.targets import drop_new_defaults
 
         drop_new_defaults(payload)
+        pilot = payload.get("final", {}).get("pilot")
+        if isinstance(pilot, dict):
+            pilot["seeds"] = list(PILOT_SEEDS_IDENTITY)
         for section, fields in NEW_FIELDS.items():  # fields added later, at their defaults: the hash as before
             for key, default in fields.items():
                 if payload.get(section, {}).get(key, default) == default:

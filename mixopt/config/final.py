@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from mixopt.config.base import ModelConfig, TrainConfig, _Strict
 
@@ -41,8 +41,10 @@ class PilotConfig(_Strict):
     """Run the pilot before the final runs."""
     tokens_fraction: float = Field(0.25, gt=0, lt=1)
     """Pilot tokens as a fraction of `final.tokens` (below 1: a pilot is smaller than the final)."""
-    seeds: list[int] = Field(default_factory=lambda: [0, 1], min_length=2)
-    """Seeds of the pilot (at least 2, so its verdict is paired)."""
+    seeds: list[int] = Field(default_factory=lambda: [100, 101], min_length=2)
+    """Seeds of the pilot (at least 2, so its verdict is paired), disjoint from `final.seeds`: selecting on
+    the pilot then cannot bias the final comparison. Its paired differences measure the noise the final
+    seeds are planned from (`final.max_seeds`)."""
     require_win: bool = False
     """If the proposal does worse than a baseline at the pilot (mean paired difference > 0), train the
     baseline that did best at the pilot as the final's `proposed` mixture instead, and say so."""
@@ -65,6 +67,14 @@ class FinalConfig(TrainConfig):
     """Held-out batches per domain (32 x 8 x 64 = 16k tokens per domain; the same windows for every run)."""
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
     """Seeds; every mixture is trained once per seed (the verdict pairs them; with one seed it calls nothing)."""
+    max_seeds: int = Field(0, ge=0)
+    """0: exactly `seeds`. Above their number: a power plan (the paired sd measured by the pilot, else
+    bounded from the anchors' seed repeats, and the law's predicted gain) sets how many seeds detect that
+    gain with `power`, up to this many; seeds are added in planned looks and every baseline is judged
+    by a group-sequential test (O'Brien-Fleming alpha spending) that stays valid when seeds are added
+    after looking. A comparison decided at a look stops needing seeds; the rest go on."""
+    power: float = Field(0.8, gt=0.5, lt=1)
+    """The power the seed plan aims for (one-sided alpha 0.025, the 95% interval's)."""
     baselines: list[str] | None = None
     """Runs compared with the proposal at the same budget and seeds: token-proportional (natural),
     uniform (stratified), Aioli from uniform (aioli), Aioli starting from the proposal (aioli_restricted),
@@ -84,6 +94,15 @@ class FinalConfig(TrainConfig):
     interaction_points: int = Field(3, ge=0)
     """The last this many curve points of the `proposed` final runs also measure the cosines between
     per-domain held-out gradients (the report's gradient interaction matrix); 0 turns them off."""
+    @model_validator(mode="after")
+    def _check_seeds(self) -> "FinalConfig":
+        if self.pilot.enabled and set(self.pilot.seeds) & set(self.seeds):
+            raise ValueError(f"final.pilot.seeds {sorted(set(self.pilot.seeds) & set(self.seeds))} are also "
+                             "final.seeds: the pilot's seeds must differ, or choosing on it biases the final")
+        if 0 < self.max_seeds < len(self.seeds):
+            raise ValueError(f"final.max_seeds ({self.max_seeds}) is below the {len(self.seeds)} final.seeds")
+        return self
+
     devices: int = Field(1, ge=1)
     """Devices (GPUs, or CPU processes) per final run; above 1 the run trains with Lightning's DDP in
     its own process, which starts one process per device. The token budget stays the same."""

@@ -42,8 +42,8 @@ def mixture_search(
         outcome = fit_and_propose_task(exp)
         final_ids, labels = None, None
         if exp.cfg.final.enabled:
-            trained, _pilot = run_final(exp, outcome.weights)
-            specs = final_specs(exp, trained)
+            trained, _pilot, seeds = run_final(exp, outcome.weights)
+            specs = final_specs(exp, trained, seeds)
             final_ids = [s.run_id for s in specs]
             labels = spec_labels(specs + pilot_specs(exp, outcome.weights))
         rep = report_task(exp, final_ids, labels)

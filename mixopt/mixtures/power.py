@@ -154,3 +154,68 @@ def describe_plan(effect: float, noise: Noise, n: int, alpha: float = 0.05, powe
         f"with {noise.describe()}, {n} seeds detect a {effect:.3f}-nat gain with power {got:.2f} "
         f"(one-sided alpha {alpha:g}); power {power:.2f} needs {need_s}; {n} seeds detect {mde:.3f} nats"
     )
+
+
+@dataclass(frozen=True)
+class SeedPlan:
+    """How many final seeds, in which looks: from the measured noise and the law's predicted gain."""
+
+    looks: tuple[int, ...]
+    """Cumulative seed counts at which the verdict looks (the last is the most the plan trains)."""
+    needed: int | None
+    """Seeds that detect `effect` with the target power (None: more than `max_seeds`, or no plan)."""
+    effect: float | None
+    noise: Noise | None
+    text: str
+
+
+def plan_seeds(n0: int, max_seeds: int, effect: float | None, noise: Noise | None, alpha: float = 0.025,
+               power: float = 0.8) -> SeedPlan:
+    """The final comparison's looks: `n0` seeds first, then up to the seeds that give `power` against a
+    gain of `effect` at the measured `noise` (capped at `max_seeds`; all of them when the gain or the
+    noise is unknown), with one look half-way. `max_seeds` <= `n0`: one look at `n0` (no plan)."""
+    if max_seeds <= n0:
+        return SeedPlan((n0,), None, effect, noise, f"{n0} seeds, fixed (final.max_seeds not above them)")
+    needed = None
+    if effect is not None and effect > 0 and noise is not None and noise.sd > 0:
+        needed = seeds_needed(effect, noise.sd, alpha, power, max_seeds)
+    last = max(n0, min(max_seeds, needed if needed is not None else max_seeds))
+    looks = tuple(sorted({n0, (n0 + last + 1) // 2, last}))
+    if effect is None or effect <= 0 or noise is None:
+        why = "no predicted gain or no noise estimate"
+    else:
+        why = (f"{describe_plan(effect, noise, last, alpha, power, max_seeds)}; "
+               + (f"{needed} seeds needed" if needed is not None else f"more than {max_seeds} seeds needed"))
+    return SeedPlan(looks, needed, effect, noise, f"looks at {', '.join(map(str, looks))} seeds ({why})")
+
+
+def predicted_gain(details: Mapping) -> float | None:
+    """The law's predicted gain of the proposal over the best-predicted anchor at the final scale, from a
+    proposal's details: the hedge's gain, else the best anchor's prediction minus the raw optimum's."""
+    h = details.get("hedge") or {}
+    if h.get("gain") is not None:
+        return float(h["gain"])
+    pred = [v.get("mean") for v in (details.get("anchors_predicted") or {}).values() if isinstance(v, Mapping)]
+    pred = [float(v) for v in pred if v is not None]
+    raw = details.get("raw_predicted")
+    return float(min(pred) - raw) if pred and raw is not None else None
+
+
+def plan_from(pilot: Mapping[str, Mapping[int, float]], anchors: Mapping[str, Mapping[int, float]],
+              details: Mapping, n0: int, max_seeds: int, power: float = 0.8, alpha: float = 0.025) -> SeedPlan:
+    """The seed plan from what the warehouse holds: the paired sd of the pilot's differences (proposal
+    against each baseline, seeds paired), else the sqrt(2) bound from the anchors' proxy seed repeats,
+    and the law's predicted gain (`predicted_gain`)."""
+    mine = pilot.get("proposed", {})
+    pairs = []
+    for label, runs in pilot.items():
+        seeds = sorted(set(mine) & set(runs)) if label != "proposed" else []
+        d = [mine[s] - runs[s] for s in seeds]
+        if len(d) >= 2 and any(x != 0 for x in d):
+            pairs.append(d)
+    repeats = [list(v.values()) for v in anchors.values() if len(v) >= 2]
+    try:
+        noise = paired_sd(pilot=pairs or None, seeds=repeats or None)
+    except ValueError:
+        noise = None
+    return plan_seeds(n0, max_seeds, predicted_gain(details), noise, alpha, power)

@@ -12,7 +12,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mixopt.mixtures.power import Noise, achieved_power, min_detectable_effect, sd_from_pilot
+from mixopt.mixtures import adaptive
+from mixopt.mixtures.adaptive import Sequential
+from mixopt.mixtures.power import (
+    Noise,
+    SeedPlan,
+    achieved_power,
+    min_detectable_effect,
+    plan_from,
+    predicted_gain,
+    sd_from_pilot,
+)
 from mixopt.mixtures.speedup import Speedup, speedup
 from mixopt.mixtures.verdict import Claim, Paired, beats_at_least_one, beats_every
 from mixopt.warehouse import Warehouse, reads
@@ -32,6 +42,9 @@ class Answer:
     one: Claim | None = None
     speedups: dict[str, Speedup] = field(default_factory=dict)
     noise: Noise | None = None
+    plan: SeedPlan | None = None
+    sequential: dict[str, Sequential] = field(default_factory=dict)
+    """Baseline -> the group-sequential verdict, when the seeds were planned in several looks."""
     mde: float | None = None
     predicted_gain: float | None = None
     power: float | None = None
@@ -77,17 +90,15 @@ def _noise(comps: list[Paired]) -> Noise | None:
     return Noise(n.sd, n.df, "the final runs' paired differences")
 
 
-def predicted_gain(details: dict) -> float | None:
-    """The law's predicted gain of the proposal over the best-predicted anchor at the final scale."""
-    pred = details.get("anchors_predicted") or {}
-    prop = details.get("proposal_predicted")
-    if prop is None:
-        prop = (details.get("hedge") or {}).get("predicted")
-    means = [v["mean"] for v in pred.values() if isinstance(v, dict) and v.get("mean") is not None]
-    if prop is None or not means:
-        h = details.get("hedge") or {}
-        return float(h["gain"]) if h.get("gain") is not None else None
-    return float(min(means) - prop)
+def _plan(wh: Warehouse, experiment_id: str, details: dict) -> SeedPlan | None:
+    """The seed plan the flow made (`power.plan_from` on the same warehouse rows), from the stored config."""
+    cfg = reads.experiment_config(wh, experiment_id) or {}
+    f = cfg.get("final") or {}
+    if not f.get("seeds"):
+        return None
+    pilot, anchors = reads.noise_inputs(wh, experiment_id)
+    return plan_from(pilot, anchors, details, len(f["seeds"]), int(f.get("max_seeds") or 0),
+                     float(f.get("power") or 0.8), ALPHA)
 
 
 def _mixture_line(names: list[str], weights: list[float], anchors: dict[str, list[float]]) -> str:
@@ -133,19 +144,27 @@ def _sureness(a: Answer, details: dict, n: int) -> list[str]:
     if a.predicted_gain is not None and a.power is not None:
         lines.append(f"- The law predicted a gain of {a.predicted_gain:.3f} nats over the best anchor; "
                      f"these seeds had power **{a.power:.2f}** to confirm a gain that size.")
-    plan = details.get("power_plan")
-    if plan:
-        lines.append(f"- Seed plan (before the final runs): {plan}")
+    if a.plan is not None:
+        lines.append(f"- Seed plan (made before the final runs): {a.plan.text}.")
     b = details.get("bootstrap") or {}
     if b.get("stability_tv") is not None:
         lines.append(f"- Stability: bootstrap optima move by {b['stability_tv']:.3f} in total variation "
                      f"(B = {b.get('B')}).")
-    gate = details.get("gate")
-    if isinstance(gate, dict) and gate.get("decision"):
-        lines.append(f"- Scale-aware law: {gate['decision']}.")
+    gate = details.get("scale_gate")
+    if isinstance(gate, dict) and gate.get("use"):
+        law, single = gate.get("law") or {}, gate.get("single") or {}
+
+        def score(c: dict) -> str:
+            r, s = c.get("regret"), c.get("spearman")
+            return ("regret@1 " + (f"{r:.4f}" if r is not None else "–") + ", Spearman "
+                    + (f"{s:.2f}" if s is not None else "–"))
+
+        used = "used" if gate["use"] == "law" else "not used (the single-scale regressor proposed)"
+        lines.append(f"- Scale-aware law: **{used}** — {gate.get('reason', '')} (leave-largest-scale-out: law "
+                     f"{score(law)}; single scale {score(single)}).")
     elif "scale_aware" in details:
         lines.append("- Scale-aware law: " + ("used (no gate recorded)." if details["scale_aware"]
-                                              else "not used (single scale)."))
+                                              else "not used (one proxy scale)."))
     return lines
 
 
@@ -168,6 +187,11 @@ def answer_section(wh: Warehouse, experiment_id: str, names: list[str], prop: di
         return a
     a.speedups = speedups(_curves(wh, experiment_id, final_run_ids, labels))
     a.every, a.one = beats_every(comps, ALPHA), beats_at_least_one(comps, ALPHA)
+    a.plan = _plan(wh, experiment_id, details)
+    if a.plan is not None and len(a.plan.looks) > 1:
+        des = adaptive.design(a.plan.looks, alpha=ALPHA)
+        a.sequential = {c.baseline: adaptive.sequential(c, des) for c in comps
+                        if not (c.diffs and all(d == 0 for d in c.diffs))}
     n = max(len(c.diffs) for c in comps)
     a.noise = _noise(comps)
     if a.noise is not None and n >= 2:
@@ -179,7 +203,16 @@ def answer_section(wh: Warehouse, experiment_id: str, names: list[str], prop: di
     md.append("Paired by seed; a win or loss only where the 95% t-interval excludes 0. Compute-equivalent: the "
               "baseline's tokens over the tokens the proposal needs to reach the baseline's final held-out loss "
               "(geometric mean over seeds, 95% CI).\n")
-    md.append(f"**Claim.** The proposal {a.every.sentence}. At least one: it {a.one.sentence}.\n")
+    if a.sequential:  # seeds added after looking: only the group-sequential verdicts hold
+        wins = [b for b, s in a.sequential.items() if s.outcome == "win"]
+        every = bool(a.sequential) and len(wins) == len(a.sequential)
+        md.append("**Claim** (seeds were added in planned looks, so the plain intervals above are descriptive; the "
+                  "verdict is the group-sequential test's): the proposal "
+                  + ("**beats every baseline**" if every else "does **not** beat every baseline")
+                  + f" ({len(wins)} of {len(a.sequential)} won). "
+                  + "; ".join(s.describe() for s in a.sequential.values()) + ".\n")
+    else:
+        md.append(f"**Claim.** The proposal {a.every.sentence}. At least one: it {a.one.sentence}.\n")
     md.append("**How sure.**\n\n" + "\n".join(_sureness(a, details, n)) + "\n")
     a.markdown = "\n".join(md)
     return a

@@ -97,8 +97,10 @@ def choice_markdown(wh: Warehouse, experiment_id: str, names: list[str], prop: d
         if h:
             md.append(f"The proposal is the point λ = {h['lam']:.2f} of the way from **{d.get('hedge_start')}** (the "
                       f"anchor the law predicts best at the final scale) to the law's unconstrained optimum, "
-                      f"chosen to maximise predicted gain − κ × its bootstrap sd (gain {_f(h['gain'])} ± "
-                      f"{_f(h['gain_sd'])}). The unconstrained optimum (predicted {_f(d.get('raw_predicted'))}):\n\n")
+                      f"chosen to maximise predicted gain − κ × its sd (gain {_f(h['gain'])} ± "
+                      f"{_f(h['gain_sd'])}: bootstrap sd {_f(h.get('boot_sd'))}, the law's transfer sd "
+                      f"{_f(h.get('transfer_sd'))}). The unconstrained optimum (predicted "
+                      f"{_f(d.get('raw_predicted'))}):\n\n")
         else:
             md.append(f"No hedge: the proposal is the law's optimum (predicted {_f(d.get('raw_predicted'))}).\n\n")
         md.append("| domain | " + " | ".join(names) + " |\n|---|" + "---|" * len(names) + "\n")

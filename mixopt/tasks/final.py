@@ -12,6 +12,7 @@ runs on the same mixture.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,13 +21,16 @@ from prefect.cache_policies import NONE
 
 from mixopt.config import FinalConfig
 from mixopt.experiment import Experiment
+from mixopt.mixtures import adaptive
 from mixopt.mixtures.baselines import BASELINES, adaptive_baselines, build_baseline
 from mixopt.mixtures.design import token_caps
+from mixopt.mixtures.power import SeedPlan, plan_from
 from mixopt.mixtures.verdict import Paired, against_baselines, describe, lead_held
 from mixopt.runspec import RunResult, RunSpec
 from mixopt.tasks.swarm import DONE, ingest_spool, spool_result
 from mixopt.warehouse import Warehouse, reads, writer
 
+ANSWER_ALPHA = 0.025  # one-sided: the 95% two-sided interval's test
 AIOLI_LABELS = adaptive_baselines()  # runs that adapt their mixture online (the spec carries final.aioli)
 
 
@@ -48,15 +52,51 @@ def final_mixtures(exp: Experiment, proposal: list[float], static_only: bool = F
     return mixes
 
 
-def final_specs(exp: Experiment, proposal: list[float]) -> list[RunSpec]:
-    """Every final run of the current config: each mixture (proposal and baselines) at each seed."""
+def final_specs(exp: Experiment, proposal: list[float], seeds: list[int] | None = None) -> list[RunSpec]:
+    """Every final run: each mixture (proposal and baselines) at each seed (`seeds`, default `final.seeds`)."""
     cfg = exp.cfg
     return [
         exp.run_spec("final", label, w, seed, cfg.final,
                      aioli=cfg.final.aioli.model_dump(mode="json") if label in AIOLI_LABELS else None)
-        for seed in cfg.final.seeds
+        for seed in (cfg.final.seeds if seeds is None else seeds)
         for label, w in final_mixtures(exp, proposal).items()
     ]
+
+
+def planned_seeds(exp: Experiment, plan: SeedPlan) -> list[int]:
+    """`final.seeds`, then further seeds (after the largest) up to the plan's last look."""
+    seeds = list(exp.cfg.final.seeds)
+    nxt = max(seeds) + 1
+    while len(seeds) < plan.looks[-1]:
+        seeds.append(nxt)
+        nxt += 1
+    return seeds
+
+
+def seed_plan(exp: Experiment, wh: Warehouse) -> SeedPlan:
+    """The final comparison's looks (`power.plan_from`): the pilot's (or the anchors') measured noise and
+    the latest proposal's predicted gain, within `final.max_seeds`."""
+    f = exp.cfg.final
+    pilot, anchors = reads.noise_inputs(wh, exp.experiment_id)
+    prop = reads.latest_proposal(wh, exp.experiment_id).to_dicts()
+    details = json.loads(prop[0]["details"]) if prop and isinstance(prop[0]["details"], str) else (
+        dict(prop[0]["details"] or {}) if prop else {})
+    return plan_from(pilot, anchors, details, len(f.seeds), f.max_seeds, f.power)
+
+
+def look_outcomes(exp: Experiment, wh: Warehouse, proposal: list[float], plan: SeedPlan,
+                  seeds: list[int]) -> dict[str, str]:
+    """Baseline -> the group-sequential outcome (`win`, `loss`, `tie`, `continue`) over the final runs
+    at `seeds`; baselines that are the proposal's own mixture are left out."""
+    specs = final_specs(exp, proposal, seeds)
+    targets = reads.run_targets(wh, [s.run_id for s in specs])
+    by_label: dict[str, dict[int, float]] = {}
+    for s in specs:
+        if s.run_id in targets:
+            by_label.setdefault(s.label, {})[s.seed] = targets[s.run_id]
+    des = adaptive.design(plan.looks, alpha=ANSWER_ALPHA)
+    return {c.baseline: adaptive.sequential(c, des).outcome for c in against_baselines(by_label)
+            if not (c.diffs and all(d == 0 for d in c.diffs))}
 
 
 def pilot_train(exp: Experiment) -> FinalConfig:
@@ -125,10 +165,11 @@ def spec_labels(specs: list[RunSpec]) -> dict[str, list[tuple[str, int]]]:
     return out
 
 
-def plan_final(exp: Experiment, wh: Warehouse, proposal: list[float], pilot: bool = False) -> list[RunSpec]:
-    """Specs of the final (or the pilot's) runs not yet finished."""
+def plan_final(exp: Experiment, wh: Warehouse, proposal: list[float], pilot: bool = False,
+               seeds: list[int] | None = None) -> list[RunSpec]:
+    """Specs of the final (or the pilot's) runs not yet finished (final runs at `seeds`, default `final.seeds`)."""
     ingest_spool(exp, wh)
-    specs = pilot_specs(exp, proposal) if pilot else final_specs(exp, proposal)
+    specs = pilot_specs(exp, proposal) if pilot else final_specs(exp, proposal, seeds)
     seen: set[str] = set()  # a proposal equal to a baseline shares its runs: train each run once
     specs = [s for s in specs if not (s.run_id in seen or seen.add(s.run_id))]
     status = wh.run_status([s.run_id for s in specs])
@@ -154,9 +195,26 @@ def train_final(exp: Experiment, spec: RunSpec) -> RunResult:
 
 
 @task(name="plan-final", cache_policy=NONE)
-def plan_final_task(exp: Experiment, proposal: list[float], pilot: bool = False) -> list[RunSpec]:
+def plan_final_task(exp: Experiment, proposal: list[float], pilot: bool = False,
+                    seeds: list[int] | None = None) -> list[RunSpec]:
     """The final (or pilot) runs (proposal and baselines, every seed) not yet finished."""
-    return plan_final(exp, writer(exp.warehouse), proposal, pilot)
+    return plan_final(exp, writer(exp.warehouse), proposal, pilot, seeds)
+
+
+@task(name="seed-plan", cache_policy=NONE)
+def seed_plan_task(exp: Experiment) -> SeedPlan:
+    """How many final seeds, in which looks (printed)."""
+    plan = seed_plan(exp, writer(exp.warehouse))
+    print(f"final seeds: {plan.text}")
+    return plan
+
+
+@task(name="look", cache_policy=NONE)
+def look_task(exp: Experiment, proposal: list[float], plan: SeedPlan, seeds: list[int]) -> bool:
+    """Whether every comparison is decided after the final runs at `seeds` (printed); then no more seeds."""
+    out = look_outcomes(exp, writer(exp.warehouse), proposal, plan, seeds)
+    print(f"look at {len(seeds)} seeds: " + ", ".join(f"{b} {o}" for b, o in out.items()))
+    return all(o in ("win", "loss", "tie") for o in out.values())
 
 
 @task(name="pilot-verdict", cache_policy=NONE)

@@ -14,10 +14,10 @@ from mixopt.tasks.swarm import record_result
 from mixopt.warehouse import writer
 
 
-def train_final_runs(exp: Experiment, proposal: list[float], pilot: bool) -> int:
+def train_final_runs(exp: Experiment, proposal: list[float], pilot: bool, seeds: list[int] | None = None) -> int:
     """Train the unfinished final (or pilot) runs, `runtime.final_workers` at a time (on a CPU one
     single-threaded process per core), and record each result; returns how many were trained."""
-    specs = plan_final_task(exp, proposal, pilot)
+    specs = plan_final_task(exp, proposal, pilot, seeds)
     wh = writer(exp.warehouse)
     for group in runner.final_groups(specs, runner.final_workers(exp.cfg.runtime, exp.cfg.final.devices)):
         futures = [final_run_task.submit(exp, spec) for spec in group]

@@ -345,3 +345,17 @@ def run_mixtures(db: Frames, run_ids: Sequence[str]) -> dict[str, list[float]]:
     df = db.frame("SELECT r.run_id, m.weights FROM runs r JOIN mixtures m USING (mixture_id) "
                   "WHERE r.run_id IN (SELECT unnest(?::VARCHAR[]))", [list(run_ids)])
     return {r["run_id"]: [float(w) for w in r["weights"]] for r in df.to_dicts()}
+
+
+def noise_inputs(db: Frames, experiment_id: str) -> tuple[dict[str, dict[int, float]], dict[str, dict[int, float]]]:
+    """What the final seeds are planned from: the pilot's targets (label -> seed -> target) and the
+    anchors' proxy seed repeats (anchor -> seed -> target)."""
+    pilot: dict[str, dict[int, float]] = {}
+    for r in pilot_runs(db, experiment_id).to_dicts():
+        if r["target_loss"] is not None:
+            pilot.setdefault(r["label"], {})[int(r["seed"])] = float(r["target_loss"])
+    anchors: dict[str, dict[int, float]] = {}
+    for r in anchor_proxies(db, experiment_id).to_dicts():
+        if r["target_loss"] is not None:
+            anchors.setdefault(r["anchor"], {})[int(r["seed"])] = float(r["target_loss"])
+    return pilot, anchors

@@ -14,7 +14,7 @@ def _search(folder):
     cfg = tiny_config(folder, design={"anchor_proxies": True, "noise_seeds": 1, "target_fraction": 0.25,
                                       "ladder": {"scales": [{"tokens_fraction": 0.25}, {"tokens_fraction": 0.5}],
                                                  "mixtures": 3}},
-                      final={"seeds": [0, 1], "pilot": {"enabled": True, "tokens_fraction": 0.5, "seeds": [0, 1]}},
+                      final={"seeds": [0, 1], "pilot": {"enabled": True, "tokens_fraction": 0.5, "seeds": [100, 101]}},
                       regressor={"cv_repeats": 2})
     result = mixture_search(config=cfg)
     losses = read_only_query(cfg.runtime.warehouse, "select run_id, target_loss from runs order by run_id")[1]

@@ -15,7 +15,7 @@ PROPOSAL = [0.6, 0.3, 0.1]
 
 def _experiment(tmp_path, **pilot):
     cfg = tiny_config(tmp_path, design={"anchors": {"mine": {"a": 0.5, "b": 0.5}}},
-                      final={"seeds": [0, 1, 2], "pilot": {"enabled": True, "seeds": [0, 1], **pilot}})
+                      final={"seeds": [0, 1, 2], "pilot": {"enabled": True, "seeds": [100, 101], **pilot}})
     domains = [DomainShard(n, "x", "y", t, 100) for n, t in (("a", 90_000), ("b", 60_000), ("c", 50_000))]
     return Experiment.create(cfg, domains, vocab_size=300, fingerprint="fp")
 
@@ -30,7 +30,7 @@ def _record(exp, wh, specs, loss_of):
 def test_the_pilot_is_smaller_paired_and_names_every_static_baseline(tmp_path):
     exp = _experiment(tmp_path)
     specs = pilot_specs(exp, PROPOSAL)
-    assert {s.role for s in specs} == {"pilot"} and {s.seed for s in specs} == {0, 1}
+    assert {s.role for s in specs} == {"pilot"} and {s.seed for s in specs} == {100, 101}
     assert {s.label for s in specs} == {"proposed", "natural", "stratified", "mine"}
     assert all(s.train["tokens"] == exp.cfg.final.tokens // 4 for s in specs)
     assert not {s.run_id for s in specs} & {s.run_id for s in final_specs(exp, PROPOSAL)}
