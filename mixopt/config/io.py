@@ -102,7 +102,10 @@ DEMO = {
     "target": {"eval_sets": [{"name": "scientific_python", "format": "builtin", "paths": ["scientific_python"]}],
                "weights": {"scientific_python": 1.0}},
     "design": {"anchors": {"hand_picked": {"python_stdlib": 0.75, "python_docs": 0.25}}},
-    "final": {"baselines": ["natural", "stratified", "unimax", "similarity", "hand_picked"]},
+    # fewer tokens than the defaults (150k, 200k) so five baselines, the pilot and three seeds fit in
+    # about ten minutes on two cores
+    "swarm": {"tokens": 100_000},
+    "final": {"tokens": 120_000, "baselines": ["natural", "stratified", "unimax", "similarity", "hand_picked"]},
 }
 
 
