@@ -66,7 +66,11 @@ def choice_markdown(wh: Warehouse, experiment_id: str, names: list[str], prop: d
     pred = d.get("anchors_predicted", {})
     if anchors or pred:
         md.append("\n## Anchors at proxy scale, and every mixture predicted at the final scale\n")
-        scale = "the final run's compute" if d.get("scale_aware") else "the proxies' own scale (no ladder)"
+        gate = d.get("scale_gate") or {}
+        if gate.get("use") == "single":
+            scale = "the proxies' own scale (the gate kept the scale-aware law out: it lost leave-largest-scale-out)"
+        else:
+            scale = "the final run's compute" if d.get("scale_aware") else "the proxies' own scale (no ladder)"
         md.append(f"Measured: the anchors' proxy runs (mean ± sd over seeds). Predicted: the law at {scale}, "
                   "± its bootstrap sd.\n\n| mixture | proxy seeds | measured at proxy scale | predicted |\n"
                   "|---|---|---|---|\n")
@@ -103,6 +107,11 @@ def choice_markdown(wh: Warehouse, experiment_id: str, names: list[str], prop: d
                       f"{_f(d.get('raw_predicted'))}):\n\n")
         else:
             md.append(f"No hedge: the proposal is the law's optimum (predicted {_f(d.get('raw_predicted'))}).\n\n")
+        pred = [v["mean"] for v in (d.get("anchors_predicted") or {}).values() if v.get("mean") is not None]
+        if h and pred and d.get("raw_predicted") is not None and h.get("lam", 1) < 1:
+            md.append(f"The raw optimum was predicted {min(pred) - d['raw_predicted']:+.4f} nats better than the best "
+                      "anchor, a gain its uncertainty (bootstrap and the law's measured transfer error) did not "
+                      f"vouch for at κ = {_kappa(d)}; `benchmarks/transfer.md` trains it (the `raw` arm).\n\n")
         md.append("| domain | " + " | ".join(names) + " |\n|---|" + "---|" * len(names) + "\n")
         md.append("| raw optimum | " + " | ".join(f"{w:.3f}" for w in d["raw_optimum"]) + " |\n")
         if prop:
@@ -122,6 +131,11 @@ def choice_markdown(wh: Warehouse, experiment_id: str, names: list[str], prop: d
                             f"variation on average (warning above proposer.unstable_tv = {limit}); more proxies "
                             "or a stronger hedge would steady it")
     return "".join(md), warnings
+
+
+def _kappa(d: dict) -> str:
+    k = d.get("hedge_kappa")
+    return "the configured κ" if k is None else f"{k:g}"
 
 
 def _unstable_limit(wh: Warehouse, experiment_id: str) -> float:
