@@ -263,9 +263,8 @@ def train(args: argparse.Namespace, plan_name: str, out_name: str) -> None:
     for gname, specs in groups.items():
         for chunk in _chunks(specs, device):
             flops = sum(_flops(s) for s in chunk)
-            rate = flops_done / secs_done if secs_done else args.assume_tflops * 1e12
-            elapsed = time.perf_counter() - t0
-            if secs_done and elapsed + flops / rate > args.time_budget_s:
+            elapsed = time.perf_counter() - t0  # the first group always starts; the rest at the rate measured
+            if secs_done and elapsed + flops * secs_done / flops_done > args.time_budget_s:
                 meta["skipped"] += [s.run_id for s in chunk]
                 continue
             if any(s.curve_points for s in chunk):
@@ -429,8 +428,9 @@ def _sections(exp, st: dict, fitj: dict, pf: dict, final: dict, curves: dict) ->
         for p in comps:
             sp = speedup(p.baseline, curves.get(a, {}), final.get(p.baseline, {}), st["final"]["tokens"]) \
                 if p.diffs and all(curves.get(a, {}).get(x) for x in p.seeds) else None
-            out.append(f"| {a} | {p.baseline} | {p.mean:+.4f} | {p.low:+.4f} … {p.high:+.4f} | {p.outcome} | "
-                       f"{sp.describe() if sp else '–'} |\n")
+            same = bool(p.diffs) and all(x == 0 for x in p.diffs)
+            out.append(f"| {a} | {p.baseline} | {p.mean:+.4f} | {p.low:+.4f} … {p.high:+.4f} | "
+                       + ("the same runs | – |\n" if same else f"{p.outcome} | {sp.describe() if sp else '–'} |\n"))
         claims[a] = {"beats_every": beats_every(comps, alpha=0.025).sentence,
                      "beats_at_least_one": beats_at_least_one(comps, alpha=0.025).sentence,
                      "paired": [p.__dict__ for p in comps]}
@@ -459,13 +459,13 @@ def report(args: argparse.Namespace, st: dict) -> None:
            f"Timings: prep {prepj.get('seconds', 0):.0f} s, swarm {sw.get('wall_s', 0):.0f} s "
            f"({ok(sw)} of {len(ps['runs'])} proxies), fit {fitj['seconds']:.0f} s, final {fr.get('wall_s', 0):.0f} s "
            f"({ok(fr)} of {len(pf['runs'])} runs). Groups: "
-           + "; ".join(f"{g['group']} K={g['k']} {g['wall_s']:.0f} s {g['tflop_per_s']:.1f} TFLOP/s"
+           + "; ".join(f"{g['group']} K={g['k']} {g['wall_s']:.0f} s {g['tflop_per_s']:.3g} TFLOP/s"
                        for g in sw.get("groups", []) + fr.get("groups", [])) + ".\n\n",
            f"## Swarm and fit\n\n{fitj['n_target_rows']} target-size proxies ({fitj['n_rows']} rows with the ladder); "
            f"target range {fitj['proxy_target_range'][0]:.4f}–{fitj['proxy_target_range'][1]:.4f}; seed sd of the "
            f"anchors {fitj['proxy_seed_sd']:.4f}. The similarity prior (no proxy) ranks the proxies with Spearman "
-           f"ρ = {fitj['prior_spearman']:.3f}.\n\n| regressor | CV Spearman (sd) | R² | RMSE |\n|---|---|---|---|\n"]
-    out += [f"| {r['regressor']} | {r['spearman']:.3f} ({r['spearman_sd'] or 0:.3f}) | {r['r2']:.3f} | "
+           f"ρ = {fitj['prior_spearman']:.3f}.\n\n| regressor | CV Spearman | R² | RMSE |\n|---|---|---|---|\n"]
+    out += [f"| {r['regressor']} | {r['spearman']:.3f} | {r['r2']:.3f} | "
             f"{r['rmse']:.4f} |\n" for r in fitj["cv"]]
     g, ch = fitj.get("gate") or {}, fitj["choice"]
     out.append(f"\nauto: {fitj['auto_weights']}. Gate: **{g.get('use', 'off')}** ({g.get('reason', '')}). "
@@ -493,7 +493,6 @@ def main() -> None:
     ap.add_argument("--compile", default="auto", choices=["auto", "on", "off"], help="torch.compile the batches")
     ap.add_argument("--time-budget-s", type=float, default=float("inf"), help="device phases: start no group that "
                     "would end later than this (estimated from the groups trained so far)")
-    ap.add_argument("--assume-tflops", type=float, default=50.0, help="throughput guess before the first group")
     ap.add_argument("--wheels", action=argparse.BooleanOptionalAction, default=None,
                     help="prep: download pydantic wheels for the GPU machine (default: on unless --tiny)")
     ap.add_argument("--force", action="store_true", help="prep / fit: redo even if the output exists")
