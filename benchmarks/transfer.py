@@ -84,7 +84,7 @@ def _merge(base: dict, over: dict) -> dict:
     return out
 
 
-def case_config(case: str, scale: str, quick: bool, out: Path, device: str):
+def case_config(case: str, scale: str, quick: bool, out: Path, device: str, final_tokens: int | None = None):
     """The config of one case at one scale (the search's final step off: this script trains the finals)."""
     from mixopt.config import ExperimentConfig, load_config
     from mixopt.config.io import demo_config
@@ -98,6 +98,8 @@ def case_config(case: str, scale: str, quick: bool, out: Path, device: str):
     data = _merge(data, SCALES[scale])
     if quick:
         data = _merge(data, QUICK)
+    if final_tokens:
+        data["final"]["tokens"] = int(final_tokens)
     if case == "caps":  # ~3.2 bytes a token: half the final tokens in bytes caps every domain near 0.6
         data["corpus"]["max_bytes_per_domain"] = max(20_000, data["final"]["tokens"] // 2)
     data["runtime"].update(out_dir=str(out), warehouse=str(out / "mixopt.duckdb"), wandb_mode="disabled",
@@ -174,9 +176,11 @@ def _train_one(spec, work: Path, deadline: float) -> dict:
         return {"status": "failed", "error": f"{type(e).__name__}: {e}", "trace": traceback.format_exc()[-2000:]}
 
 
-def train_finals(exp, labels: dict, seeds: list[int], work: Path, workers: int, deadline: float) -> dict:
+def train_finals(exp, labels: dict, seeds: list[int], work: Path, workers: int, deadline: float,
+                 fault: tuple[str, ...] = ()) -> dict:
     """Every label at every seed at the final scale, equal mixtures once (their shared run id), seed by
-    seed (a time budget then leaves whole seeds). Returns target[label][seed], runs (one row per run id)."""
+    seed (a time budget then leaves whole seeds). Returns target[label][seed], runs (one row per run id).
+    `fault`: labels whose runs crash at their first step (`RunSpec.fault`), to check the others survive."""
     cfg = exp.cfg
     threads = max(1, (os.cpu_count() or 2) // max(1, workers))
     unique, members = {}, {}
@@ -186,6 +190,8 @@ def train_finals(exp, labels: dict, seeds: list[int], work: Path, workers: int, 
             spec.threads = threads
             unique.setdefault(spec.run_id, spec)
             members.setdefault(spec.run_id, []).append(label)
+            if label in fault:
+                unique[spec.run_id].fault = "exit@1"
     with ThreadPoolExecutor(max(1, workers)) as pool:
         futures = {rid: pool.submit(_train_one, s, work, deadline) for rid, s in unique.items()}
         outcomes = {rid: f.result() for rid, f in futures.items()}
@@ -275,7 +281,7 @@ def run_case(case: str, args, out: Path, deadline: float) -> dict:
     from mixopt.tasks.corpus import prepare_experiment
     from mixopt.warehouse import Warehouse
 
-    cfg = case_config(case, args.scale, args.quick, out, args.device)
+    cfg = case_config(case, args.scale, args.quick, out, args.device, args.final_tokens)
     t0 = time.perf_counter()
     result = mixture_search(cfg)
     search_s = time.perf_counter() - t0
@@ -284,12 +290,14 @@ def run_case(case: str, args, out: Path, deadline: float) -> dict:
         arms, baselines, notes = mixtures(exp, wh, result.fit)
         scores = _fit_scores(wh, exp.experiment_id, result.fit.regressor)
     t1 = time.perf_counter()
-    done = train_finals(exp, {**arms, **baselines}, args.seeds, out / "transfer", args.workers, deadline)
+    done = train_finals(exp, {**arms, **baselines}, args.seeds, out / "transfer", args.workers, deadline,
+                       tuple(args.inject_fault))
     final_s = time.perf_counter() - t1
     rows, claims = compare(done["target"], arms, baselines, done["run_ids"])
     d = result.fit.details
     return {"case": case, "experiment": exp.experiment_id, "domains": exp.domain_names, "seeds": args.seeds,
             "scale": args.scale, "quick": args.quick, "date": _now(), "command": _command(),
+            "machine": _machine(args.device),
             "arms": arms, "baselines": baselines, "notes": notes,
             "target": {k: {str(s): v for s, v in t.items()} for k, t in done["target"].items()},
             "runs": done["runs"], "paired": rows, "claims": claims, "search_s": search_s, "final_s": final_s,
@@ -344,10 +352,13 @@ def _md_setup(r: dict) -> list[str]:
     s = r["sizes"]
     p, f = s["proxy"], s["final"]
     ok = sum(1 for x in r["runs"] if x["status"] == "ok")
+    reused = sum(1 for x in r["runs"] if x.get("reused"))
+    reused = f", {reused} of them read back from an earlier invocation" if reused else ""
     quick = ", QUICK smoke test: not evidence" if r["quick"] else ""
     out = [f"\n## {r['case']} (`{r['experiment']}`; scale {r['scale']}{quick})\n\n",
-           f"Measured {r['date']}; `{r['command']}`. Search {r['search_s']:.0f} s, final runs {r['final_s']:.0f} s "
-           f"({ok} of {len(r['runs'])} distinct runs ok; seeds {r['seeds']}).\n\n",
+           f"Measured {r['date']} on {r.get('machine', 'an unrecorded machine')}; `{r['command']}`. Search "
+           f"{r['search_s']:.0f} s, final runs {r['final_s']:.0f} s ({ok} of {len(r['runs'])} distinct runs ok"
+           f"{reused}; seeds {r['seeds']}).\n\n",
            f"Proxies {p['n_layer']}x{p['n_embd']} ({p['params']:,} parameters, {p['params_non_embedding']:,} "
            f"non-embedding) on {p['tokens']:,} tokens; final {f['n_layer']}x{f['n_embd']} ({f['params']:,}, "
            f"{f['params_non_embedding']:,} non-embedding: {s['ratio_params']:.1f}x / "
@@ -355,13 +366,14 @@ def _md_setup(r: dict) -> list[str]:
            f"batch {f['batch_size']}).\n\n"]
     caps = r["caps"]
     out.append("Final budget per domain: " + "; ".join(
-        f"{c['domain']} {c['train_tokens']:,} train tokens, cap {c['cap']:.2f}, alone {c['epochs_alone']:.1f} epochs"
+        f"{c['domain']} {c['train_tokens']:,} train tokens, cap {c['cap']:.2f}, alone {c['epochs_alone']:.2f} epochs"
         for c in caps) + ".\n\n")
     gate = r.get("scale_gate") or {}
     law, single = gate.get("law") or {}, gate.get("single") or {}
-    out.append(f"Gate: **{gate.get('use', 'n/a')}** ({gate.get('reason') or 'no gate recorded'}; law: regret@1 "
-               f"{_f(law.get('regret'))}, Spearman {_f(law.get('spearman'), '.3f')}; single: regret@1 "
-               f"{_f(single.get('regret'))}, Spearman {_f(single.get('spearman'), '.3f')}). ")
+    why = gate.get("reason") or (f"law: regret@1 {_f(law.get('regret'))}, Spearman {_f(law.get('spearman'), '.3f')}; "
+                                 f"single: regret@1 {_f(single.get('regret'))}, "
+                                 f"Spearman {_f(single.get('spearman'), '.3f')}" if gate else "no gate recorded")
+    out.append(f"Gate (scale-aware law or single-scale regressor): **{gate.get('use', 'n/a')}** ({why}). ")
     h = r.get("hedge") or {}
     out.append(f"Hedge from **{r.get('hedge_start')}**: λ {_f(h.get('lam'), '.2f')}, predicted gain "
                f"{_f(h.get('gain'))} ± {_f(h.get('gain_sd'))}. Regressor {r['regressor']} (CV Spearman "
@@ -413,7 +425,8 @@ def _md_paired(r: dict) -> list[str]:
 def render(doc: dict) -> str:
     g = doc["generated"]
     out = [f"\nGenerated {g['date']} on {g['machine']}: `{g['command']}`.\n"]
-    for r in doc["cases"].values():
+    order = [c for c in CASES if c in doc["cases"]] + [c for c in doc["cases"] if c not in CASES]
+    for r in (doc["cases"][c] for c in order):
         if "error" in r:
             out.append(f"\n## {r['case']}\n\nNot measured: {r['error']}\n")
             continue
@@ -478,10 +491,13 @@ def _args() -> argparse.Namespace:
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4], help="final-run seeds (paired)")
     ap.add_argument("--scale", choices=sorted(SCALES), default="small", help="model and token sizes (SCALES)")
     ap.add_argument("--quick", action="store_true", help="shrink swarm and final to a smoke test (not evidence)")
+    ap.add_argument("--final-tokens", type=int, help="override the scale's final-run tokens (caps follows it)")
     ap.add_argument("--workers", type=int, default=2, help="final runs trained at once, each its own process")
     ap.add_argument("--device", choices=["cpu", "cuda", "auto"], default="auto", help="runtime.device")
     ap.add_argument("--time-budget-s", type=float, default=None,
                     help="start no new case or final run past this many seconds (what is done is still written)")
+    ap.add_argument("--inject-fault", nargs="*", default=[], metavar="LABEL",
+                    help="(checking the script) the runs of these mixtures die at step 1; the others must survive")
     ap.add_argument("--out", default="out/transfer", help="work folder (reused: finished proxies and runs kept)")
     ap.add_argument("--only", choices=["corpora", "regmix"], help="run only one part")
     ap.add_argument("--regmix-data", default=str(next((p for p in REGMIX_DATA if p.exists()), REGMIX_DATA[0])),
