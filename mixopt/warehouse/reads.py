@@ -345,3 +345,17 @@ def run_mixtures(db: Frames, run_ids: Sequence[str]) -> dict[str, list[float]]:
     df = db.frame("SELECT r.run_id, m.weights FROM runs r JOIN mixtures m USING (mixture_id) "
                   "WHERE r.run_id IN (SELECT unnest(?::VARCHAR[]))", [list(run_ids)])
     return {r["run_id"]: [float(w) for w in r["weights"]] for r in df.to_dicts()}
+
+
+# ---------------------------------------------------------------- mixture reuse: domains by content
+def domain_identities(db: Frames, experiment_id: str) -> pl.DataFrame:
+    """The experiment's domains with what identifies their content across experiments (the text checksum,
+    and the shards' checksums for pre-tokenized domains), in domain order (empty when not recorded)."""
+    return db.frame("SELECT domain, idx, text_sha256, train_sha256, val_sha256 FROM domains WHERE experiment_id = ? "
+                    "ORDER BY idx", [experiment_id])
+
+
+def experiment_ids(db: Frames) -> list[str]:
+    """Every recorded experiment's id, newest first."""
+    return db.frame("SELECT experiment_id FROM experiments ORDER BY created_at DESC, experiment_id")[
+        "experiment_id"].to_list()
