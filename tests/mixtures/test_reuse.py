@@ -6,8 +6,15 @@ import pytest
 
 from mixopt.mixtures import policy
 from mixopt.mixtures.design import token_caps
-from mixopt.mixtures.reuse import (COMPOSITE, DomainIdentity, build_plan, content_key, diff_domains, identities,
-                                   tokenizer_key)
+from mixopt.mixtures.reuse import (
+    COMPOSITE,
+    DomainIdentity,
+    build_plan,
+    content_key,
+    diff_domains,
+    identities,
+    tokenizer_key,
+)
 
 TOK = "bpe:2048"
 
