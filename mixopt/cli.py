@@ -253,6 +253,52 @@ def export(
         err.print(f"[dim]written to {out}[/]")
 
 
+@app.command()
+def diff(
+    experiment_a: str = typer.Argument(..., help="The earlier experiment's id."),
+    experiment_b: str = typer.Argument(..., help="The later experiment's id."),
+    warehouse: str = typer.Option("out/mixopt.duckdb", "--warehouse", "-w",
+                                  help="DuckDB warehouse file, or the shared store's postgresql:// URL."),
+) -> None:
+    """Which domains of B are unchanged since A, added, removed or changed, by content checksum (the text's,
+    or the shards' for pre-tokenized domains) and tokenizer, not by name: a renamed domain with the same
+    content is unchanged (renamed). What `design.reuse` would keep frozen: the unchanged ones."""
+    from mixopt.warehouse import ReadOnlyWarehouse
+
+    try:
+        with ReadOnlyWarehouse(warehouse) as db:
+            result = _diff_experiments(db, experiment_a, experiment_b, warehouse)
+    except _user_errors() as e:
+        _fail(str(e))
+    t = Table(title=f"Domains of {experiment_b} against {experiment_a}")
+    for col in ("status", experiment_a, experiment_b):
+        t.add_column(col, overflow="fold")
+    for status, a, b in result.rows():
+        t.add_row(status, a, b)
+    console.print(t)
+    console.print(f"{len(result.unchanged)} unchanged ({len(result.renamed)} renamed), {len(result.changed)} changed, "
+                  f"{len(result.added)} added, {len(result.removed)} removed", highlight=False)
+
+
+def _diff_experiments(db, a: str, b: str, where: str):
+    """`diff_domains` of two recorded experiments (a WarehouseError naming the unknown id otherwise)."""
+    from mixopt.errors import MixoptError
+    from mixopt.mixtures.reuse import diff_domains, identities
+    from mixopt.warehouse import reads
+    from mixopt.warehouse.postgres import is_url, redact
+
+    sides = []
+    for exp_id in (a, b):
+        rows = reads.domain_identities(db, exp_id).to_dicts()
+        if not rows:
+            known = reads.experiment_ids(db)
+            shown = ", ".join(known[:5]) + (", ..." if len(known) > 5 else "")
+            raise MixoptError(f"{redact(where) if is_url(where) else where}: no experiment {exp_id!r} recorded "
+                              f"(known: {shown or 'none'})")
+        sides.append(identities(rows, reads.experiment_config(db, exp_id)))
+    return diff_domains(*sides)
+
+
 store_app = typer.Typer(no_args_is_help=True, help="Administer the shared PostgreSQL store.")
 app.add_typer(store_app, name="store")
 

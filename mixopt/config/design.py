@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, model_serializer, model_validator
 
 from mixopt.config.base import _NAME, ModelConfig, _Strict, reserved_labels
 
@@ -126,8 +126,34 @@ class DesignConfig(_Strict):
     weights. Null: with `source:topic` names the design is still two-level, both levels sweeping
     `concentration_min`..`concentration_max`; with flat names it is the flat design."""
 
+    reuse: str | None = Field(None, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", max_length=128)
+    """Mixture reuse: the id of an earlier experiment in the same warehouse (this DuckDB file, or the
+    shared PostgreSQL store). The domains unchanged since it (same content checksum and tokenizer, whatever
+    their names; `mixopt diff`) keep its latest proposal's proportions as one frozen composite: the design
+    and the proposal search only the composite's total weight and the added or changed domains, with
+    `reuse_proxies` design proxies; proposals and final runs cover every domain. The proposal's details
+    record the lineage (`reused_from`). Needs a final-scale proposer (`regmix`, `bagged`) and no
+    `low_fidelity` nor frozen topics (`hierarchy.sources.*.frozen`); topic-level sweeps do not apply (each
+    added or changed domain is searched on its own). Null: a full search (the default)."""
+    reuse_proxies: int | None = Field(None, ge=2)
+    """With `reuse`: design proxies of the reduced search (null: as many per searched coordinate as the full
+    design, `ceil(swarm.n_proxies x (free domains + 1) / domains)`, at least 4). Part of the experiment's
+    identity when set."""
+
+    @model_serializer(mode="wrap")
+    def _drop_unset_reuse(self, handler):  # noqa: ANN001, ANN202 - pydantic's serializer protocol
+        """Leave `reuse` and `reuse_proxies` out of dumps while unset: experiment ids, run ids and the
+        config hash stay as they were before mixture reuse existed."""
+        data = handler(self)
+        if isinstance(data, dict):
+            for key in ("reuse", "reuse_proxies"):
+                if key in data and data[key] is None:
+                    del data[key]
+        return data
+
     @model_validator(mode="after")
     def _check(self) -> "DesignConfig":
+        _check_reuse(self)
         if self.concentration_min > self.concentration_max:
             raise ValueError("concentration_min must be <= concentration_max")
         for where, lo, hi in level_sweeps(self):
@@ -152,6 +178,20 @@ class DesignConfig(_Strict):
                                  f"correlation and the multi-fidelity GP need mixtures at both sizes), "
                                  f"got {self.transfer_mixtures}")
         return self
+
+
+def _check_reuse(d: DesignConfig) -> None:
+    """`design.reuse` and what it cannot be combined with (``ValueError`` naming the fields)."""
+    if d.reuse is None:
+        if d.reuse_proxies is not None:
+            raise ValueError("design.reuse_proxies is set but design.reuse is not (the experiment to reuse)")
+        return
+    if d.low_fidelity is not None:
+        raise ValueError("design.reuse cannot be combined with design.low_fidelity (the multi-fidelity "
+                         "rounds search the full space); unset one of them")
+    if d.hierarchy is not None and any(src.frozen is not None for src in d.hierarchy.sources.values()):
+        raise ValueError("design.reuse cannot be combined with frozen topics (design.hierarchy.sources.*.frozen): "
+                         "the reused composite already freezes the unchanged domains' proportions")
 
 
 def level_sweeps(d: DesignConfig) -> list[tuple[str, float, float]]:

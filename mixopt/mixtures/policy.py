@@ -6,10 +6,16 @@ prior and the target (`sample_around_prior_and_target`); a sequential one sample
 far (`acquire`), or over both proxy sizes when a low-fidelity size is configured (that round's
 math is `sequential.next_batch(..., fidelity=...)`). `next_step` says which. Pure numpy: the reads
 and writes stay in `mixopt/tasks/swarm.py`; the draws are deterministic functions of the arguments.
+
+Mixture reuse (`design.reuse`, `mixtures/reuse.py`) searches a reduced space: an earlier proposal's
+proportions over the unchanged domains form one frozen composite, and the draws and the rounds take
+that composite's hierarchy (the same `hierarchy=` as frozen topics: `Hierarchy.reduce` / `expand`), so
+every mixture keeps the reused proportions. `reuse_design_size` says how many proxies that space gets.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Sequence
 
@@ -43,6 +49,18 @@ def next_step(method: str, n_existing: int, missing: int, initial: int, round_si
         return DesignStep("multi_fidelity" if low_fidelity else "acquire", min(missing, round_size))
     n_new = missing if method == "dirichlet" else min(missing, initial - n_existing)
     return DesignStep("sample", n_new)
+
+
+def reuse_design_size(n_proxies: int, k: int, reduced_dim: int, reuse_proxies: int | None = None,
+                      minimum: int = 4) -> int:
+    """Design proxies of a reused search over `reduced_dim` coordinates (the composite's total and one per
+    added or changed domain) out of `k` domains: `reuse_proxies` when given, else as many proxies per
+    searched coordinate as the full design of `n_proxies` (`n_proxies * reduced_dim / k`, rounded up), at
+    least `minimum` and `reduced_dim + 1`, never more than `n_proxies` (unless that is below `minimum`)."""
+    if reuse_proxies is not None:
+        return int(reuse_proxies)
+    n = math.ceil(n_proxies * reduced_dim / max(k, 1) - 1e-9)
+    return min(max(n, minimum, reduced_dim + 1), max(n_proxies, minimum))
 
 
 def _key(w: Sequence[float] | np.ndarray) -> tuple:

@@ -49,12 +49,17 @@ def propose_at_final_scale(exp: Experiment, wh: Warehouse, chosen: str, model: A
     s_final = math.log10(train_compute(exp, cfg.final)) if multi else log_flops[TARGET]
     p = cfg.proposer
     singles = {name: (lambda n=name: make_regressor(n, seed)) for name in cfg.regressor.candidates}
-    return choose_at_scale(W, s, y, groups, base, exp.prior, caps, exp.anchor_mixtures(caps, cfg.final.tokens), s_final,
-                           n_samples=p.n_samples, top_k=p.top_k, seed=seed, kappa=p.hedge_kappa, B=p.bootstrap,
-                           boot_samples=p.bootstrap_samples, single_scale=singles, hierarchy=exp.hierarchy(),
-                           base_name="auto" if weights else chosen, gate=p.scale_gate,
-                           transfer=p.hedge_transfer,
-                           boot_search=p.bootstrap_search)
+    from mixopt.tasks.swarm import reuse_plan, search_hierarchy  # `design.reuse`: the reduced space
+
+    plan = reuse_plan(exp, wh)
+    anchors = exp.anchor_mixtures(caps, cfg.final.tokens)
+    choice = choose_at_scale(W, s, y, groups, base, exp.prior, caps, anchors, s_final,
+                             n_samples=p.n_samples, top_k=p.top_k, seed=seed, kappa=p.hedge_kappa, B=p.bootstrap,
+                             boot_samples=p.bootstrap_samples, single_scale=singles,
+                             hierarchy=search_hierarchy(exp, plan), base_name="auto" if weights else chosen,
+                             gate=p.scale_gate, transfer=p.hedge_transfer, boot_search=p.bootstrap_search)
+    choice.reused_from = plan.details() if plan is not None else None  # lineage, into the details
+    return choice
 
 
 def _floats(v: Any) -> list[float]:
@@ -82,6 +87,8 @@ def choice_details(c: Choice) -> dict[str, Any]:
                           "stability_tv": float(c.boot.stability), "lower": _floats(c.boot.lower),
                           "upper": _floats(c.boot.upper), "bagged": _floats(c.boot.bagged),
                           "seconds": float(c.boot.seconds)}
+    if getattr(c, "reused_from", None):  # `design.reuse`: which experiment and proposal were reused
+        d["reused_from"] = c.reused_from
     if c.checks:
         d["scale_checks"] = [{"name": x.name, "spearman": None if not np.isfinite(x.spearman) else x.spearman,
                               "rmse": x.rmse, "regret": x.regret, "n": x.n} for x in c.checks]

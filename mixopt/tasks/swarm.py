@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from prefect import task
@@ -24,19 +25,26 @@ from mixopt.mixtures.hierarchy import frozen_only
 from mixopt.models import runner
 from mixopt.runspec import RunResult, RunSpec, atomic_write_text
 from mixopt.tasks import fidelity
-from mixopt.warehouse import Warehouse, writer
-from mixopt.warehouse.postgres import is_url
+from mixopt.warehouse import Warehouse, reads, writer
+from mixopt.warehouse.postgres import is_url, redact
+
+if TYPE_CHECKING:
+    from mixopt.mixtures.hierarchy import Hierarchy
+    from mixopt.mixtures.reuse import ReusePlan
 
 log = logging.getLogger(__name__)
 DONE = ("ok", "diverged")  # outcomes that retraining would not change
 
 
 def design_mixtures(exp: Experiment, wh: Warehouse) -> list[tuple[str, list[float]]]:
-    """The experiment's first `n_proxies` design mixtures, sampling and storing new ones as needed
-    (the policy, `mixtures/policy.py`, says how many and by which step)."""
+    """The experiment's first `n_proxies` design mixtures (with `design.reuse`, the reduced design's
+    `design_size`), sampling and storing new ones as needed (the policy, `mixtures/policy.py`, says how
+    many and by which step)."""
     cfg = exp.cfg
+    plan = reuse_plan(exp, wh)
+    n_design = design_size(exp, plan)
     existing = wh.mixtures(exp.experiment_id, "design")
-    missing = cfg.swarm.n_proxies - len(existing)
+    missing = n_design - len(existing)
     if missing > 0 and cfg.design.method == "sequential" and _round_unfinished(exp, wh, existing):
         missing = 0  # e.g. after a crash mid-round: finish that round before choosing the next
     if missing > 0:
@@ -51,24 +59,91 @@ def design_mixtures(exp: Experiment, wh: Warehouse) -> list[tuple[str, list[floa
             chosen = [acquired[i] for i in policy.drop_taken([w for w, _ in acquired], [w for _, w in existing])]
             new, sizes = [w for w, _ in chosen], [s for _, s in chosen]
         elif step.kind == "acquire":
-            new = _acquire(exp, wh, caps, step.n, seed)
+            new = _acquire(exp, wh, caps, step.n, seed, plan)
         else:
-            new = sample_around_prior_and_target(exp, step.n, caps, seed, [w for _, w in existing])
+            new = sample_around_prior_and_target(exp, step.n, caps, seed, [w for _, w in existing], plan)
         for i, w in enumerate(new):
             wh.record_mixture(mixture_id(w), exp.experiment_id, "design", w, size=sizes[i] if sizes else None)
         existing = wh.mixtures(exp.experiment_id, "design")
-    return existing[: cfg.swarm.n_proxies]
+    return existing[:n_design]
 
 
 def sample_around_prior_and_target(exp: Experiment, n: int, caps: np.ndarray, seed: int,
-                                   existing: list[list[float]]) -> np.ndarray:
+                                   existing: list[list[float]], plan: ReusePlan | None = None) -> np.ndarray:
     """`n` new design mixtures around the target's weights and the token prior
-    (`policy.sample_around_prior_and_target` with the experiment's design settings)."""
+    (`policy.sample_around_prior_and_target` with the experiment's design settings); with a reuse `plan`,
+    in its reduced space (the composite's proportions kept)."""
     d = exp.cfg.design
     return policy.sample_around_prior_and_target(
         exp.prior, exp.design_centre(), n, caps, seed, existing, target_fraction=d.target_fraction,
         concentration_min=d.concentration_min, concentration_max=d.concentration_max, min_weight=d.min_weight,
-        hierarchy=exp.hierarchy())  # two-level draws for `source:topic` domains (None: the flat design)
+        hierarchy=search_hierarchy(exp, plan))  # two-level draws (None: the flat design)
+
+
+# ---------------------------------------------------------------- mixture reuse (`design.reuse`)
+def reuse_plan(exp: Experiment, wh: Warehouse) -> ReusePlan | None:
+    """What `design.reuse` reuses (None when unset): the source experiment's latest proposal over the
+    domains unchanged since (by content and tokenizer, `mixtures/reuse.py`), as one frozen composite.
+
+    The source must be in this experiment's warehouse: the same DuckDB file or the shared PostgreSQL
+    store. A ConfigError (one line, naming `design.reuse`) when it is not there (e.g. in another DuckDB
+    file), has no proposal, shares no unchanged domain, or the composite cannot fit the token caps."""
+    from mixopt.config import ConfigError
+    from mixopt.mixtures.design import token_caps as caps_at
+    from mixopt.mixtures.proposers import PROPOSERS
+    from mixopt.mixtures.reuse import DomainIdentity, build_plan, content_key, diff_domains, identities, tokenizer_key
+
+    cfg = exp.cfg
+    src = cfg.design.reuse
+    if src is None:
+        return None
+    if src == exp.experiment_id:
+        raise ConfigError(f"design.reuse: {src!r} is this experiment itself; name an earlier one")
+    if not PROPOSERS.get(cfg.proposer.kind).final_scale:
+        raise ConfigError(f"design.reuse needs a final-scale proposer.kind (regmix or bagged), got "
+                          f"{cfg.proposer.kind!r}")
+    where = redact(exp.warehouse) if is_url(exp.warehouse) else exp.warehouse
+    if not reads.experiment(wh, src).height:
+        raise ConfigError(f"design.reuse: experiment {src!r} is not in this warehouse ({where}); a reuse source "
+                          "must be in the same DuckDB file or the shared PostgreSQL store (another DuckDB file is "
+                          "refused): run there, or unset design.reuse for a full search")
+    prop = reads.latest_proposal(wh, src)
+    if not prop.height:
+        raise ConfigError(f"design.reuse: experiment {src!r} has no proposal yet; finish its fit first")
+    tok = tokenizer_key(exp.config)
+    mine = [DomainIdentity(d.name, content_key(d.text_sha256, d.train_sha256, d.val_sha256), tok)
+            for d in exp.domains]
+    theirs = identities(reads.domain_identities(wh, src).to_dicts(), reads.experiment_config(wh, src))
+    d = cfg.design
+    try:
+        plan = build_plan(exp.domain_names, diff_domains(theirs, mine), [t.name for t in theirs],
+                          list(prop["weights"][0]), source=src, proposal_id=str(prop["proposal_id"][0]),
+                          mixture_id=str(prop["mixture_id"][0]),
+                          source_range=(d.concentration_min, d.concentration_max))
+        for tokens, epochs in ((cfg.swarm.tokens, d.proxy_max_epochs),
+                               (cfg.final.tokens, cfg.proposer.final_max_epochs)):
+            caps = caps_at(exp.train_tokens, tokens, epochs)
+            if caps.sum() >= 1:  # infeasible without any freeze: reported where the caps are used
+                plan.hierarchy.reduced_caps(caps)
+    except ValueError as e:
+        raise ConfigError(f"design.reuse: {e}") from None
+    return plan
+
+
+def design_size(exp: Experiment, plan: ReusePlan | None) -> int:
+    """Design proxies: `swarm.n_proxies`, or with a reuse plan the reduced design's
+    (`policy.reuse_design_size`)."""
+    cfg = exp.cfg
+    if plan is None:
+        return cfg.swarm.n_proxies
+    return policy.reuse_design_size(cfg.swarm.n_proxies, len(exp.domains), plan.reduced_dim,
+                                    cfg.design.reuse_proxies)
+
+
+def search_hierarchy(exp: Experiment, plan: ReusePlan | None) -> Hierarchy | None:
+    """The space the design and the proposal search: a reuse plan's (the composite frozen), else the
+    domains' own hierarchy (None: the flat design)."""
+    return plan.hierarchy if plan is not None else exp.hierarchy()
 
 
 def _round_unfinished(exp: Experiment, wh: Warehouse, existing: list[tuple[str, list[float]]]) -> bool:
@@ -78,14 +153,16 @@ def _round_unfinished(exp: Experiment, wh: Warehouse, existing: list[tuple[str, 
     return any(mid not in trained for mid, _ in existing)
 
 
-def _acquire(exp: Experiment, wh: Warehouse, caps: np.ndarray, n: int, seed: int) -> np.ndarray:
-    """One round of the sequential design over the proxies finished so far (`policy.acquire`)."""
+def _acquire(exp: Experiment, wh: Warehouse, caps: np.ndarray, n: int, seed: int,
+             plan: ReusePlan | None = None) -> np.ndarray:
+    """One round of the sequential design over the proxies finished so far (`policy.acquire`), in the
+    reduced space of frozen topics or of a reuse plan."""
     rows = wh.training_table(exp.experiment_id)
     X = np.array([r["weights"] for r in rows], dtype=float).reshape(len(rows), len(exp.domains))
     y = np.array([r["target_loss"] for r in rows], dtype=float)
     taken = [w for _, w in wh.mixtures(exp.experiment_id, "design")]
     return policy.acquire(X, y, exp.prior, caps, n, seed, exp.cfg.design.acquisition, taken,
-                          hierarchy=frozen_only(exp.hierarchy()))
+                          hierarchy=frozen_only(search_hierarchy(exp, plan)))
 
 
 def swarm_specs(exp: Experiment, wh: Warehouse) -> list[RunSpec]:

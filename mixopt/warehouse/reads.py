@@ -359,3 +359,17 @@ def noise_inputs(db: Frames, experiment_id: str) -> tuple[dict[str, dict[int, fl
         if r["target_loss"] is not None:
             anchors.setdefault(r["anchor"], {})[int(r["seed"])] = float(r["target_loss"])
     return pilot, anchors
+
+
+# ---------------------------------------------------------------- mixture reuse: domains by content
+def domain_identities(db: Frames, experiment_id: str) -> pl.DataFrame:
+    """The experiment's domains with what identifies their content across experiments (the text checksum,
+    and the shards' checksums for pre-tokenized domains), in domain order (empty when not recorded)."""
+    return db.frame("SELECT domain, idx, text_sha256, train_sha256, val_sha256 FROM domains WHERE experiment_id = ? "
+                    "ORDER BY idx", [experiment_id])
+
+
+def experiment_ids(db: Frames) -> list[str]:
+    """Every recorded experiment's id, newest first."""
+    return db.frame("SELECT experiment_id FROM experiments ORDER BY created_at DESC, experiment_id")[
+        "experiment_id"].to_list()
