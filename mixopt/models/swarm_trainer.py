@@ -230,9 +230,10 @@ class SwarmModule(pl.LightningModule):
 
 
 def _val_batches(modules: list[MixtureDataModule], name: str) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Held-out batches of domain `name`: shared (b, T) when every proxy reads the same shard,
-    else stacked (K, b, T) per proxy (shards of equal length)."""
-    shards = {(d.val_path, d.val_tokens) for m in modules for d in [*m.domains, *m.eval_sets] if d.name == name}
+    """Held-out batches of domain `name`: shared (b, T) when every proxy reads the same windows of the
+    same shard, else stacked (K, b, T) per proxy (shards of equal length)."""
+    shards = {(d.val_path, d.val_tokens, m.eval_seed) for m in modules for d in [*m.domains, *m.eval_sets]
+              if d.name == name}
     if len(shards) == 1:
         return modules[0].val_batches(name)
     per = [m.val_batches(name) for m in modules]
