@@ -39,6 +39,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 TARGET = "scientific_python"
+NOTES = "<!-- notes: kept when the tables are regenerated -->"
 
 
 def _config(out: Path, tokens: int):
@@ -259,7 +260,9 @@ def main() -> None:
               "summary": summarise(runs, evals, args.values, n_windows),
               "full_s": float(np.mean([e["full_s"] for e in evals.values()])),
               "wall_s": time.perf_counter() - t0}
-    Path(args.md).write_text(_md(result), encoding="utf-8")
+    md = Path(args.md)
+    notes = md.read_text(encoding="utf-8").partition(NOTES)[2] if md.exists() else ""
+    md.write_text(_md(result) + (f"\n{NOTES}{notes}" if notes else ""), encoding="utf-8")  # keep the notes
     Path(args.md).with_suffix(".json").write_text(json.dumps(result, indent=1), encoding="utf-8")
     print(_md(result))
 
