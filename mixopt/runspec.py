@@ -60,6 +60,18 @@ class RunSpec:
     curve_points: int = 0  # held-out evaluations during training, evenly spaced in steps (0: none)
     curve_eval_batches: int = 2  # held-out batches per domain at each curve point (a fixed subset)
     interaction_points: int = 0  # the last n curve points also measure per-domain gradient cosines
+    # One source of seed-to-seed noise varied alone (benchmarks/noise.py); None: as without the field, so
+    # nothing changes when unset (and none of them enters a run id).
+    init_seed: int | None = None  # the model's initialisation (and torch's global RNG); None: `seed`
+    data_seed: int | None = None  # the training data stream's random numbers; None: `seed`
+    eval_seed: int | None = None  # held-out windows: None, the fixed evenly spaced grid; an int, that grid
+    # shifted by a random phase drawn from it (the same number of windows); no effect when every window is read
+
+    def seeds(self) -> tuple[int, int, int | None]:
+        """(initialisation seed, data-stream seed, eval-window seed or None for the fixed grid)."""
+        init = self.seed if self.init_seed is None else self.init_seed
+        data = self.seed if self.data_seed is None else self.data_seed
+        return int(init), int(data), None if self.eval_seed is None else int(self.eval_seed)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

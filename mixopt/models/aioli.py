@@ -68,13 +68,12 @@ def aioli_val_batches(data: MixtureDataModule, domain: int, n_batches: int) -> V
     The run is scored on `data.val_batches`, whose windows start at evenly spaced offsets; these
     windows start at the midpoints between consecutive such offsets, and ``n_batches * batch_size``
     of the midpoints (evenly spread) are kept. A shard with a single scoring window gives that window.
+    A run scored on the whole held-out set (`eval_batches` 0) has no disjoint windows left: these then
+    straddle two consecutive scoring windows.
     """
     d = data.domains[domain]
     tokens = open_tokens(d.val_path, d.val_tokens, f"val shard of {d.name!r}")
-    n = min(data.seq_len + 1, len(tokens))
-    last = len(tokens) - n
-    count = min(data.eval_batches * data.batch_size, last + 1)
-    scoring = np.unique(np.linspace(0, last, count).round().astype(np.int64))
+    scoring, n = data.val_offsets(len(tokens))
     mids = np.unique((scoring[:-1] + scoring[1:]) // 2) if len(scoring) > 1 else scoring
     keep = np.unique(np.linspace(0, len(mids) - 1, min(len(mids), n_batches * data.batch_size)).round())
     offsets = mids[keep.astype(np.int64)]
@@ -193,4 +192,4 @@ def make_aioli_callback(spec: RunSpec, data: MixtureDataModule, total_steps: int
     if not spec.aioli:
         return None
     cfg = AioliConfig.model_validate(spec.aioli)
-    return AioliCallback(data, cfg, total_steps, spec.seed, restricted=spec.label == "aioli_restricted")
+    return AioliCallback(data, cfg, total_steps, spec.seeds()[1], restricted=spec.label == "aioli_restricted")

@@ -102,6 +102,7 @@ class MixtureDataModule(pl.LightningDataModule):
         eval_batches: int = 8,
         live: bool = False,
         eval_sets: Sequence[DomainShard] = (),
+        eval_seed: int | None = None,
     ) -> None:
         super().__init__()
         if not domains:
@@ -114,7 +115,10 @@ class MixtureDataModule(pl.LightningDataModule):
         self.batch_size = int(batch_size)
         self.seed = int(seed)
         self.total_steps = int(total_steps)
-        self.eval_batches = int(eval_batches)
+        self.eval_batches = int(eval_batches)  # 0: every window of the held-out shard (`val_offsets`)
+        if self.eval_batches < 0:
+            raise ValueError(f"eval_batches must be >= 0 (0: the whole held-out set), got {eval_batches}")
+        self.eval_seed = None if eval_seed is None else int(eval_seed)  # None: the fixed grid of windows
         self.live = bool(live)  # Aioli (issue 4): draw each batch when its step starts
         self.eval_sets = list(eval_sets)  # evaluation-only held-out sets (issue 15): `val_batches` by name
         self._live_rng: np.random.Generator | None = None
@@ -186,20 +190,38 @@ class MixtureDataModule(pl.LightningDataModule):
         except ValueError:
             raise KeyError(f"unknown domain {domain!r}; known: {self.names}") from None
 
-    def val_batches(self, domain: str | int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Deterministic held-out batches `(x, y)` of one domain (by name or index) or eval set (by name).
+    def val_offsets(self, n_tokens: int) -> tuple[np.ndarray, int]:
+        """The start offsets and the length (at most `seq_len + 1`) of the held-out windows in a val shard
+        of `n_tokens` tokens.
 
-        Windows of `seq_len + 1` tokens start at evenly spaced offsets over the val shard, at most
-        `eval_batches * batch_size` of them; a shard shorter than that gives one shorter window.
+        `eval_batches` > 0: at most `eval_batches * batch_size` windows at evenly spaced offsets over the
+        shard (the first at 0, the last at its end), the same for every run; with `eval_seed` set, the same
+        number of windows at spacing `(last + 1) / count` from a random phase in `[0, spacing)` drawn from
+        `eval_seed` (another systematic sample of the same size: the noise of the window choice).
+        `eval_batches` == 0: the whole shard, in consecutive windows `seq_len` apart, so that every token
+        but the first is predicted exactly once (the last `< seq_len` tokens, which fill no window, excepted).
         """
+        n = min(self.seq_len + 1, n_tokens)
+        last = n_tokens - n
+        if self.eval_batches == 0:
+            return np.arange(0, last + 1, max(1, n - 1), dtype=np.int64), n
+        count = min(self.eval_batches * self.batch_size, last + 1)
+        if self.eval_seed is None or count >= last + 1:
+            return np.unique(np.linspace(0, last, count).round().astype(np.int64)), n
+        spacing = (last + 1) / count
+        phase = np.random.default_rng([self.eval_seed, 0x65]).uniform(0.0, spacing)
+        offsets = np.floor(phase + spacing * np.arange(count)).astype(np.int64)
+        return np.unique(np.minimum(offsets, last)), n
+
+    def val_batches(self, domain: str | int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Deterministic held-out batches `(x, y)` of one domain (by name or index) or eval set (by name):
+        the windows of `val_offsets`, `batch_size` per batch; a shard shorter than `seq_len + 1` tokens
+        gives one shorter window."""
         sets = {e.name: e for e in self.eval_sets}
         d = sets[domain] if isinstance(domain, str) and domain in sets else self.domains[self._domain_index(domain)]
         tokens = open_tokens(d.val_path, d.val_tokens, f"val shard of {d.name!r}", d.dtype)
-        n = min(self.seq_len + 1, len(tokens))
-        last = len(tokens) - n
-        count = min(self.eval_batches * self.batch_size, last + 1)
-        offsets = np.unique(np.linspace(0, last, count).round().astype(np.int64))
-        windows = np.stack([np.asarray(tokens[o : o + n], dtype=np.int64) for o in offsets])
+        offsets, n = self.val_offsets(len(tokens))
+        windows = np.asarray(tokens[offsets[:, None] + np.arange(n)], dtype=np.int64)
         t = torch.from_numpy(windows)
         b = self.batch_size
         return [(t[i : i + b, :-1], t[i : i + b, 1:]) for i in range(0, len(t), b)]

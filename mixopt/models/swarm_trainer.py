@@ -1,7 +1,7 @@
 """Train K proxies at once as one `BatchedGPT`: `train_batch(specs) -> list[RunResult]`.
 
-Each spec keeps the contract of `train_run`: proxy k starts exactly as `GPT(seed=spec.seed)`, reads
-exactly the batches its own `MixtureDataModule` would draw, and is updated by an AdamW step with the
+Each spec keeps the contract of `train_run`: proxy k starts exactly as `GPT(seed=spec.seed)` (or its
+`init_seed`), reads exactly the batches its own `MixtureDataModule` would draw, and is updated by an AdamW step with the
 same warm-up + cosine schedule, weight decay and gradient clipping as alone. AdamW is elementwise, so
 one optimizer over the stacked weights is K independent optimizers; clipping is the only coupling and
 is done per proxy (each proxy's own gradient norm). Lightning drives the loop (manual optimization:
@@ -230,9 +230,10 @@ class SwarmModule(pl.LightningModule):
 
 
 def _val_batches(modules: list[MixtureDataModule], name: str) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Held-out batches of domain `name`: shared (b, T) when every proxy reads the same shard,
-    else stacked (K, b, T) per proxy (shards of equal length)."""
-    shards = {(d.val_path, d.val_tokens) for m in modules for d in [*m.domains, *m.eval_sets] if d.name == name}
+    """Held-out batches of domain `name`: shared (b, T) when every proxy reads the same windows of the
+    same shard, else stacked (K, b, T) per proxy (shards of equal length)."""
+    shards = {(d.val_path, d.val_tokens, m.eval_seed) for m in modules for d in [*m.domains, *m.eval_sets]
+              if d.name == name}
     if len(shards) == 1:
         return modules[0].val_batches(name)
     per = [m.val_batches(name) for m in modules]
@@ -302,18 +303,19 @@ def _fit_group(specs: list[RunSpec], results: list[RunResult], made: list[SwarmM
     device = resolve_device(specs[0].device)
     if specs[0].threads > 0:
         torch.set_num_threads(specs[0].threads)
-    pl.seed_everything(specs[0].seed, verbose=False)
+    seeds = [s.seeds() for s in specs]  # (init, data, eval) of each spec: `seed` unless overridden
+    pl.seed_everything(seeds[0][0], verbose=False)
     tokens_per_step = cfg.batch_size * cfg.seq_len
     steps = math.ceil(cfg.tokens / tokens_per_step)
     modules = [
-        MixtureDataModule(s.domains, s.weights, cfg.seq_len, cfg.batch_size, s.seed, steps, cfg.eval_batches,
-                          eval_sets=s.eval_sets)
-        for s in specs
+        MixtureDataModule(s.domains, s.weights, cfg.seq_len, cfg.batch_size, data, steps, cfg.eval_batches,
+                          eval_sets=s.eval_sets, eval_seed=ev)
+        for s, (_, data, ev) in zip(specs, seeds)
     ]
     batch_tokens = len(specs) * steps * tokens_per_step
     compile_model = specs[0].compile == "on" or (specs[0].compile == "auto"
                                                  and should_compile(device, batch_tokens))
-    module = SwarmModule(cfg, specs[0].vocab_size, [s.seed for s in specs], steps, compile_model)
+    module = SwarmModule(cfg, specs[0].vocab_size, [init for init, _, _ in seeds], steps, compile_model)
     made.append(module)
     callbacks, curve = _group_callbacks(specs, module, modules, steps, tokens_per_step)
     if device == "cuda":

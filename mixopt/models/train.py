@@ -6,6 +6,8 @@ seen, loss, lr) is recorded every step; after training every domain's held-out l
 
 Model initialisation and the data stream are seeded from `spec.seed` with their own generators, so a
 run is reproducible even when several runs share a process (torch's global RNG is also seeded).
+`spec.init_seed` / `data_seed` / `eval_seed` replace the seed of one source alone (the model with torch's
+global RNG, the data stream, the held-out windows; `benchmarks/noise.py`); unset, nothing changes.
 
 A spec with `aioli` set adapts its mixture online (`mixopt.models.aioli`, issue 4): the data module
 runs in live mode, an `AioliCallback` drives its weights, and `RunResult.trajectory` records them.
@@ -80,8 +82,14 @@ def describe_exception(exc: BaseException, limit: int = 500) -> str:
 
 
 def train_config(spec: RunSpec) -> TrainConfig:
-    """The spec's `TrainConfig`, ignoring keys that subclasses (swarm, final) add."""
-    return TrainConfig.model_validate({k: v for k, v in spec.train.items() if k in TrainConfig.model_fields})
+    """The spec's `TrainConfig`, ignoring keys that subclasses (swarm, final) add.
+
+    `eval_batches` 0 (a final run scored on its whole held-out sets, `MixtureDataModule.val_offsets`) passes
+    although TrainConfig itself asks for >= 1: read it with `eval_batches(spec)`."""
+    d = {k: v for k, v in spec.train.items() if k in TrainConfig.model_fields}
+    if d.get("eval_batches") == 0:
+        return TrainConfig.model_validate(d | {"eval_batches": 1}).model_copy(update={"eval_batches": 0})
+    return TrainConfig.model_validate(d)
 
 
 def resolve_device(device: str) -> str:
@@ -262,16 +270,18 @@ def _fit(spec: RunSpec, result: RunResult, parts: _Parts) -> None:
     device = resolve_device(spec.device)
     if spec.threads > 0:
         torch.set_num_threads(spec.threads)
-    pl.seed_everything(spec.seed, verbose=False)
+    init_seed, data_seed, eval_seed = spec.seeds()  # each `spec.seed` unless overridden (benchmarks/noise.py)
+    pl.seed_everything(init_seed, verbose=False)
     tokens_per_step = cfg.batch_size * cfg.seq_len * spec.devices  # DDP: every device takes a batch
     steps = math.ceil(cfg.tokens / tokens_per_step)
 
     data = parts.data = MixtureDataModule(
-        spec.domains, spec.weights, cfg.seq_len, cfg.batch_size, spec.seed, steps, cfg.eval_batches,
+        spec.domains, spec.weights, cfg.seq_len, cfg.batch_size, data_seed, steps, cfg.eval_batches,
         live=spec.aioli is not None,  # Aioli (issue 4): batches drawn when their step starts
         eval_sets=spec.eval_sets,  # issue 15: measured like the domains, never trained on
+        eval_seed=eval_seed,
     )
-    module = GPTModule.from_config(cfg, spec.vocab_size, steps, spec.seed)
+    module = GPTModule.from_config(cfg, spec.vocab_size, steps, init_seed)
     result.n_params, result.n_params_non_embedding = count_params(module.model)
     ckpt_dir = Path(spec.out_dir) / "checkpoints"
     callbacks = _callbacks(spec, parts, module, fault, steps, tokens_per_step, ckpt_dir)
