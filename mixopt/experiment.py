@@ -251,7 +251,7 @@ class Experiment:
             "experiment": self.experiment_id, "role": role, "weights": [round(float(w), 6) for w in weights],
             "seed": seed, "train": settings, "code": CODE_VERSION,
         }
-        if aioli is not None:  # Aioli (issue 4)
+        if aioli is not None:  # Aioli
             identity.update(aioli=aioli, label=label)
         key = _hash(identity, 24)
         spec = RunSpec(
@@ -275,7 +275,7 @@ class Experiment:
             aioli=aioli,
         )
         spec.eval_sets = list(self.eval_sets)
-        if role == "final":  # issue 16: held-out curves (and, on the proposal, gradient cosines); not identity
+        if role == "final":  # held-out curves (and, on the proposal, gradient cosines); not identity
             f = cfg.final
             spec.curve_points, spec.curve_eval_batches = f.curve_points, f.curve_eval_batches
             spec.interaction_points = f.interaction_points if label == "proposed" else 0

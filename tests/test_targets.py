@@ -1,4 +1,4 @@
-"""Issue 15: the target over domains, eval sets and groups; ids of existing configs do not move."""
+"""The target over domains, eval sets and groups; ids of existing configs do not move."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""Aioli on a training run: a Lightning callback that adapts the mixture online (issue 4).
+"""Aioli on a training run: a Lightning callback that adapts the mixture online.
 
 `AioliCallback` drives the `MixtureDataModule`'s weights step by step. It needs the data module in
 live mode (`live=True`): each batch is then drawn when its step starts, from the weights in force

@@ -7,7 +7,7 @@ by the run's seed, so the same seed and weights give the same batches. Sampling 
 mixture during training (the DataLoader runs in the main process; with Lightning's one-batch
 prefetch, a change takes effect from the next batch but one). Domains with weight 0 are never read.
 
-Live mode (`live=True`, used by Aioli, issue 4): the stream yields placeholders and each batch is
+Live mode (`live=True`, used by Aioli): the stream yields placeholders and each batch is
 drawn in `on_before_batch_transfer`, i.e. when its training step starts, so a weight change made
 after step s (in a callback's `on_train_batch_end`) already applies to step s + 1. Static runs keep
 the prefetched stream, and hence exactly their batches.
@@ -79,7 +79,7 @@ class MixtureStream(IterableDataset):
         rank = getattr(getattr(self.owner, "trainer", None), "global_rank", 0)  # DDP: a stream per rank
         rng = np.random.default_rng([self.owner.seed, self.epoch] + ([rank] if rank else []))
         self.epoch += 1
-        if self.owner.live:  # --- Aioli (issue 4): placeholders, drawn when consumed ---
+        if self.owner.live:  # --- Aioli: placeholders, drawn when consumed ---
             self.owner._live_rng = rng
             for step in range(self.owner.total_steps):
                 yield torch.tensor(step)  # type: ignore[misc]
@@ -119,8 +119,8 @@ class MixtureDataModule(pl.LightningDataModule):
         if self.eval_batches < 0:
             raise ValueError(f"eval_batches must be >= 0 (0: the whole held-out set), got {eval_batches}")
         self.eval_seed = None if eval_seed is None else int(eval_seed)  # None: the fixed grid of windows
-        self.live = bool(live)  # Aioli (issue 4): draw each batch when its step starts
-        self.eval_sets = list(eval_sets)  # evaluation-only held-out sets (issue 15): `val_batches` by name
+        self.live = bool(live)  # Aioli: draw each batch when its step starts
+        self.eval_sets = list(eval_sets)  # evaluation-only held-out sets: `val_batches` by name
         self._live_rng: np.random.Generator | None = None
         self._train: dict[int, np.memmap] = {}  # opened lazily: weight-0 domains are never opened
         self._train_lengths = np.array([d.train_tokens for d in self.domains])
@@ -174,7 +174,7 @@ class MixtureDataModule(pl.LightningDataModule):
         return DataLoader(MixtureStream(self), batch_size=None, num_workers=0)
 
     def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """Live mode (Aioli, issue 4): replace the placeholder by a batch drawn now, with the
+        """Live mode (Aioli): replace the placeholder by a batch drawn now, with the
         weights in force at the start of this step; otherwise the batch passes unchanged."""
         if self.live and self._live_rng is not None and isinstance(batch, torch.Tensor) and batch.ndim == 0:
             return self.sample_batch(self._live_rng)

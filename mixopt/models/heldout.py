@@ -1,4 +1,4 @@
-"""The held-out curve of one run (issue 16): every domain's held-out loss at regular token counts.
+"""The held-out curve of one run: every domain's held-out loss at regular token counts.
 
 The training loss of a run is measured on its own mixture, so curves of different mixtures measure
 different things. `HeldoutCurve` instead evaluates a small fixed set of held-out windows of every
@@ -58,7 +58,7 @@ class HeldoutCurve(pl.Callback):
 
     @property
     def names(self) -> list[str]:
-        """What the curve measures: every domain, then every eval set (issue 15), so a target on eval sets
+        """What the curve measures: every domain, then every eval set, so a target on eval sets
         has a curve too; the gradient cosines take the domains only."""
         return [*self.data.names, *(e.name for e in self.data.eval_sets)]
 

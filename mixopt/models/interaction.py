@@ -1,4 +1,4 @@
-"""How domains interact, seen from a trained model's gradients (issue 16).
+"""How domains interact, seen from a trained model's gradients.
 
 For each domain i, g_i is the gradient of its held-out loss with respect to every parameter (the
 mean over a few fixed held-out batches). A small step on domain j's data moves the parameters along

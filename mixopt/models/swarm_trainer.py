@@ -112,7 +112,7 @@ class SwarmModule(pl.LightningModule):
         self._mask: torch.Tensor | None = None  # (K,) bool on the device: proxies still training
         # step, tokens, lr, losses (on the host, or being copied there), copy-done event (CUDA)
         self._pending: tuple[int, int, float, torch.Tensor, Any] | None = None
-        self.domain_counts: torch.Tensor | None = None  # (K, domains) sequences drawn, on the device (issue 16)
+        self.domain_counts: torch.Tensor | None = None  # (K, domains) sequences drawn, on the device
         self.n_domains = 0
 
     def on_train_start(self) -> None:
@@ -245,7 +245,7 @@ def _val_batches(modules: list[MixtureDataModule], name: str) -> list[tuple[torc
 def _group_callbacks(specs: list[RunSpec], module: SwarmModule, modules: list[MixtureDataModule], steps: int,
                      tokens_per_step: int) -> tuple[list[pl.Callback], SwarmHeldoutCurve | None]:
     """The batch's callbacks: injected faults (NaN per proxy; the earliest hard fault for all) and the
-    held-out curve of a sample of proxies (issue 16); returns the callbacks and the curve."""
+    held-out curve of a sample of proxies; returns the callbacks and the curve."""
     callbacks: list[pl.Callback] = []
     faults = [parse_fault(s.fault) for s in specs]
     for k, f in enumerate(faults):
@@ -255,7 +255,7 @@ def _group_callbacks(specs: list[RunSpec], module: SwarmModule, modules: list[Mi
     if hard:
         callbacks.append(FaultInjector(hard[0][1], hard[0][0]))
     curve = None
-    if any(s.curve_points > 0 for s in specs):  # issue 16: held-out curves of a sample of proxies
+    if any(s.curve_points > 0 for s in specs):  # held-out curves of a sample of proxies
         sample = next(s for s in specs if s.curve_points > 0)
         curve = SwarmHeldoutCurve({d.name: _val_batches(modules, d.name) for d in specs[0].domains}, len(specs),
                                   steps, tokens_per_step, sample.curve_points, sample.curve_eval_batches)
@@ -284,7 +284,7 @@ def _group_trainer(specs: list[RunSpec], device: str, steps: int, progress: bool
 
 def _measured(results: list[RunResult], specs: list[RunSpec], module: SwarmModule,
               curve: SwarmHeldoutCurve | None, seq_len: int) -> None:
-    """The achieved mixture of each proxy and the held-out curves of the sampled ones (issue 16)."""
+    """The achieved mixture of each proxy and the held-out curves of the sampled ones."""
     if module.domain_counts is not None:
         counts = module.domain_counts.tolist()
         for r, spec, c in zip(results, specs, counts):
@@ -331,7 +331,7 @@ def _fit_group(specs: list[RunSpec], results: list[RunResult], made: list[SwarmM
     trainer.fit(module, train_dataloaders=loader)
     module.to(torch.device(device))
     val = {d.name: module.mean_losses(_val_batches(modules, d.name))
-           for d in [*specs[0].domains, *specs[0].eval_sets]}  # eval sets: issue 15
+           for d in [*specs[0].domains, *specs[0].eval_sets]}  # and the eval sets
     finish_results(results, specs, module, val, trainer.global_step, tokens_per_step, cfg)
     _measured(results, specs, module, curve, cfg.seq_len)
 

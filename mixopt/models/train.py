@@ -9,7 +9,7 @@ run is reproducible even when several runs share a process (torch's global RNG i
 `spec.init_seed` / `data_seed` / `eval_seed` replace the seed of one source alone (the model with torch's
 global RNG, the data stream, the held-out windows; `benchmarks/noise.py`); unset, nothing changes.
 
-A spec with `aioli` set adapts its mixture online (`mixopt.models.aioli`, issue 4): the data module
+A spec with `aioli` set adapts its mixture online (`mixopt.models.aioli`): the data module
 runs in live mode, an `AioliCallback` drives its weights, and `RunResult.trajectory` records them.
 """
 
@@ -227,10 +227,10 @@ def _callbacks(spec: RunSpec, parts: _Parts, module: GPTModule, fault: Any, step
         module.nan_at_step = fault[1]
     elif fault:
         callbacks.append(FaultInjector(*fault))
-    parts.aioli = make_aioli_callback(spec, parts.data, steps)  # Aioli (issue 4): None for a static run
+    parts.aioli = make_aioli_callback(spec, parts.data, steps)  # Aioli: None for a static run
     if parts.aioli is not None:
         callbacks.append(parts.aioli)
-    if spec.curve_points > 0:  # issue 16: the held-out curve (and gradient cosines) during training
+    if spec.curve_points > 0:  # the held-out curve (and gradient cosines) during training
         parts.heldout = HeldoutCurve(parts.data, steps, tokens_per_step, spec.curve_points,
                                      spec.curve_eval_batches, spec.interaction_points)
         callbacks.append(parts.heldout)
@@ -277,8 +277,8 @@ def _fit(spec: RunSpec, result: RunResult, parts: _Parts) -> None:
 
     data = parts.data = MixtureDataModule(
         spec.domains, spec.weights, cfg.seq_len, cfg.batch_size, data_seed, steps, cfg.eval_batches,
-        live=spec.aioli is not None,  # Aioli (issue 4): batches drawn when their step starts
-        eval_sets=spec.eval_sets,  # issue 15: measured like the domains, never trained on
+        live=spec.aioli is not None,  # Aioli: batches drawn when their step starts
+        eval_sets=spec.eval_sets,  # measured like the domains, never trained on
         eval_seed=eval_seed,
     )
     module = GPTModule.from_config(cfg, spec.vocab_size, steps, init_seed)
@@ -302,7 +302,7 @@ def _fit(spec: RunSpec, result: RunResult, parts: _Parts) -> None:
         return
     module.to(torch.device(device))
     result.val_losses = {d.name: module.mean_loss(data.val_batches(d.name))
-                         for d in [*spec.domains, *spec.eval_sets]}  # eval sets: issue 15
+                         for d in [*spec.domains, *spec.eval_sets]}  # and the eval sets
     if spec.save_checkpoint:
         path = ckpt_dir / f"{spec.run_id}.ckpt"
         trainer.save_checkpoint(path)
@@ -319,14 +319,14 @@ def _collect(result: RunResult, parts: _Parts) -> None:
         if result.status == "failed" and recorder.curve:  # what was trained before the failure
             result.steps = recorder.last_good_step + 1
             result.tokens = int(recorder.curve[-1][1])
-    if parts.aioli is not None:  # Aioli (issue 4): the mixture trajectory, also of a failed run
+    if parts.aioli is not None:  # Aioli: the mixture trajectory, also of a failed run
         result.trajectory = parts.aioli.trajectory
     heldout = parts.heldout
-    if heldout is not None:  # issue 16
+    if heldout is not None:
         result.heldout_curve, result.grad_cosines, result.curve_eval_s = (heldout.curve, heldout.cosines,
                                                                           heldout.seconds)
     data = parts.data
-    if data is not None:  # issue 16: the tokens drawn from each domain (the achieved mixture)
+    if data is not None:  # the tokens drawn from each domain (the achieved mixture)
         result.domain_tokens = {n: int(c) * data.seq_len for n, c in zip(data.names, data.sampled_sequences)}
     if parts.logger:
         _finish_wandb(parts.logger, result)

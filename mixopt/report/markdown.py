@@ -219,9 +219,9 @@ def build_report(wh: Warehouse, experiment_id: str, out_dir: str | Path, final_r
     md.append(_table(comp, ["label", "seeds", "mean_target", "std_target", "best", "worst", "n_params", "tokens"]))
     md.append(verdict_markdown(comps))
     md.append(f"\n{verdict}\n")
-    md.append(evals_markdown(wh, experiment_id))  # issue 15: eval sets and groups
+    md.append(evals_markdown(wh, experiment_id))  # eval sets and groups
 
-    # ---- sections (issue 16 and later): each returns its markdown and any plots it drew
+    # ---- sections: each returns its markdown and any plots it drew
     extra: list[Path] = []
     heldout_md, heldout_plots = heldout_section(wh, experiment_id, final_run_ids, labels, out)
     md.append(heldout_md); extra += heldout_plots

@@ -177,7 +177,7 @@ def swarm_specs(exp: Experiment, wh: Warehouse) -> list[RunSpec]:
         spec.size = size  # recorded with the run; the id already differs through the training settings
         specs.setdefault(spec.run_id, spec)
     sample = [s for s in specs.values() if s.label == "design"][: exp.cfg.swarm.curve_proxies]
-    for spec in sample:  # issue 16: a sample of proxies measures held-out curves too (not part of the id)
+    for spec in sample:  # a sample of proxies measures held-out curves too (not part of the id)
         spec.curve_points = max(1, exp.cfg.final.curve_points)
         spec.curve_eval_batches = exp.cfg.final.curve_eval_batches
     return list(specs.values())

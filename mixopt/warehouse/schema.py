@@ -109,7 +109,7 @@ CREATE OR REPLACE VIEW mixture_source_weights AS
     FROM mixture_weights GROUP BY mixture_id, experiment_id, kind, source;
 """
 
-# Migration 5 (viz, issue 16): what each run measured while it trained, what it actually drew, and the
+# Migration 5 (viz): what each run measured while it trained, what it actually drew, and the
 # experiment's domain-interaction matrices (`method`: "swarm" or "gradient"; one row per i, j).
 _VIZ = """
 CREATE TABLE IF NOT EXISTS heldout_curves (
@@ -134,7 +134,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
      "ALTER TABLE fits ADD COLUMN IF NOT EXISTS cv_spearman_sd DOUBLE;"
      "ALTER TABLE fits ADD COLUMN IF NOT EXISTS cv_rmse_sd DOUBLE;"
      "ALTER TABLE domains ADD COLUMN IF NOT EXISTS text_sha256 VARCHAR;"),
-    (4, "evals.kind (domain, eval set or group: issue 15's eval-only targets) and the run_evals view",
+    (4, "evals.kind (domain, eval set or group: eval-only targets) and the run_evals view",
      "ALTER TABLE evals ADD COLUMN IF NOT EXISTS kind VARCHAR;"
      "CREATE OR REPLACE VIEW run_evals AS SELECT e.run_id, r.experiment_id, r.role, r.label, r.seed, r.size, "
      "e.domain AS name, coalesce(e.kind, 'domain') AS kind, e.loss FROM evals e JOIN runs r ON r.run_id = e.run_id;"),

@@ -278,7 +278,7 @@ class Warehouse:
     @staticmethod
     def _record_heldout(con: duckdb.DuckDBPyConnection, r: RunResult, weights: dict[str, float] | None,
                         targets: Sequence[float | None] | None) -> None:
-        """Held-out curve (per domain, and the target), achieved mixture and gradient cosines (issue 16)."""
+        """Held-out curve (per domain, and the target), achieved mixture and gradient cosines."""
         rows = [[r.run_id, int(s), int(t), d, float(v)] for s, t, losses in r.heldout_curve for d, v in losses.items()]
         if rows:
             con.executemany("INSERT INTO heldout_curves (run_id, step, tokens, domain, loss) VALUES (?, ?, ?, ?, ?)",

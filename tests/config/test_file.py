@@ -1,4 +1,4 @@
-"""Issue 15: every deployment accepts `config_file`; the form's given fields override the file's."""
+"""Every deployment accepts `config_file`; the form's given fields override the file's."""
 
 import inspect
 from pathlib import Path

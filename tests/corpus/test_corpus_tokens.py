@@ -1,4 +1,4 @@
-"""Issue 15: uint32 shards for large vocabularies, pre-tokenized domains (`format: tokens`) and eval sets."""
+"""Uint32 shards for large vocabularies, pre-tokenized domains (`format: tokens`) and eval sets."""
 
 from __future__ import annotations
 

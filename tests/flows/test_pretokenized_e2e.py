@@ -1,4 +1,4 @@
-"""Issue 15 end to end: a > 65,536-token vocabulary, pre-tokenized domains, an eval set and groups,
+"""End to end: a > 65,536-token vocabulary, pre-tokenized domains, an eval set and groups,
 through the swarm (tiny proxies), the fit (from a config file) and the report."""
 
 from pathlib import Path

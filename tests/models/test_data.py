@@ -134,7 +134,7 @@ def _shard(path, name: str, tokens: np.ndarray, dtype: str) -> DomainShard:
 
 
 def test_uint32_shards_are_read_as_uint32_and_eval_sets_by_name(tmp_path) -> None:
-    """Issue 15: ids above 65,535 come back intact; an eval set is measured, never drawn for training."""
+    """Ids above 65,535 come back intact; an eval set is measured, never drawn for training."""
     big = np.arange(70_000, 70_000 + 1000, dtype=np.int64)
     wide = _shard(tmp_path, "wide", big, "uint32")
     narrow = _shard(tmp_path, "narrow", np.arange(1000, dtype=np.int64) % 300, "uint16")

@@ -1,4 +1,4 @@
-"""Held-out curves, achieved mixtures and gradient cosines measured during training (issue 16)."""
+"""Held-out curves, achieved mixtures and gradient cosines measured during training."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 15: uint32 shards (a > 65,536-token vocabulary) and eval sets in the solo and batched trainers."""
+"""Uint32 shards (a > 65,536-token vocabulary) and eval sets in the solo and batched trainers."""
 
 from __future__ import annotations
 

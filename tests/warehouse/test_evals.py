@@ -1,4 +1,4 @@
-"""Issue 15: migration 4 (evals.kind, the run_evals view) and the eval-set and group rows of a run."""
+"""Migration 4 (evals.kind, the run_evals view) and the eval-set and group rows of a run."""
 
 import duckdb
 import pytest
