@@ -34,7 +34,11 @@ def check_eval_overlap(domains: list[DomainConfig], eval_sets: list[DomainConfig
         for p in expand_globs(d):
             owner.setdefault(os.path.realpath(p), d.name)
     for e in eval_sets:
-        for p in expand_globs(e):
+        try:
+            files = expand_globs(e)
+        except CorpusError as err:  # say eval set, not domain
+            raise CorpusError(str(err).replace(f"domain '{e.name}':", f"target.eval_sets '{e.name}':", 1)) from None
+        for p in files:
             hit = owner.get(os.path.realpath(p))
             if hit is not None:
                 raise CorpusError(_one_line(f"target.eval_sets '{e.name}': file {p} is also read by training "

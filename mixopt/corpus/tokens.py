@@ -50,13 +50,7 @@ def inspect_token_file(path: Path, domain: DomainConfig, kind: str = "domain") -
     try:
         size = path.stat().st_size
         if path.suffix == ".npy":
-            with open(path, "rb") as f:
-                version = np.lib.format.read_magic(f)
-                if version == (1, 0):
-                    shape, _, dt = np.lib.format.read_array_header_1_0(f)
-                else:
-                    shape, _, dt = np.lib.format.read_array_header_2_0(f)
-                offset = f.tell()
+            shape, dt, offset = _npy_header(path, where)
             if len(shape) != 1 or dt.kind not in "iu":
                 raise CorpusError(_one_line(f"{path}: {where}: expected a 1-D integer array, got shape {shape} {dt}"))
             dt = dt.newbyteorder("<") if dt.byteorder in "=|" or dt.itemsize == 1 else dt
@@ -81,6 +75,21 @@ def inspect_token_file(path: Path, domain: DomainConfig, kind: str = "domain") -
         raise CorpusError(_one_line(f"{path}: {where}: dtype mismatch: {size} bytes is not a whole number of "
                                     f"{domain.dtype} tokens ({dt.itemsize} bytes each)"))
     return TokenFile(path, dt, 0, size // dt.itemsize)
+
+
+def _npy_header(path: Path, where: str) -> tuple[tuple, np.dtype, int]:
+    """(shape, dtype, data offset) of a `.npy` file; a header numpy cannot parse is a one-line `CorpusError`
+    (numpy's parser lets a tokenizer or syntax error through for some broken headers)."""
+    try:
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, dt = read(f)
+            return shape, dt, f.tell()
+    except OSError:
+        raise
+    except Exception as e:  # ValueError, SyntaxError, tokenize.TokenError, ...
+        raise CorpusError(_one_line(f"{path}: {where}: not a readable .npy token file ({_detail(e)})")) from None
 
 
 def token_files(domain: DomainConfig, kind: str = "domain") -> list[TokenFile]:
