@@ -152,16 +152,8 @@ def _sureness(a: Answer, details: dict, n: int) -> list[str]:
                      f"(B = {b.get('B')}).")
     gate = details.get("scale_gate")
     if isinstance(gate, dict) and gate.get("use"):
-        law, single = gate.get("law") or {}, gate.get("single") or {}
-
-        def score(c: dict) -> str:
-            r, s = c.get("regret"), c.get("spearman")
-            return ("regret@1 " + (f"{r:.4f}" if r is not None else "–") + ", Spearman "
-                    + (f"{s:.2f}" if s is not None else "–"))
-
         used = "used" if gate["use"] == "law" else "not used (the single-scale regressor proposed)"
-        lines.append(f"- Scale-aware law: **{used}** — {gate.get('reason', '')} (leave-largest-scale-out: law "
-                     f"{score(law)}; single scale {score(single)}).")
+        lines.append(f"- Scale-aware law: **{used}** — {gate.get('reason', '')}.")
     elif "scale_aware" in details:
         lines.append("- Scale-aware law: " + ("used (no gate recorded)." if details["scale_aware"]
                                               else "not used (one proxy scale)."))
