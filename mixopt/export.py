@@ -98,6 +98,7 @@ def mixture_record(db: reads.Frames, experiment_id: str | None = None, tokens: i
     for d in domains:  # the topic mix within each source: what `design.hierarchy.sources.<s>.frozen` reuses
         total = sources[d["source"]]
         d["within_source"] = d["weight"] / total if total > 0 else 0.0
+    target = cfg.get("target") or {}
     return {
         "mixopt_mixture": FILE_VERSION,
         "experiment_id": experiment_id, "experiment_name": e["name"], "proposal_id": p["proposal_id"],
@@ -108,8 +109,26 @@ def mixture_record(db: reads.Frames, experiment_id: str | None = None, tokens: i
         "created_at": str(p["created_at"]),
         "token_budget": budget, "token_budget_from": budget_from,
         "sources": sources if any(":" in d["name"] for d in domains) else None,
+        "target": {"weights": target.get("weights"),
+                   "eval_sets": [e.get("name") for e in target.get("eval_sets") or []],
+                   "groups": target.get("groups") or {}},
+        "compute_equivalent": _compute_equivalent(db, experiment_id),
         "domains": domains,
     }
+
+
+def _compute_equivalent(db: reads.Frames, experiment_id: str) -> dict[str, Any]:
+    """Per baseline of the final comparison compared now: how many times the baseline's tokens the
+    proposal needs to match its final held-out loss (geometric mean over seeds, 95% CI; from the curves)."""
+    from mixopt.report.answer import held_out_curves, speedups
+
+    labels = reads.current_final_runs(db, experiment_id)
+    out = {}
+    for name, s in speedups(held_out_curves(db, experiment_id, list(labels), labels)).items():
+        if s.seeds:
+            out[name] = {"speedup": _num(s.speedup), "low": _num(s.low), "high": _num(s.high),
+                         "bound": s.bound or None, "seeds": len(s.seeds)}
+    return out
 
 
 _SAFE_PATH = re.compile(r"^[A-Za-z0-9/._:+=,@%-]*$")  # nothing a shell (or the blend's spaces) reads specially
@@ -155,6 +174,11 @@ def _provenance_lines(rec: dict[str, Any]) -> list[str]:
     return [f"mixopt mixture of experiment {rec['experiment_id']} ({rec['method']} on {rec['regressor']})",
             f"proposal {rec['proposal_id']}, fit {rec['fit_id']}, mixture {rec['mixture_id']}",
             f"predicted target {rec['predicted_target']:.6g}; measured target {measured}",
+            "target: " + (", ".join(f"eval set {n}" for n in (rec.get("target") or {}).get("eval_sets") or [])
+                          or "the training domains' held-out losses"),
+            "compute-equivalent: " + (", ".join(
+                f"{b} {v['speedup']:.2f}x" for b, v in (rec.get("compute_equivalent") or {}).items()
+                if v.get("speedup") is not None) or "no held-out curves yet"),
             f"config hash {rec['config_hash']}, code version {rec['code_version']}, {rec['exported_by']}",
             f"token budget {rec['token_budget']:,} ({rec['token_budget_from']}); per domain: tokens, epochs:"] + [
         f"  {d['name']}: weight {d['weight']:.6f}, {d['tokens']:,} tokens, "

@@ -51,7 +51,7 @@ class Answer:
     markdown: str = ""
 
 
-def _curves(wh: Warehouse, experiment_id: str, run_ids: list[str] | None,
+def held_out_curves(wh: Warehouse, experiment_id: str, run_ids: list[str] | None,
             labels: dict[str, list[tuple[str, int]]] | None) -> dict[str, dict[int, dict[float, float]]]:
     """label -> seed -> {tokens: held-out target} of the final runs (shared runs under every label)."""
     out: dict[str, dict[int, dict[float, float]]] = {}
@@ -177,7 +177,7 @@ def answer_section(wh: Warehouse, experiment_id: str, names: list[str], prop: di
         md.append("No final runs yet: `final-run` trains it beside the baselines.\n")
         a.markdown = "\n".join(md)
         return a
-    a.speedups = speedups(_curves(wh, experiment_id, final_run_ids, labels))
+    a.speedups = speedups(held_out_curves(wh, experiment_id, final_run_ids, labels))
     a.every, a.one = beats_every(comps, ALPHA), beats_at_least_one(comps, ALPHA)
     a.plan = _plan(wh, experiment_id, details)
     if a.plan is not None and len(a.plan.looks) > 1:

@@ -100,6 +100,12 @@ def test_the_report_opens_with_the_answer_and_every_baseline(finished):
     with Warehouse(cfg.runtime.warehouse) as wh:
         exp_id = reads.latest_experiment(wh)
         current = reads.current_final_runs(wh, exp_id)
+        from mixopt.export import mixture_record
+
+        rec = mixture_record(wh, exp_id)
+    assert rec["target"]["eval_sets"] == ["bench"] and rec["target"]["weights"] == {"bench": 1.0}
+    assert {"natural", "hand"} <= set(rec["compute_equivalent"])  # from the held-out curves, per baseline
+    assert all(v["seeds"] >= 2 for v in rec["compute_equivalent"].values())
     seeds = sorted(s for names in current.values() for n, s in names if n == "proposed")
     assert seeds in ([0, 1], [0, 1, 2])  # the planned looks: 2 seeds, and a third unless every baseline was decided
     assert "Seed plan (made before the final runs): looks at" in head
