@@ -12,9 +12,9 @@ from mixopt.config import ExperimentConfig
 from mixopt.config.file import ConfigFile, resolve_config
 from mixopt.experiment import Experiment
 from mixopt.tasks.context import experiment_run
-from mixopt.tasks.swarm_run import SwarmSummary, task_runner_for, train_missing_proxies
+from mixopt.tasks.swarm_run import RETRY_BACKOFF_S, SwarmSummary, task_runner_for, train_missing_proxies
 
-__all__ = ["SwarmSummary", "run_swarm", "swarm_subflow", "train_swarm"]
+__all__ = ["RETRY_BACKOFF_S", "SwarmSummary", "run_swarm", "swarm_subflow", "train_swarm"]
 
 
 @flow(name="swarm", log_prints=True)
