@@ -20,12 +20,12 @@ demo: $(VENV)/.installed  ## the whole search on the built-in corpus
 lint: $(VENV)/.installed  ## ruff (configured in pyproject.toml)
 	$(VENV)/bin/ruff check mixopt tests benchmarks
 
-test: lint  ## ruff, then the test suite (integration tests, which start servers and clusters, in their own session)
-	$(PY) -m pytest -q --durations=15 --ignore=tests/integration
+test: lint  ## ruff, then the test suite on 2 workers (integration tests, which start servers and clusters, in their own session)
+	$(PY) -m pytest -q -n 2 --durations=15 --ignore=tests/integration
 	$(PY) -m pytest -q --durations=15 tests/integration
 
-test-fast: $(VENV)/.installed  ## the quick tier: no slow, integration or GPU tests (about 3 minutes here)
-	$(PY) -m pytest -q -m "not slow and not integration and not gpu" --ignore=tests/integration
+test-fast: $(VENV)/.installed  ## the quick tier: no slow, integration or GPU tests (about 2 minutes here)
+	$(PY) -m pytest -q -n 2 -m "not slow and not integration and not gpu" --ignore=tests/integration
 
 bench: $(VENV)/.installed  ## regressor benchmark on RegMix's public table
 	$(PY) benchmarks/regmix_table.py
