@@ -59,7 +59,7 @@ def mixture_id(weights: Sequence[float]) -> str:
     return "m" + _hash([round(float(w), 6) for w in weights])
 
 
-_SIMILARITY: dict[tuple, np.ndarray] = {}  # the similarity prior per experiment and data
+_SIMILARITY: dict[tuple, object] = {}  # the similarity prior (a PriorResult) per experiment and data
 
 
 @dataclass
@@ -146,14 +146,18 @@ class Experiment:
         wanted = set(default_baselines()) | set(self.cfg.final.baselines or [])
         return [b for b in static_baselines() if b in wanted]
 
-    def similarity_weights(self) -> np.ndarray:
-        """The zero-proxy similarity prior's mixture (uncapped), computed once per process from the shards."""
+    def similarity_prior(self):  # -> mixopt.mixtures.prior.PriorResult
+        """The zero-proxy similarity prior (uncapped), computed once per process from the shards."""
         key = (self.experiment_id, tuple(d.val_sha256 for d in [*self.domains, *self.eval_sets]))
         if key not in _SIMILARITY:
             from mixopt.corpus.similarity import similarity_prior
 
-            _SIMILARITY[key] = np.asarray(similarity_prior(self).weights, dtype=float)
+            _SIMILARITY[key] = similarity_prior(self)
         return _SIMILARITY[key]
+
+    def similarity_weights(self) -> np.ndarray:
+        """The similarity prior's mixture (uncapped)."""
+        return np.asarray(self.similarity_prior().weights, dtype=float)
 
     def anchor_mixtures(self, caps: np.ndarray | None = None,
                         budget_tokens: float | None = None) -> dict[str, list[float]]:

@@ -44,12 +44,10 @@ _MEASUREMENT_ONLY = {"runtime": True, "swarm": {"curve_proxies"},
 NEW_FIELDS = {"proposer": {"bootstrap_search": "pool", "scale_gate": True, "hedge_transfer": True},
               "final": {"max_seeds": 0, "power": 0.8}}
 """Fields added after configs were stored, with their defaults: left out of the hash at them."""
-PROPOSAL_ONLY = {"proposer": {"hedge_kappa": 1.0}}
-"""Settings that change only the proposal, never a proxy, whose default changed: hashed at their first
-default, so stored experiment ids stand and a new value re-proposes on the same swarm."""
-PILOT_SEEDS_IDENTITY = [0, 1]
-"""The pilot's seeds change no proxy, fit or proposal, so they are no part of the experiment's identity:
-the hash sees them as this (their first default), so stored experiment ids stand."""
+HASHED_AS = {("proposer", "hedge_kappa"): 1.0, ("final", "pilot", "seeds"): [0, 1]}
+"""Settings that change no proxy (the hedge only re-proposes on the same swarm; the pilot's seeds change
+no proxy, fit or proposal) and whose default changed: the hash always sees their first default, so
+stored experiment ids stand."""
 
 
 class ExperimentConfig(_Strict):
@@ -159,13 +157,12 @@ class ExperimentConfig(_Strict):
         from mixopt.targets import drop_new_defaults
 
         drop_new_defaults(payload)
-        for section, fields in PROPOSAL_ONLY.items():
-            for key, first in fields.items():
-                if key in payload.get(section, {}):
-                    payload[section][key] = first
-        pilot = payload.get("final", {}).get("pilot")
-        if isinstance(pilot, dict):
-            pilot["seeds"] = list(PILOT_SEEDS_IDENTITY)
+        for *path, key in HASHED_AS:
+            node = payload
+            for part in path:
+                node = node.get(part) if isinstance(node, dict) else None
+            if isinstance(node, dict) and key in node:
+                node[key] = HASHED_AS[(*path, key)]
         for section, fields in NEW_FIELDS.items():  # fields added later, at their defaults: the hash as before
             for key, default in fields.items():
                 if payload.get(section, {}).get(key, default) == default:

@@ -189,10 +189,8 @@ def record_prior_score(exp: Experiment, wh: Warehouse, ids: list[str], X: np.nda
     whether the swarm told more than the data did. R² and RMSE do not apply (the score is not a loss)."""
     from scipy.stats import kendalltau, spearmanr
 
-    from mixopt.corpus.similarity import similarity_prior
-
     try:
-        score = np.asarray(similarity_prior(exp).score_fn(X), dtype=float)
+        score = np.asarray(exp.similarity_prior().score_fn(X), dtype=float)
     except (OSError, ValueError) as e:  # shards unreadable here: the fit goes on without the row
         print(f"warning: the similarity prior could not score the proxies ({e})")
         return
