@@ -20,7 +20,7 @@ Equal mixtures share runs (the same run id, trained once). Cases: `demo` (the de
 never trained on), `caps` (the demo's corpus and target with `corpus.max_bytes_per_domain` lowered
 to half the final tokens, so no domain can fill the final budget within `proposer.final_max_epochs`),
 `synthetic` (5 synthetic domains, the mean target) or a config path. `--scale gpu` multiplies the
-models and tokens (see `SCALES`). Only the part of the markdown below the `MARKER` line is rewritten;
+models and tokens (see `SCALES`). Only the markdown below `transfer_md.MARKER` is rewritten;
 cases of the same scale not run this time are kept from the JSON.
 """
 
