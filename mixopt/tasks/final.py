@@ -12,7 +12,6 @@ runs on the same mixture.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +25,7 @@ from mixopt.mixtures.baselines import BASELINES, adaptive_baselines, build_basel
 from mixopt.mixtures.design import token_caps
 from mixopt.mixtures.power import SeedPlan, plan_from
 from mixopt.mixtures.verdict import Paired, against_baselines, describe, lead_held
+from mixopt.report.choice import proposal_details
 from mixopt.runspec import RunResult, RunSpec
 from mixopt.tasks.swarm import DONE, ingest_spool, spool_result
 from mixopt.warehouse import Warehouse, reads, writer
@@ -79,9 +79,7 @@ def seed_plan(exp: Experiment, wh: Warehouse) -> SeedPlan:
     f = exp.cfg.final
     pilot, anchors = reads.noise_inputs(wh, exp.experiment_id)
     prop = reads.latest_proposal(wh, exp.experiment_id).to_dicts()
-    details = json.loads(prop[0]["details"]) if prop and isinstance(prop[0]["details"], str) else (
-        dict(prop[0]["details"] or {}) if prop else {})
-    return plan_from(pilot, anchors, details, len(f.seeds), f.max_seeds, f.power)
+    return plan_from(pilot, anchors, proposal_details(prop[0] if prop else None), len(f.seeds), f.max_seeds, f.power)
 
 
 def look_outcomes(exp: Experiment, wh: Warehouse, proposal: list[float], plan: SeedPlan,
