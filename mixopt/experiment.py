@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -51,6 +51,8 @@ def design_identity(cfg: ExperimentConfig) -> dict:
     if d.get("hierarchy") is None:  # no hierarchy settings: ids as before hierarchical domains existed
         d.pop("hierarchy", None)
     d["max_epochs"] = d.pop("proxy_max_epochs")  # its name before the rename, so ids stay the same
+    if d.pop("match_repetition", False):  # matched proxies' subsamples depend on the final budget too
+        d["match_repetition"] = {"final_tokens": cfg.final.tokens}
     return d
 
 
@@ -123,6 +125,30 @@ class Experiment:
         """The natural (token-proportional) distribution over domains."""
         t = self.train_tokens
         return t / t.sum()
+
+    def proxy_budget(self) -> float:
+        """The token budget at which the proxies read the data: `swarm.tokens`, or with
+        `design.match_repetition` `final.tokens` (a matched proxy reads each domain as often as the final
+        run would). The proxies' caps and built-in anchors are computed at it."""
+        cfg = self.cfg
+        return float(cfg.final.tokens if cfg.design.match_repetition else cfg.swarm.tokens)
+
+    def proxy_caps(self) -> np.ndarray:
+        """Per-domain weight caps of the proxies: `design.proxy_max_epochs` at `proxy_budget`."""
+        from mixopt.mixtures.design import token_caps
+
+        return token_caps(self.train_tokens, self.proxy_budget(), self.cfg.design.proxy_max_epochs)
+
+    def run_domains(self, role: str, train: TrainConfig) -> list[DomainShard]:
+        """The shards a run draws from: the domains, or for a repetition-matched proxy each domain's
+        subsample of `mixtures.repetition.matched_pool` tokens (`DomainShard.pool_tokens`)."""
+        cfg = self.cfg
+        if role != "proxy" or not cfg.design.match_repetition:
+            return self.domains
+        from mixopt.mixtures.repetition import matched_pool
+
+        pools = matched_pool(self.train_tokens, train.tokens, cfg.final.tokens, train.seq_len + 1)
+        return [replace(d, pool_tokens=int(p)) if p < d.train_tokens else d for d, p in zip(self.domains, pools)]
 
     def baseline_context(self, caps: np.ndarray | None = None, proposal: Sequence[float] | None = None,
                          budget_tokens: float | None = None):
@@ -204,7 +230,7 @@ class Experiment:
         from mixopt.mixtures.design import token_caps
 
         cfg = self.cfg
-        for what, tokens, epochs in (("design.proxy_max_epochs", cfg.swarm.tokens, cfg.design.proxy_max_epochs),
+        for what, tokens, epochs in (("design.proxy_max_epochs", self.proxy_budget(), cfg.design.proxy_max_epochs),
                                      ("proposer.final_max_epochs", cfg.final.tokens, cfg.proposer.final_max_epochs)):
             caps = token_caps(self.train_tokens, tokens, epochs)
             if caps.sum() < 1:
@@ -257,12 +283,15 @@ class Experiment:
         }
         if aioli is not None:  # Aioli
             identity.update(aioli=aioli, label=label)
+        domains = self.run_domains(role, train)
+        if any(d.pool_tokens for d in domains):  # a matched proxy: its subsamples are part of it
+            identity["pools"] = [d.pool_tokens for d in domains]
         key = _hash(identity, 24)
         spec = RunSpec(
             run_id=f"{role[0]}{key[:12]}",
             role=role,
             label=label,
-            domains=self.domains,
+            domains=domains,
             weights=[float(w) for w in weights],
             train=settings,
             vocab_size=self.vocab_size,

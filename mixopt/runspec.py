@@ -30,6 +30,7 @@ class DomainShard:
     val_sha256: str = ""
     text_sha256: str = ""  # the domain's input text (the corpus's content checksum, printed by the report)
     dtype: str = "uint16"  # the token files' numpy dtype (little-endian): "uint16" or "uint32"
+    pool_tokens: int = 0  # a repetition-matched proxy's subsample of the train shard (0: all of it)
 
 
 @dataclass

@@ -80,3 +80,39 @@ def test_config_hash_ignores_what_a_run_only_measures() -> None:
                                 swarm={"curve_proxies": 2})
     assert measured.config_hash() == base.config_hash()
     assert ExperimentConfig(final={"tokens": 123_456}).config_hash() != base.config_hash()
+
+
+def test_matched_proxies_draw_from_subsamples_that_enter_their_ids() -> None:
+    """`design.match_repetition`: a proxy's pools are tokens / final.tokens of each shard (at least one
+    window), a final run reads whole shards, and the pools and the final budget are part of the ids."""
+    import numpy as np
+
+    plain = ExperimentConfig.model_validate({"swarm": {"tokens": 1_000, "seq_len": 16},
+                                             "final": {"tokens": 8_000}})
+    matched = plain.model_copy(update={"design": plain.design.model_copy(update={"match_repetition": True})})
+    exp = Experiment.create(matched, DOMAINS, 512, "fp")
+    proxy = exp.run_spec("proxy", "design", [0.2, 0.3, 0.5], 0, matched.swarm)
+    assert [d.pool_tokens for d in proxy.domains] == [125, 250, 375]  # 1/8 of 1000, 2000, 3000
+    ladder = exp.run_spec("proxy", "ladder", [0.2, 0.3, 0.5], 0, matched.swarm.model_copy(update={"tokens": 250}))
+    assert [d.pool_tokens for d in ladder.domains] == [32, 63, 94]  # 1/32, and never below one window (17)
+    final = exp.run_spec("final", "proposed", [0.2, 0.3, 0.5], 0, matched.final)
+    assert [d.pool_tokens for d in final.domains] == [0, 0, 0]
+    assert exp.experiment_id != Experiment.create(plain, DOMAINS, 512, "fp").experiment_id
+    assert _ids(matched)[1] != _ids(plain)[1]
+    more_final = matched.model_copy(update={"final": matched.final.model_copy(update={"tokens": 16_000})})
+    assert _ids(more_final)[0] != _ids(matched)[0]  # the subsamples follow the final budget
+    assert _ids(plain.model_copy(update={"final": more_final.final}))[0] == _ids(plain)[0]  # plain proxies do not
+    assert _ids(matched) == _ids(matched)  # deterministic
+    assert plain.config_hash() == ExperimentConfig.model_validate(  # the new field at its default: hash unchanged
+        {"swarm": {"tokens": 1_000, "seq_len": 16}, "final": {"tokens": 8_000}}).config_hash()
+    # caps: proxy_max_epochs (4) at the final budget, where a plain swarm's are at swarm.tokens
+    np.testing.assert_allclose(exp.proxy_caps(), np.minimum(1, 4 * np.array([1000, 2000, 3000]) / 8_000))
+    np.testing.assert_allclose(Experiment.create(plain, DOMAINS, 512, "fp").proxy_caps(), [1, 1, 1])
+
+
+def test_a_domain_smaller_than_one_window_is_not_subsampled() -> None:
+    tiny = [DomainShard("a", "/x/a.train", "/x/a.val", 10, 5), *DOMAINS[1:]]
+    cfg = ExperimentConfig.model_validate({"swarm": {"tokens": 100, "seq_len": 16}, "final": {"tokens": 100_000},
+                                           "design": {"match_repetition": True}})
+    spec = Experiment.create(cfg, tiny, 512, "fp").run_spec("proxy", "design", [0.0, 0.5, 0.5], 0, cfg.swarm)
+    assert [d.pool_tokens for d in spec.domains] == [0, 17, 17]  # the 10-token shard whole; one window of the rest

@@ -78,7 +78,14 @@ class DesignConfig(_Strict):
     concentration_max: float = Field(5.0, gt=0)
     """Largest Dirichlet concentration multiplier of the sweep (close to the prior)."""
     proxy_max_epochs: float = Field(4.0, gt=0)
-    """Cap: a proxy may read each domain's training tokens at most this many times (at `swarm.tokens`)."""
+    """Cap: a proxy may read each domain's training tokens at most this many times (at `swarm.tokens`;
+    with `match_repetition`, the times the final run would read it on the same mixture)."""
+    match_repetition: bool = False
+    """Repetition-matched proxies: each proxy draws each domain from a fixed, evenly spaced subsample of
+    its training tokens, `tokens / final.tokens` of the shard (at least one window), so that it reads every
+    domain as many times as the final run will on the same mixture; a small domain that the final run
+    repeats is then repeated in the proxies too. Part of every proxy's id (and the experiment's, with
+    `final.tokens`). `mixtures/repetition.py`; measured in benchmarks/repetition.md."""
     min_weight: float = Field(0.005, ge=0, lt=0.5)
     """Weights below this are set to zero and the mixture renormalised."""
     method: Literal["dirichlet", "sequential"] = "dirichlet"

@@ -42,6 +42,7 @@ _MEASUREMENT_ONLY = {"runtime": True, "swarm": {"curve_proxies"},
 
 
 NEW_FIELDS = {"proposer": {"bootstrap_search": "pool", "scale_gate": True, "hedge_transfer": True},
+              "design": {"match_repetition": False},
               "final": {"max_seeds": 0, "power": 0.8}}
 """Fields added after configs were stored, with their defaults: left out of the hash at them."""
 HASHED_AS = {("proposer", "hedge_kappa"): 1.0, ("final", "pilot", "seeds"): [0, 1]}

@@ -1,8 +1,9 @@
 """Training batches drawn from a mixture of token shards, and held-out windows per domain.
 
 Each training sequence picks its domain by the current mixture weights and a uniformly random window
-of `seq_len + 1` tokens in that domain's train shard. The random stream is a numpy generator seeded
-by the run's seed, so the same seed and weights give the same batches. Sampling happens inside an
+of `seq_len + 1` tokens in that domain's train shard (a repetition-matched proxy: in its fixed subsample,
+`DomainShard.pool_tokens`, laid out by `mixtures.repetition.pool_chunks`). The random stream is a numpy
+generator seeded by the run's seed, so the same seed and weights give the same batches. Sampling happens inside an
 `IterableDataset` that reads the weights when each batch is drawn, so `set_weights` changes the
 mixture during training (the DataLoader runs in the main process; with Lightning's one-batch
 prefetch, a change takes effect from the next batch but one). Domains with weight 0 are never read.
@@ -24,6 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
+from mixopt.mixtures.repetition import pool_chunks
 from mixopt.runspec import DomainShard
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # inputs, targets, domain index per sequence
@@ -61,6 +63,17 @@ def choice_indices(rng: np.random.Generator, p: np.ndarray, size: int) -> np.nda
     cdf = np.cumsum(p)
     cdf /= cdf[-1]
     return cdf.searchsorted(rng.random(size), side="right")
+
+
+def _chunk_table(d: DomainShard, window: int) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """A subsampled domain's chunks as `(starts, windows in the chunks before, windows in all)`; None: the
+    whole shard is drawn from."""
+    layout = pool_chunks(d.train_tokens, d.pool_tokens, window)
+    if layout is None:
+        return None
+    starts, lengths = layout
+    counts = lengths - window + 1
+    return starts, np.concatenate([[0], np.cumsum(counts)[:-1]]), int(counts.sum())
 
 
 class MixtureStream(IterableDataset):
@@ -123,7 +136,11 @@ class MixtureDataModule(pl.LightningDataModule):
         self.eval_sets = list(eval_sets)  # evaluation-only held-out sets: `val_batches` by name
         self._live_rng: np.random.Generator | None = None
         self._train: dict[int, np.memmap] = {}  # opened lazily: weight-0 domains are never opened
-        self._train_lengths = np.array([d.train_tokens for d in self.domains])
+        n = self.seq_len + 1
+        self._chunks = {i: c for i, d in enumerate(self.domains)  # subsampled domains: (starts, windows before)
+                        if d.train_tokens >= n and (c := _chunk_table(d, n)) is not None}
+        self._windows = np.array([self._chunks[i][2] if i in self._chunks else d.train_tokens - n + 1
+                                  for i, d in enumerate(self.domains)])  # window starts to draw from
         self.sampled_sequences = np.zeros(len(domains), dtype=np.int64)
         self.weights = np.zeros(len(domains))
         self.set_weights(weights)
@@ -157,8 +174,11 @@ class MixtureDataModule(pl.LightningDataModule):
         n = self.seq_len + 1
         live = np.flatnonzero(w > 0)  # weight-0 domains cannot be drawn, even by rounding
         dom = live[choice_indices(rng, w[live], self.batch_size)]
-        highs = self._train_lengths[dom] - n + 1
-        offsets = rng.integers(0, highs)
+        offsets = rng.integers(0, self._windows[dom])
+        for i, (starts, before, _) in self._chunks.items():  # a window of the subsample -> its shard offset
+            rows = np.flatnonzero(dom == i)
+            chunk = before.searchsorted(offsets[rows], side="right") - 1
+            offsets[rows] += starts[chunk] - before[chunk]
         buf = np.empty((self.batch_size, n), dtype=np.int64)
         window = np.arange(n)
         counts = np.bincount(dom, minlength=len(self.domains))

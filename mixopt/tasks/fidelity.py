@@ -102,11 +102,7 @@ def extra_runs(exp: Experiment, design: list[tuple[str, list[float]]],
 
 def anchor_proxies(exp: Experiment) -> dict[str, list[float]]:
     """The anchors as proxies: the static built-ins within the proxies' caps, and the user's."""
-    from mixopt.mixtures.design import token_caps
-
-    cfg = exp.cfg
-    return exp.anchor_mixtures(token_caps(exp.train_tokens, cfg.swarm.tokens, cfg.design.proxy_max_epochs),
-                               cfg.swarm.tokens)
+    return exp.anchor_mixtures(exp.proxy_caps(), exp.proxy_budget())
 
 
 def n_extra_runs(exp: Experiment) -> int:

@@ -20,7 +20,6 @@ from prefect.cache_policies import NONE
 
 from mixopt.experiment import CODE_VERSION, Experiment, mixture_id
 from mixopt.mixtures import policy
-from mixopt.mixtures.design import token_caps
 from mixopt.mixtures.hierarchy import frozen_only
 from mixopt.models import runner
 from mixopt.runspec import RunResult, RunSpec, atomic_write_text
@@ -48,7 +47,7 @@ def design_mixtures(exp: Experiment, wh: Warehouse) -> list[tuple[str, list[floa
     if missing > 0 and cfg.design.method == "sequential" and _round_unfinished(exp, wh, existing):
         missing = 0  # e.g. after a crash mid-round: finish that round before choosing the next
     if missing > 0:
-        caps = token_caps(exp.train_tokens, cfg.swarm.tokens, cfg.design.proxy_max_epochs)
+        caps = exp.proxy_caps()
         seed = cfg.swarm.seed + len(existing)
         d = cfg.design
         step = policy.next_step(d.method, len(existing), missing, d.initial, d.round_size,
@@ -120,7 +119,7 @@ def reuse_plan(exp: Experiment, wh: Warehouse) -> ReusePlan | None:
                           list(prop["weights"][0]), source=src, proposal_id=str(prop["proposal_id"][0]),
                           mixture_id=str(prop["mixture_id"][0]),
                           source_range=(d.concentration_min, d.concentration_max))
-        for tokens, epochs in ((cfg.swarm.tokens, d.proxy_max_epochs),
+        for tokens, epochs in ((exp.proxy_budget(), d.proxy_max_epochs),
                                (cfg.final.tokens, cfg.proposer.final_max_epochs)):
             caps = caps_at(exp.train_tokens, tokens, epochs)
             if caps.sum() >= 1:  # infeasible without any freeze: reported where the caps are used

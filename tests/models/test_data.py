@@ -147,3 +147,36 @@ def test_uint32_shards_are_read_as_uint32_and_eval_sets_by_name(tmp_path) -> Non
     x, y = dm.val_batches("bench")[0]
     assert x.min() >= 5000 and x.max() < 6000 and torch.equal(x[:, 1:], y[:, :-1])
     assert dm.val_batches("narrow")[0][0].max() < 300
+
+
+def test_a_pooled_domain_draws_only_inside_its_chunks_and_a_whole_shard_draws_as_before(
+        shard_writer: Callable[..., DomainShard]) -> None:
+    """A shard whose token i is i % 60000 + 1 tells where each window started; windows stay inside the
+    subsample's chunks, cover all of them, and the unpooled stream is unchanged by the subsampling code."""
+    from dataclasses import replace
+
+    from mixopt.mixtures.repetition import pool_chunks
+
+    ids = np.arange(20_000) % 60_000 + 1
+    whole = shard_writer("pos", ids, ids[:500])
+    pooled = replace(whole, pool_tokens=2_000)
+    starts, lengths = pool_chunks(20_000, 2_000, 17)
+    dm = make_dm([pooled], [1.0], steps=200)
+    first = np.concatenate([x[:, 0].numpy() - 1 for x, _, _ in batches(dm)])
+    chunk = np.searchsorted(starts, first, side="right") - 1
+    assert np.all(first + 17 <= starts[chunk] + lengths[chunk])  # the whole window inside one chunk
+    assert set(chunk.tolist()) == set(range(len(starts)))
+    plain = batches(make_dm([whole], [1.0], steps=20))
+    again = batches(make_dm([replace(whole, pool_tokens=0)], [1.0], steps=20))
+    assert all(torch.equal(p[0], q[0]) for p, q in zip(plain, again))
+    assert make_dm([whole], [1.0])._chunks == {}
+
+
+def test_a_pool_of_one_window_repeats_that_window(shard_writer: Callable[..., DomainShard]) -> None:
+    """A domain whose matched subsample is a single window (smaller than one batch): every draw is it."""
+    from dataclasses import replace
+
+    ids = np.arange(1, 5_001) % 60 + 1
+    d = replace(shard_writer("tiny", ids, ids[:100]), pool_tokens=17)
+    x, y, _ = batches(make_dm([d], [1.0], steps=3))[0]
+    assert all(torch.equal(row, x[0]) for row in x) and x[0].tolist() == ids[:16].tolist()
