@@ -3,7 +3,8 @@
 `mixture_record` reads one experiment's latest proposal from the warehouse (read-only) and returns a
 plain dict: the provenance (experiment, proposal and fit ids, predicted and measured target, config
 hash, code version) and per domain its weight, source and topic, tokens at the final run's budget
-and the epochs of its training tokens those imply. `render` writes it as
+and the epochs of its training tokens those imply (and the epochs a proxy read it on the mixture:
+equal with `design.match_repetition`). `render` writes it as
 
 * ``yaml`` / ``json``: the dict itself, for any training stack;
 * ``megatron``: a Megatron-LM / NeMo ``--data-path`` blend (weight and path pairs, paths from a
@@ -18,10 +19,13 @@ import re
 import string
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 import mixopt
 from mixopt.errors import MixoptError
+from mixopt.mixtures.repetition import epochs
+from mixopt.report.repetition import repetition
 from mixopt.warehouse import reads
 
 FORMATS = ("yaml", "json", "megatron", "hf")
@@ -85,13 +89,16 @@ def mixture_record(db: reads.Frames, experiment_id: str | None = None, tokens: i
         budget, budget_from = int((cfg.get("final") or {}).get("tokens") or 0), "config"
     code = reads.runs(db, experiment_id)["code_version"].drop_nulls().unique().sort().to_list()
     weights = [float(w) for w in p["weights"]]
+    trains = [int(d["train_tokens"] or 0) for d in doms]
+    at_budget = epochs(np.array(weights), budget, np.array(trains))  # what the caps and the law used at `budget`
+    rep = repetition(cfg, trains, weights)  # and what a proxy read on this mixture
     domains, sources = [], {}
-    for d, w in zip(doms, weights):
+    for i, (d, w) in enumerate(zip(doms, weights)):
         src, topic = _split(d["domain"])
         sources[src] = sources.get(src, 0.0) + w
-        train = int(d["train_tokens"] or 0)
-        domains.append({"name": d["domain"], "source": src, "topic": topic, "weight": w, "train_tokens": train,
-                        "tokens": int(round(w * budget)), "epochs": (w * budget / train) if train else None})
+        domains.append({"name": d["domain"], "source": src, "topic": topic, "weight": w, "train_tokens": trains[i],
+                        "tokens": int(round(w * budget)), "epochs": float(at_budget[i]) if trains[i] else None,
+                        "proxy_epochs": float(rep.proxy[i]) if trains[i] and rep.proxy_tokens else None})
     details = p.get("details")
     if isinstance(details, str):
         details = json.loads(details)
@@ -113,6 +120,7 @@ def mixture_record(db: reads.Frames, experiment_id: str | None = None, tokens: i
                    "eval_sets": [e.get("name") for e in target.get("eval_sets") or []],
                    "groups": target.get("groups") or {}},
         "compute_equivalent": _compute_equivalent(db, experiment_id),
+        "proxies": {"tokens": rep.proxy_tokens, "match_repetition": rep.matched},
         "domains": domains,
     }
 

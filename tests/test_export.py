@@ -139,3 +139,24 @@ def test_view_and_report_show_both_levels(tmp_path):
     assert "## Proposal by source" in rep.markdown
     assert "| web | 0.5000 | 0.5000 | 2 | news 0.60, forums 0.40 (frozen) |" in rep.markdown
     assert "| web:forums | web | forums | 0.2000 | 0.4000 | 0.2000 |" in rep.markdown
+
+
+@pytest.mark.parametrize("matched", [False, True])
+def test_epochs_are_the_final_budgets_and_proxy_epochs_what_a_proxy_read(tmp_path, matched):
+    """`epochs` at the final budget (as the caps and the law count them); `proxy_epochs` a proxy's on the
+    same mixture: 1/8 as many from whole shards, the same with `design.match_repetition`."""
+    cfg = {"final": {"tokens": 80_000}, "swarm": {"tokens": 10_000, "seq_len": 64},
+           "design": {"match_repetition": matched}}
+    path = tmp_path / "wh.duckdb"
+    with Warehouse(path) as wh:
+        doms = [DomainShard(n, "x", "y", t, 100) for n, t in zip(NAMES, TRAIN)]
+        wh.record_experiment("e-1", "e", "h", "fp", cfg, doms, [t / sum(TRAIN) for t in TRAIN])
+        wh.record_fit("fit-1", "e-1", {"name": "linear", "n": 6, "folds": 3, "spearman": 0.8, "kendall": 0.6,
+                                       "r2": 0.5, "rmse": 0.01}, chosen=True, predictions=[])
+        wh.record_proposal("prop-1", "e-1", "fit-1", "regmix", "linear", "mprop", WEIGHTS, 2.95, [False] * 4, {})
+    with ReadOnlyWarehouse(path) as db:
+        rec = mixture_record(db, "e-1")
+    assert rec["proxies"] == {"tokens": 10_000, "match_repetition": matched}
+    for d, w, t in zip(rec["domains"], WEIGHTS, TRAIN):
+        assert d["epochs"] == pytest.approx(w * 80_000 / t)
+        assert d["proxy_epochs"] == pytest.approx(d["epochs"] if matched else d["epochs"] / 8, rel=1e-3)

@@ -29,6 +29,7 @@ from mixopt.report.evals import evals_markdown
 from mixopt.report.hierarchy import hierarchy_markdown
 from mixopt.report.html import write_html
 from mixopt.report.interaction import interaction_section
+from mixopt.report.repetition import repetition, repetition_markdown
 from mixopt.report.runs import achieved_section, heldout_section
 from mixopt.warehouse import Warehouse, reads
 
@@ -186,6 +187,13 @@ def build_report(wh: Warehouse, experiment_id: str, out_dir: str | Path, final_r
                  if label != "proposed" and label not in adaptive_baselines()}
     ans = answer_section(wh, experiment_id, names, p0, proposal_details(p0), comps, final_run_ids, labels, baselines)
     md.append(ans.markdown)
+    rep = None
+    if p0 is not None:
+        rep = repetition(reads.experiment_config(wh, experiment_id) or {}, domains["train_tokens"].to_list(),
+                         list(p0["weights"]))
+        rep_line, rep_warnings = repetition_markdown(names, rep)
+        md.append(rep_line + "\n")
+        warnings += rep_warnings
     md.append("## Domains (the prior is the token distribution)\n")
     md.append(_table(domains, ["domain", "train_tokens", "val_tokens", "prior", "text_sha256"]))
     md.append("## Swarm\n")
@@ -205,11 +213,14 @@ def build_report(wh: Warehouse, experiment_id: str, out_dir: str | Path, final_r
     if prop:
         p = prop[0]
         prior = dict(zip(names, domains["prior"].to_list()))
-        rows = [{"domain": n, "proposed": w, "natural": prior[n], "cap_active": c}
-                for n, w, c in zip(names, p["weights"], p["caps_active"])]
+        rows = [{"domain": n, "proposed": w, "natural": prior[n], "cap_active": c, "epochs_final": ef,
+                 "epochs_proxy": ep}
+                for n, w, c, ef, ep in zip(names, p["weights"], p["caps_active"], rep.final, rep.proxy)]
         md.append(f"\n## Proposal ({p['method']} on the {p['regressor']} fit `{p['fit_id']}`)\n")
-        md.append(f"Predicted target: {p['predicted_target']:.4f}\n\n")
-        md.append(_table(rows, ["domain", "proposed", "natural", "cap_active"]))
+        md.append(f"Predicted target: {p['predicted_target']:.4f}. Epochs: times each domain is read at the final "
+                  f"budget ({rep.final_tokens:,} tokens) and by a proxy on this mixture ({rep.proxy_tokens:,} "
+                  f"tokens{', repetition-matched' if rep.matched else ''}).\n\n")
+        md.append(_table(rows, ["domain", "proposed", "natural", "cap_active", "epochs_final", "epochs_proxy"]))
     md.append(hierarchy_markdown(wh, experiment_id, prop[0] if prop else None))
     choice_md, choice_warnings = choice_markdown(wh, experiment_id, names, prop[0] if prop else None)
     md.append(choice_md)
