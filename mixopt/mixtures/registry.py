@@ -96,6 +96,7 @@ class Registry(Generic[E]):
 
 INPUTS: dict[str, str] = {
     "low_fidelity": "the cheaper proxies of `design.low_fidelity` (mixtures, target losses, fidelity level)",
+    "repetition": "the budgets the proxies and the final run read each domain at (`mixtures/data_constrained.py`)",
 }
 """Inputs beyond ``(X, y)`` a regressor may declare it `needs` (the fit step provides them)."""
 
@@ -121,7 +122,7 @@ class RegressorEntry:
 
 REGRESSORS: Registry[RegressorEntry] = Registry("regressor", (
     "mixopt.mixtures.regressors", "mixopt.mixtures.mixing_law", "mixopt.mixtures.gp",
-    "mixopt.mixtures.multifidelity", "mixopt.mixtures.auto",
+    "mixopt.mixtures.multifidelity", "mixopt.mixtures.auto", "mixopt.mixtures.data_constrained",
 ))
 """Every regressor; a module that defines new ones joins the catalogue."""
 

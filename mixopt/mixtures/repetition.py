@@ -61,3 +61,29 @@ def pool_chunks(train_tokens: int, pool_tokens: int, window: int) -> tuple[np.nd
         return None
     starts = (np.arange(m, dtype=np.int64) * (train_tokens - longest)) // max(1, m - 1)
     return starts, lengths
+
+
+R_STAR = 15.4
+"""Data-constrained scaling (Muennighoff et al. 2023, R*_D ≈ 15.4): the value of repeated tokens decays
+with this constant, in epochs beyond the first (4 epochs are worth about 3.7 fresh ones, 16 about 10.7)."""
+
+
+def effective_epochs(e: np.ndarray, r_star: float = R_STAR) -> np.ndarray:
+    """Fresh-data equivalent of reading a domain `e` times: `e` up to one epoch, then
+    `1 + r_star (1 - exp(-(e - 1) / r_star))`, which saturates at `1 + r_star`."""
+    e = np.asarray(e, dtype=float)
+    if r_star <= 0:
+        raise ValueError(f"r_star must be positive, got {r_star}")
+    return np.where(e <= 1.0, e, 1.0 + r_star * -np.expm1(-(np.maximum(e, 1.0) - 1.0) / r_star))
+
+
+def effective_shares(W: np.ndarray, tokens: float, pool_tokens: np.ndarray, r_star: float = R_STAR) -> np.ndarray:
+    """Each mixture's weights discounted for repetition at a budget of `tokens` over pools of `pool_tokens`:
+    `w_i * effective_epochs(e_i) / e_i` (the share of the budget in fresh-token equivalents; equal to `w_i`
+    for a domain read at most once). Rows of `W` are mixtures."""
+    W = np.atleast_2d(np.asarray(W, dtype=float))
+    e = np.vstack([epochs(w, tokens, pool_tokens) for w in W])
+    ratio = np.ones_like(e)
+    hot = e > 1.0
+    ratio[hot] = effective_epochs(e[hot], r_star) / e[hot]
+    return W * ratio

@@ -35,6 +35,7 @@ from mixopt.errors import MixoptError
 from mixopt.experiment import Experiment, mixture_id
 from mixopt.mixtures.auto import AutoRegressor
 from mixopt.mixtures.cv import CVReport, cross_validate
+from mixopt.mixtures.data_constrained import RepetitionData
 from mixopt.mixtures.design import token_caps
 from mixopt.mixtures.multifidelity import LowFidelityData
 from mixopt.mixtures.proposers import PROPOSERS, Proposal, ProposerInputs
@@ -106,11 +107,22 @@ class Fit:
 
 
 def _inputs(exp: Experiment, wh: Warehouse, X: np.ndarray) -> tuple[dict[str, Any], list[str]]:
-    """The extra inputs the config makes available to regressors that need them, and their rows' ids."""
-    if exp.cfg.design.low_fidelity is None:
-        return {}, []
+    """The extra inputs the config makes available to regressors that need them, and their rows' ids
+    (the repetition input only when `regressor.kind` asks for it: it would not change `auto`'s CV)."""
+    cfg = exp.cfg
+    inputs: dict[str, Any] = {}
+    if cfg.regressor.kind == "data_constrained":
+        proxy = exp.run_domains("proxy", cfg.swarm)
+        base = partial(make_regressor, "auto", cfg.swarm.seed, candidates=cfg.regressor.candidates,
+                       folds=min(cfg.regressor.cv_folds, max(2, len(X))), repeats=1)
+        inputs["repetition"] = RepetitionData(float(cfg.swarm.tokens),
+                                              np.array([d.pool_tokens or d.train_tokens for d in proxy], dtype=float),
+                                              float(cfg.final.tokens), exp.train_tokens, base)
+    if cfg.design.low_fidelity is None:
+        return inputs, []
     low_ids, X_low, y_low = _rows(exp, [r for r in wh.proxy_observations(exp.experiment_id) if r["size"] == LOW])
-    return {"low_fidelity": LowFidelityData(X_low, y_low, fidelity_levels(exp)[LOW], X_all=X)}, low_ids
+    inputs["low_fidelity"] = LowFidelityData(X_low, y_low, fidelity_levels(exp)[LOW], X_all=X)
+    return inputs, low_ids
 
 
 def _factories(exp: Experiment, wh: Warehouse, X: np.ndarray, folds: int) -> tuple[dict[str, Any], list[str]]:
@@ -175,6 +187,8 @@ def fit(exp: Experiment, wh: Warehouse) -> Fit:
         )
     record_prior_score(exp, wh, ids, X, y)
     model = factories[best.name]().fit(X, y)
+    if hasattr(model, "at_final"):  # a law that knows about repetition: the proposal is at the final budget
+        model.at_final()
     return Fit(ids, X, y, reports, best, fit_ids, model)
 
 

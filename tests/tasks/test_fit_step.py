@@ -64,3 +64,17 @@ def test_the_fit_step_does_not_import_torch() -> None:
         "assert 'torch' not in sys.modules, 'imported to count parameters'",
     ])
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_data_constrained_law_is_fitted_at_the_proxies_budget_and_proposes_at_the_final(tmp_path) -> None:
+    exp = _experiment(tmp_path, regressor={"kind": "data_constrained"}, final={"tokens": 400_000})
+    with Warehouse(exp.warehouse) as wh:
+        _train_all(exp, wh)
+        f = fit(exp, wh)
+        assert f.chosen == "data_constrained" and [r.name for r in f.reports] == ["data_constrained"]
+        assert f.model.final and np.isfinite(f.reports[0].spearman)
+        out = propose(exp, wh, f)
+    assert np.isclose(sum(out.weights), 1.0) and out.regressor == "data_constrained"
+    # c (30,000 tokens) is read 400,000 / 30,000 = 13 times alone: the law predicts it at the final budget
+    heavy = np.array([[0.1, 0.1, 0.8]])
+    assert f.model.predict(heavy)[0] != f.model.base_.predict(heavy)[0]
