@@ -23,15 +23,17 @@ from mixopt.mixtures.registry import (
 )
 from mixopt.mixtures.regressors import REGRESSOR_NAMES
 
-ORDER = ["linear", "lightgbm", "mixing_law", "mixing_law_sqrt", "gp", "gp_multi_fidelity", "auto"]
+ORDER = ["linear", "lightgbm", "mixing_law", "mixing_law_sqrt", "gp", "gp_multi_fidelity", "auto", "data_constrained"]
+NEEDS_MORE = ("gp_multi_fidelity", "data_constrained")  # need inputs beyond (X, y)
 
 
 def test_builtin_regressors_and_their_roles() -> None:
     assert REGRESSORS.names() == ORDER
     assert default_candidates() == ("linear", "lightgbm", "mixing_law", "mixing_law_sqrt", "gp")
     assert candidate_regressors() == list(default_candidates())
-    assert REGRESSOR_NAMES == tuple(n for n in ORDER if n != "gp_multi_fidelity")  # buildable from (X, y)
+    assert REGRESSOR_NAMES == tuple(n for n in ORDER if n not in NEEDS_MORE)  # buildable from (X, y)
     assert REGRESSORS.get("gp_multi_fidelity").needs == ("low_fidelity",)
+    assert REGRESSORS.get("data_constrained").needs == ("repetition",)
     assert make_regressor("mixing_law_sqrt", seed=4).features == "linear+sqrt"
     assert make_regressor("mixing_law").features == "linear"
 
@@ -43,7 +45,7 @@ def test_the_order_does_not_depend_on_which_module_is_imported_first(first: str)
             "from mixopt.mixtures.regressors import REGRESSOR_NAMES; print(','.join(REGRESSORS.names())); "
             "print(','.join(REGRESSOR_NAMES))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
-    assert out == [",".join(ORDER), ",".join(n for n in ORDER if n != "gp_multi_fidelity")]
+    assert out == [",".join(ORDER), ",".join(n for n in ORDER if n not in NEEDS_MORE)]
 
 
 def test_errors_list_what_is_registered() -> None:
