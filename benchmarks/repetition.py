@@ -123,6 +123,27 @@ def search(case: str, arm: str, args) -> dict:
             "search_s": wall, "n_proxies": n_proxies, "report": str(exp.report_dir() / "report.md")}
 
 
+def anchor_means(case: str, arm: str, experiment_id: str, args) -> dict[str, float]:
+    """Each anchor's mean target over its proxy runs (seed repeats included) in one search's warehouse."""
+    from mixopt.warehouse import ReadOnlyWarehouse, reads
+
+    path = Path(args.out) / case / DIRS.get(arm, arm) / "mixopt.duckdb"
+    with ReadOnlyWarehouse(path) as db:
+        rows = reads.anchor_proxies(db, experiment_id).to_dicts()
+    out: dict[str, list[float]] = {}
+    for r in rows:
+        out.setdefault(r["anchor"], []).append(float(r["target_loss"]))
+    return {k: float(np.mean(v)) for k, v in out.items()}
+
+
+def add_anchors(r: dict, args) -> None:
+    """The anchors' proxy-scale targets of the plain and the matched swarm, beside their final ones."""
+    if "error" in r or "anchors" in r:
+        return
+    r["anchors"] = {arm: anchor_means(r["case"], arm, r["searches"][arm]["experiment"], args)
+                    for arm in ("plain", "matched")}
+
+
 def epochs_at_final(exp, weights: list[float]) -> list[float]:
     """Times the final run reads each domain on `weights`."""
     from mixopt.mixtures.repetition import epochs
@@ -230,6 +251,8 @@ def render_case(r: dict) -> list[str]:
                    f"{b[moved]:.3f}; `{r['small']}` {a[i]:.3f} ({r['epochs']['plain'][i]:.1f} epochs) → {b[i]:.3f} "
                    f"({r['epochs'][other][i]:.1f} epochs).\n")
     out.append("\n")
+    if r.get("anchors"):
+        out += _anchors_md(r)
     out.append("| paired (a − b, by seed) | mean | 95% CI | outcome |\n|---|---|---|---|\n")
     for row in r["paired"]:
         same = bool(row["diffs"]) and all(x == 0 for x in row["diffs"])
@@ -240,6 +263,25 @@ def render_case(r: dict) -> list[str]:
         out.append(f"* `{arm}`: beats every baseline: **{'yes' if c['beats_every'] else 'no'}**; "
                    f"beats (Holm): {', '.join(c['beats_at_least_one']) or 'none'}.\n")
     return out
+
+
+def _anchors_md(r: dict) -> list[str]:
+    """Do the proxies order the anchors as the final runs do? Mean target per anchor at each scale."""
+    from scipy.stats import spearmanr
+
+    final = {k: float(np.mean(list(v.values()))) for k, v in r["target"].items() if v}
+    names = [a for a in final if all(a in r["anchors"][arm] for arm in ("plain", "matched"))]
+    out = ["The anchors' target at proxy scale (mean over their proxy seeds) and at the final scale (mean over "
+           "the seeds), and the rank correlation of each swarm's order with the final one:\n\n"
+           "| anchor | plain proxies | matched proxies | final |\n|---|---|---|---|\n"]
+    for a in sorted(names, key=final.get):
+        out.append(f"| {a} | {r['anchors']['plain'][a]:.4f} | {r['anchors']['matched'][a]:.4f} | {final[a]:.4f} |\n")
+    if len(names) > 2:
+        rho = {arm: spearmanr([r["anchors"][arm][a] for a in names], [final[a] for a in names])[0]
+               for arm in ("plain", "matched")}
+        out.append(f"| Spearman with the final order ({len(names)} anchors) | {rho['plain']:.2f} | "
+                   f"{rho['matched']:.2f} | |\n")
+    return out + ["\n"]
 
 
 def write_md(path: Path, doc: dict) -> None:
@@ -264,6 +306,8 @@ def _args() -> argparse.Namespace:
     ap.add_argument("--out", default="out/repetition", help="work folder (reused: finished runs are kept)")
     ap.add_argument("--json", default=str(HERE / "repetition.json"))
     ap.add_argument("--md", default=str(HERE / "repetition.md"))
+    ap.add_argument("--render-only", action="store_true",
+                    help="re-write the markdown from the JSON (and the warehouses' anchor runs), training nothing")
     return ap.parse_args()
 
 
@@ -275,9 +319,16 @@ def main() -> None:
         doc = json.loads(path.read_text())
     except (OSError, ValueError):
         doc = {"cases": {}}
+    if args.render_only:
+        for r in doc["cases"].values():
+            add_anchors(r, args)
+        path.write_text(json.dumps(doc, indent=1, default=float))
+        write_md(Path(args.md), doc)
+        return
     for case in args.cases:
         try:
             doc["cases"][case] = run_case(case, args)
+            add_anchors(doc["cases"][case], args)
         except Exception as e:  # noqa: BLE001 - a failed case must not lose the other
             traceback.print_exc()
             doc["cases"][case] = {"case": case, "error": f"{type(e).__name__}: {e}"}
