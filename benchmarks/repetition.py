@@ -82,7 +82,7 @@ def case_config(case: str, arm: str, args, out: Path):
     from mixopt.config.io import demo_config
 
     data = demo_config().model_dump(mode="json")
-    data["name"] = f"repetition-{case}-{arm}"
+    data["name"] = f"repetition-{case}-{DIRS.get(arm, arm)}"  # plain_dc: the plain experiment, its proxies reused
     data["corpus"] = {"source": "files", "domains": build_corpus(Path(args.out) / "corpus", args.small_bytes)}
     data = _merge(data, CASES[case])
     data["swarm"]["tokens"] = args.final_tokens // args.ratio
