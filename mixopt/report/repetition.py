@@ -55,7 +55,7 @@ def repetition_markdown(names: list[str], r: Repetition) -> tuple[str, list[str]
                 + ", ".join(f"{n} {f:.1f}× (proxy {p:.1f}×)" for n, f, p in repeated) + f"; {how}.")
     warnings = [f"the proposal reads {n} {f:.1f} times at the final budget but a proxy on it read it {p:.2f} "
                 "times: the law never saw that repetition and may over-weight the domain (`design.match_repetition` "
-                "makes the proxies read it as often)"
+                "makes the proxies read it as often, from a subsample of its text: benchmarks/repetition.md)"
                 for n, f, p in zip(names, r.final, r.proxy)
                 if not r.matched and f >= WARN_EPOCHS and f >= WARN_EPOCHS * p]
     return line, warnings
