@@ -52,6 +52,11 @@ QUICK = {"swarm": {"n_proxies": 8, "eval_batches": 4}, "design": {"noise_seeds":
          "final": {"eval_batches": 8}}
 
 
+def case_key(case: str, args) -> str:
+    """A case's name in the results (and its folder): `--ratio` other than 8 is part of it."""
+    return case if args.ratio == 8 else f"{case}-ratio{args.ratio}"
+
+
 def build_corpus(folder: Path, small_bytes: int) -> list[dict]:
     """The built-in domains as JSONL files under `folder`, `SMALL` cut to its first documents up to
     `small_bytes` bytes of JSONL; returns the `corpus.domains` entries."""
@@ -82,7 +87,7 @@ def case_config(case: str, arm: str, args, out: Path):
     from mixopt.config.io import demo_config
 
     data = demo_config().model_dump(mode="json")
-    data["name"] = f"repetition-{case}-{DIRS.get(arm, arm)}"  # plain_dc: the plain experiment, its proxies reused
+    data["name"] = f"repetition-{case_key(case, args)}-{DIRS.get(arm, arm)}"  # plain_dc: the plain one's proxies
     data["corpus"] = {"source": "files", "domains": build_corpus(Path(args.out) / "corpus", args.small_bytes)}
     data = _merge(data, CASES[case])
     data["swarm"]["tokens"] = args.final_tokens // args.ratio
@@ -105,7 +110,7 @@ def search(case: str, arm: str, args) -> dict:
     from mixopt.tasks.fit import PRIOR_FIT
     from mixopt.warehouse import Warehouse, reads
 
-    out = Path(args.out) / case / DIRS.get(arm, arm)
+    out = Path(args.out) / case_key(case, args) / DIRS.get(arm, arm)
     cfg = case_config(case, arm, args, out)
     t0 = time.perf_counter()
     result = mixture_search(cfg)
@@ -189,14 +194,14 @@ def run_case(case: str, args) -> dict:
               "plain_dc": found["plain_dc"]["proposal"]}
     t0 = time.perf_counter()
     deadline = time.time() + args.time_budget_s if args.time_budget_s else float("inf")
-    done = train_finals(exp, {**labels, **baselines}, args.seeds, Path(args.out) / case / "finals", args.workers,
-                        deadline)
+    done = train_finals(exp, {**labels, **baselines}, args.seeds, Path(args.out) / case_key(case, args) / "finals",
+                        args.workers, deadline)
     final_s = time.perf_counter() - t0
     rows, claims = compare(done["target"], list(labels), list(baselines))
     caps = exp.cfg.proposer.final_max_epochs
     from mixopt.mixtures.design import token_caps
 
-    return {"case": case, "date": _now(), "machine": _machine(args.device), "command": _command(),
+    return {"case": case_key(case, args), "date": _now(), "machine": _machine(args.device), "command": _command(),
             "quick": args.quick, "seeds": args.seeds, "domains": exp.domain_names, "small": SMALL,
             "train_tokens": [int(t) for t in exp.train_tokens], "final_max_epochs": caps,
             "caps": [float(c) for c in token_caps(exp.train_tokens, exp.cfg.final.tokens, caps)],
@@ -327,14 +332,15 @@ def main() -> None:
         return
     for case in args.cases:
         try:
-            doc["cases"][case] = run_case(case, args)
-            add_anchors(doc["cases"][case], args)
+            doc["cases"][case_key(case, args)] = run_case(case, args)
+            add_anchors(doc["cases"][case_key(case, args)], args)
         except Exception as e:  # noqa: BLE001 - a failed case must not lose the other
             traceback.print_exc()
-            doc["cases"][case] = {"case": case, "error": f"{type(e).__name__}: {e}"}
+            doc["cases"][case_key(case, args)] = {"case": case_key(case, args), "error": f"{type(e).__name__}: {e}"}
         path.write_text(json.dumps(doc, indent=1, default=float))
         write_md(Path(args.md), doc)
-        print(json.dumps(doc["cases"][case].get("claims", doc["cases"][case].get("error")), indent=1), flush=True)
+        r = doc["cases"][case_key(case, args)]
+        print(json.dumps(r.get("claims", r.get("error")), indent=1), flush=True)
 
 
 if __name__ == "__main__":
