@@ -251,6 +251,9 @@ def render_case(r: dict) -> list[str]:
     out.append("\n")
     for other in [x for x in ("matched", "plain_dc") if x in r["mixtures"]]:
         a, b = r["mixtures"]["plain"], r["mixtures"][other]
+        if np.allclose(a, b, atol=5e-4):
+            out.append(f"Plain and {other} shipped the same mixture.\n")
+            continue
         moved = int(np.argmax(np.abs(np.subtract(b, a))))
         out.append(f"The weight that moved most from plain to {other}: **{doms[moved]}** {a[moved]:.3f} → "
                    f"{b[moved]:.3f}; `{r['small']}` {a[i]:.3f} ({r['epochs']['plain'][i]:.1f} epochs) → {b[i]:.3f} "
