@@ -20,14 +20,12 @@ CHUNK_WINDOWS = 16
 
 
 def epochs(weights: np.ndarray, tokens: float, pool_tokens: np.ndarray) -> np.ndarray:
-    """Times each domain is read by a run of `tokens` tokens on `weights` from pools of `pool_tokens`
-    (the whole training shard, or a matched proxy's subsample); a domain with no tokens reads 0."""
+    """Times each domain is read by a run of `tokens` tokens on `weights` (one mixture, or rows of them)
+    from pools of `pool_tokens` (the whole training shard, or a matched proxy's subsample); a domain with
+    no tokens reads 0."""
     w = np.asarray(weights, dtype=float)
-    pool = np.asarray(pool_tokens, dtype=float)
-    out = np.zeros_like(w)
-    ok = pool > 0
-    out[ok] = w[ok] * float(tokens) / pool[ok]
-    return out
+    pool = np.broadcast_to(np.asarray(pool_tokens, dtype=float), w.shape)
+    return np.divide(w * float(tokens), pool, out=np.zeros_like(w), where=pool > 0)
 
 
 def matched_pool(train_tokens: np.ndarray, run_tokens: float, final_tokens: float, window: int) -> np.ndarray:
@@ -82,7 +80,7 @@ def effective_shares(W: np.ndarray, tokens: float, pool_tokens: np.ndarray, r_st
     `w_i * effective_epochs(e_i) / e_i` (the share of the budget in fresh-token equivalents; equal to `w_i`
     for a domain read at most once). Rows of `W` are mixtures."""
     W = np.atleast_2d(np.asarray(W, dtype=float))
-    e = np.vstack([epochs(w, tokens, pool_tokens) for w in W])
+    e = epochs(W, tokens, pool_tokens)
     ratio = np.ones_like(e)
     hot = e > 1.0
     ratio[hot] = effective_epochs(e[hot], r_star) / e[hot]
